@@ -1,0 +1,1 @@
+"""polyhead's services; each subpackage is one deployable service."""

@@ -1,0 +1,1 @@
+"""The central embedding service: one model, micro-batched, behind a phrase cache."""

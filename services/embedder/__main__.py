@@ -1,0 +1,28 @@
+"""Development entry point: ``python -m services.embedder`` (one uvicorn process).
+
+Production runs gunicorn with uvicorn workers: see deploy/gunicorn/embedder.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from shared.logs import configure_logging
+from shared.settings import EmbedderSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the polyhead embedder (development).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    settings = EmbedderSettings()
+    configure_logging("embedder", settings.log_level, settings.log_json)
+    uvicorn.run("services.embedder.app:create_app", factory=True, host=args.host, port=args.port,
+                log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

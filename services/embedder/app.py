@@ -1,0 +1,90 @@
+"""The embedder's app factory: ``create_app(settings=None)``.
+
+The model loads in the background after start-up, so ``/health`` answers at once and
+``/ready`` turns 200 when the model is loaded (503 with the reason until then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+import shared
+from services.embedder.backends import Backend, load_backend
+from services.embedder.cache import PhraseCache, RedisTier
+from services.embedder.engine import BatchingEngine
+from services.embedder.router import router
+from services.embedder.service import EmbeddingService
+from shared.app import build_app
+from shared.contracts.health import Readiness
+from shared.logs import configure_logging
+from shared.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: EmbedderSettings | None = None, backend: Backend | None = None
+               ) -> FastAPI:
+    """``backend``: an already-loaded model to use (tests share one); else loaded from settings."""
+    settings = settings or EmbedderSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = None
+        app.state.load_error = None
+        loading = asyncio.create_task(_start(app, settings, backend))
+        try:
+            yield
+        finally:
+            await asyncio.gather(loading, return_exceptions=True)
+            service: EmbeddingService | None = app.state.service
+            if service is not None:
+                await asyncio.to_thread(service.engine.stop)
+                if service.cache.redis is not None:
+                    await service.cache.redis.close()
+
+    return build_app(service="embedder", title="polyhead embedder", version=shared.__version__,
+                     description="One sentence-embedding model for every classifier head: "
+                                 "micro-batched, cached, OpenAI-compatible.",
+                     lifespan=lifespan, routers=[router], readiness=_readiness,
+                     max_body_bytes=settings.max_body_bytes)
+
+
+async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | None) -> None:
+    try:
+        model = backend or await asyncio.to_thread(load_backend, settings)
+        engine = BatchingEngine(model, settings)
+        engine.start()
+        redis = None
+        if settings.redis_url:
+            timeout = settings.redis_timeout_ms / 1000
+            client = Redis.from_url(settings.redis_url, socket_timeout=timeout,
+                                    socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+            redis = RedisTier(client, model.info.model_id, settings)
+        cache = PhraseCache(settings.lru_size, redis)
+        app.state.service = EmbeddingService(engine, cache, settings)
+        log.info("embedder ready", extra={"model": model.info.model_id,
+                                          "redis": bool(settings.redis_url),
+                                          "lru_size": settings.lru_size})
+    except Exception as exc:
+        app.state.load_error = f"{type(exc).__name__}: {exc}"[:300]
+        log.critical("embedder failed to start", exc_info=exc)
+
+
+def _readiness(request: Request) -> Readiness:
+    state = request.app.state
+    service: EmbeddingService | None = getattr(state, "service", None)
+    if service is None:
+        error = getattr(state, "load_error", None)
+        return Readiness(status="not_ready",
+                         checks={"model": f"failed: {error}" if error else "loading"})
+    redis = service.cache.redis
+    redis_state = "disabled" if redis is None else ("ok" if redis.healthy else "unavailable")
+    return Readiness(status="ready", checks={"model": "loaded", "redis": redis_state})

@@ -1,0 +1,150 @@
+"""The phrase cache: an in-process LRU in front of Redis, shared by all embedder replicas.
+
+Keys are the model id plus the normalised text (hashed for Redis). Values are compact bytes:
+a 5-byte header (token count, truncated flag) then little-endian float32. Redis is a bonus,
+never a dependency: every Redis call is bounded by a short timeout, and after a failure Redis
+is left alone for ``redis_retry_after_s`` so a dead or slow Redis costs at most one timeout
+per pause, then is used again when it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import struct
+import time
+
+import numpy as np
+from cachetools import LRUCache
+from redis.asyncio import Redis
+
+from services.embedder import metrics
+from services.embedder.engine import Embedded
+from shared.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct("<I?")
+_MAX_PENDING_WRITES = 10_000
+
+
+def pack(item: Embedded) -> bytes:
+    return _HEADER.pack(item.tokens, item.truncated) + item.vector.astype("<f4").tobytes()
+
+
+def unpack(raw: bytes) -> Embedded:
+    tokens, truncated = _HEADER.unpack_from(raw)
+    vector = np.frombuffer(raw, dtype="<f4", offset=_HEADER.size).astype(np.float32)
+    vector.flags.writeable = False
+    return Embedded(vector, tokens, truncated)
+
+
+class RedisTier:
+    def __init__(self, client: Redis, model_id: str, settings: EmbedderSettings) -> None:
+        self.client = client
+        self._prefix = f"{settings.cache_namespace}:{model_id}:"
+        self._ttl = settings.redis_ttl_s
+        self._timeout = settings.redis_timeout_ms / 1000
+        self._pause_s = settings.redis_retry_after_s
+        self._down_until = 0.0
+        self._pending: dict[str, bytes] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    def key(self, text: str) -> str:
+        return self._prefix + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    async def get_many(self, texts: list[str]) -> dict[str, Embedded]:
+        if not texts or not self.healthy:
+            return {}
+        try:
+            raws = await asyncio.wait_for(self.client.mget([self.key(t) for t in texts]),
+                                          self._timeout)
+        except Exception as exc:  # down, slow or refusing: serve without Redis
+            self._pause("get", exc)
+            return {}
+        return {t: unpack(raw) for t, raw in zip(texts, raws, strict=True) if raw is not None}
+
+    def put_many(self, items: dict[str, Embedded]) -> None:
+        """Queue writes; one pipeline flushes whatever piled up (off the request path)."""
+        if not items or not self.healthy or len(self._pending) >= _MAX_PENDING_WRITES:
+            return
+        for text, item in items.items():
+            self._pending[self.key(text)] = pack(item)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                pipe = self.client.pipeline(transaction=False)
+                for key, value in batch.items():
+                    pipe.set(key, value, ex=self._ttl)
+                await asyncio.wait_for(pipe.execute(), self._timeout * 4)
+        except Exception as exc:
+            self._pending.clear()
+            self._pause("set", exc)
+        finally:
+            self._flusher = None
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher], timeout=1.0)
+        await self.client.aclose()
+
+    def _pause(self, op: str, exc: BaseException) -> None:
+        metrics.REDIS_ERRORS.labels(op).inc()
+        if self.healthy:
+            log.warning("redis unavailable; serving without it",
+                        extra={"op": op, "error": type(exc).__name__, "pause_s": self._pause_s})
+        self._down_until = time.monotonic() + self._pause_s
+
+
+class PhraseCache:
+    """LRU first, then Redis for the LRU's misses; found Redis entries are promoted."""
+
+    def __init__(self, lru_size: int, redis: RedisTier | None) -> None:
+        self.lru: LRUCache[str, Embedded] | None = LRUCache(lru_size) if lru_size else None
+        self.redis = redis
+        self._hits = {"lru": [0, 0], "redis": [0, 0]}  # tier -> [hits, lookups]
+
+    async def get_many(self, texts: list[str]) -> tuple[dict[str, Embedded], dict[str, Embedded]]:
+        """(found in LRU, found in Redis) for ``texts`` (distinct, normalised)."""
+        from_lru: dict[str, Embedded] = {}
+        missing = texts
+        if self.lru is not None:
+            missing = []
+            for text in texts:
+                hit = self.lru.get(text)
+                if hit is None:
+                    missing.append(text)
+                else:
+                    from_lru[text] = hit
+            self._count("lru", len(from_lru), len(texts))
+        from_redis: dict[str, Embedded] = {}
+        if self.redis is not None and missing and self.redis.healthy:
+            from_redis = await self.redis.get_many(missing)
+            self._count("redis", len(from_redis), len(missing))
+            if self.lru is not None:
+                self.lru.update(from_redis)
+        return from_lru, from_redis
+
+    def put_many(self, items: dict[str, Embedded]) -> None:
+        if self.lru is not None:
+            self.lru.update(items)
+        if self.redis is not None:
+            self.redis.put_many(items)
+
+    def _count(self, tier: str, hits: int, lookups: int) -> None:
+        if not lookups:
+            return
+        metrics.CACHE_LOOKUPS.labels(tier, "hit").inc(hits)
+        metrics.CACHE_LOOKUPS.labels(tier, "miss").inc(lookups - hits)
+        totals = self._hits[tier]
+        totals[0] += hits
+        totals[1] += lookups
+        metrics.CACHE_HIT_RATIO.labels(tier).set(totals[0] / totals[1])

@@ -1,0 +1,195 @@
+"""Dynamic micro-batching: many concurrent requests, one forward pass.
+
+Requests put their texts on a bounded queue and await a future. One worker thread takes
+what is waiting (waiting up to ``max_wait_ms`` for more), sorts by token length to cut
+padding, cuts batches under ``max_batch_size`` and ``max_batch_tokens``, runs the backend and
+resolves the futures on the event loop. The event loop never runs the model, and a full
+queue answers :class:`Overloaded` at once instead of growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.embedder import metrics
+from services.embedder.backends import Backend, Tokens
+from shared.errors import Overloaded, Unavailable
+from shared.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    vector: np.ndarray  # float32, (dimension,)
+    tokens: int
+    truncated: bool
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One request's texts: resolved on the loop when its last text has a vector."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[Embedded]]
+    results: list[Embedded | None]
+    remaining: int
+
+
+@dataclass(slots=True)
+class _Item:
+    text: str
+    ticket: _Ticket
+    index: int
+    tokens: Tokens | None = field(default=None)
+
+
+class BatchingEngine:
+    def __init__(self, backend: Backend, settings: EmbedderSettings) -> None:
+        self.backend = backend
+        self._max_batch = settings.max_batch_size
+        self._max_tokens = settings.max_batch_tokens
+        self._max_wait_s = settings.max_wait_ms / 1000
+        self._capacity = settings.max_queue_texts
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._rate = 100.0  # texts/s, smoothed: sizes Retry-After
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="embedder-batcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish what is queued, then end the worker thread."""
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def embed(self, texts: list[str]) -> list[Embedded]:
+        """Vectors for ``texts`` in order; raises Overloaded when the queue is full."""
+        if not texts:
+            return []
+        if self._stopping:
+            raise Unavailable("the embedder is shutting down", retry_after_s=1)
+        with self._lock:
+            if self._pending and self._pending + len(texts) > self._capacity:
+                metrics.REJECTED.inc(len(texts))
+                raise Overloaded(
+                    f"embedder queue is full ({self._pending} texts waiting); retry shortly",
+                    retry_after_s=max(1.0, self._pending / self._rate))
+            self._pending += len(texts)
+        metrics.QUEUE_DEPTH.inc(len(texts))
+        loop = asyncio.get_running_loop()
+        ticket = _Ticket(loop, loop.create_future(), [None] * len(texts), len(texts))
+        for index, text in enumerate(texts):
+            self._queue.put(_Item(text, ticket, index))
+        return await ticket.future
+
+    # --- worker thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        carry: list[_Item] = []
+        while True:
+            items = self._gather(carry)
+            if items is None:
+                return
+            todo = [it for it in items if it.tokens is None]
+            if todo:
+                for item, tokens in zip(todo, self.backend.tokenize([it.text for it in todo]),
+                                        strict=True):
+                    item.tokens = tokens
+            items.sort(key=lambda it: len(it.tokens.ids))  # type: ignore[union-attr]
+            batch, carry = self._cut(items)
+            self._forward(batch)
+
+    def _gather(self, carry: list[_Item]) -> list[_Item] | None:
+        """Block for the first text, then take what arrives within ``max_wait``."""
+        items = list(carry)
+        if not items:
+            first = self._queue.get()
+            if first is None:
+                return None
+            items.append(first)
+        deadline = time.perf_counter() + self._max_wait_s
+        while len(items) < self._max_batch:
+            try:
+                timeout = deadline - time.perf_counter()
+                item = self._queue.get_nowait() if timeout <= 0 else self._queue.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if item is None:  # stopping: finish what we hold, then end
+                self._queue.put(None)
+                break
+            items.append(item)
+        return items
+
+    def _cut(self, items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+        """Longest prefix (sorted by length) within the size and padded-token budgets."""
+        n = 0
+        while n < len(items) and n < self._max_batch:
+            width = len(items[n].tokens.ids)  # type: ignore[union-attr]
+            if n and (n + 1) * width > self._max_tokens:
+                break
+            n += 1
+        return items[:n], items[n:]
+
+    def _forward(self, batch: list[_Item]) -> None:
+        start = time.perf_counter()
+        tokens = [it.tokens for it in batch]
+        try:
+            vectors = self.backend.forward(tokens)  # type: ignore[arg-type]
+        except Exception as exc:  # a bad batch fails its requests, not the worker
+            log.exception("forward pass failed", extra={"batch": len(batch)})
+            self._finish(batch, None, exc)
+            return
+        elapsed = time.perf_counter() - start
+        metrics.FORWARD_SECONDS.observe(elapsed)
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.BATCH_TOKENS.observe(len(batch) * len(tokens[-1].ids))  # type: ignore[union-attr]
+        self._rate = 0.8 * self._rate + 0.2 * (len(batch) / max(elapsed, 1e-6))
+        self._finish(batch, vectors, None)
+
+    def _finish(self, batch: list[_Item], vectors: np.ndarray | None,
+                error: Exception | None) -> None:
+        with self._lock:
+            self._pending -= len(batch)
+        metrics.QUEUE_DEPTH.dec(len(batch))
+        for row, item in enumerate(batch):
+            ticket = item.ticket
+            if error is not None:
+                if ticket.remaining > 0:
+                    ticket.remaining = 0
+                    ticket.loop.call_soon_threadsafe(_fail, ticket.future, error)
+                continue
+            assert vectors is not None and item.tokens is not None
+            vector = vectors[row].copy()  # a row view would pin the whole batch in the cache
+            vector.flags.writeable = False
+            ticket.results[item.index] = Embedded(vector, len(item.tokens.ids),
+                                                  item.tokens.truncated)
+            ticket.remaining -= 1
+            if ticket.remaining == 0:
+                ticket.loop.call_soon_threadsafe(_resolve, ticket.future, ticket.results)
+
+
+def _resolve(future: asyncio.Future[list[Embedded]], results: list[Embedded | None]) -> None:
+    if not future.done():  # the caller may have gone away
+        future.set_result(results)  # type: ignore[arg-type]
+
+
+def _fail(future: asyncio.Future[list[Embedded]], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(Unavailable("the model failed on this batch; see the service logs"))
+        log.debug("failed ticket", exc_info=error)

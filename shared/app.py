@@ -1,0 +1,70 @@
+"""The FastAPI skeleton every service starts from: errors, request ids, limits, metrics, health.
+
+A service's ``create_app`` calls :func:`build_app` with its lifespan and routers, so the
+cross-cutting behaviour is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+
+from shared.contracts.errors import ErrorResponse
+from shared.contracts.health import Health, Readiness
+from shared.errors import install_error_handlers
+from shared.http import BodySizeLimit
+from shared.metrics import RequestMetrics, metrics_response
+from shared.request_id import request_id_middleware
+from shared.responses import JSONBytes
+
+ReadinessCheck = Callable[[Request], Readiness]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in [(413, "Body too large"), (422, "Invalid input"),
+                       (429, "Overloaded: retry after the Retry-After header"),
+                       (500, "Internal error (logged with the request id)"),
+                       (503, "Not ready, or a dependency is down")]
+}
+
+
+def build_app(*, service: str, title: str, description: str, version: str,
+              lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+              routers: Sequence[APIRouter], readiness: ReadinessCheck,
+              max_body_bytes: int) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  responses=ERROR_RESPONSES)
+    install_error_handlers(app)
+    app.include_router(_ops_router(readiness))
+    for router in routers:
+        app.include_router(router)
+    # Outermost last: the request id exists before metrics and limits run.
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestMetrics, service=service)
+    app.add_middleware(request_id_middleware)  # type: ignore[arg-type]
+    return app
+
+
+def _ops_router(readiness: ReadinessCheck) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health", response_model=Health)
+    async def health() -> Health:
+        """Liveness: the process answers. ``curl -s localhost:8001/health``"""
+        return Health()
+
+    @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+    async def ready(request: Request) -> JSONBytes:
+        """Readiness: 200 once the service can do its work, else 503 with the failing check."""
+        state = readiness(request)
+        return JSONBytes(state.model_dump(), status_code=200 if state.status == "ready" else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Any:
+        """Prometheus exposition format."""
+        return metrics_response()
+
+    return router

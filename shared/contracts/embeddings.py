@@ -1,0 +1,95 @@
+"""The embedder's API, shaped like OpenAI's ``/v1/embeddings`` so existing clients work.
+
+polyhead adds a few fields OpenAI clients ignore: ``truncated`` and ``cached`` per item,
+and the model's ``dimension`` and ``max_tokens`` on the model card.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import numpy as np
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class EmbeddingRequest(BaseModel):
+    """``input`` is one text or a list of texts; numbers or token arrays are refused."""
+
+    # OpenAI clients also send fields such as ``user``: accept and ignore them.
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] = Field(
+        description="A text, or a list of texts, to embed.",
+        examples=["where is my parcel", ["book a table for two", "what's my balance"]],
+    )
+    model: str | None = Field(None, description="Optional; must name the served model.")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="base64: little-endian float32 bytes, smaller and faster to parse.")
+    dimensions: int | None = Field(None, description="Optional; must equal the model's dimension.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _strings_only(cls, value: Any) -> Any:
+        """Say which item is wrong, instead of pydantic's per-union-branch messages."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise ValueError(f"input[{i}] is {type(item).__name__}, not a string "
+                                     "(token arrays are not supported)")
+            return value
+        raise ValueError(f"input must be a string or a list of strings, not {type(value).__name__}")
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+    truncated: bool = Field(False, description="The text was cut at the model's max length.")
+    cached: bool = Field(False, description="Served from the phrase cache, no compute.")
+
+    def vector(self) -> np.ndarray:
+        """The embedding as float32, whichever encoding the server used."""
+        if isinstance(self.embedding, str):
+            return np.frombuffer(base64.b64decode(self.embedding), dtype="<f4")
+        return np.asarray(self.embedding, dtype=np.float32)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: Usage
+
+    def matrix(self) -> np.ndarray:
+        """All embeddings as one (n, dim) float32 array, in input order."""
+        rows = sorted(self.data, key=lambda d: d.index)
+        return np.stack([d.vector() for d in rows]) if rows else np.zeros((0, 0), np.float32)
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "polyhead"
+    dimension: int
+    max_tokens: int
+    device: str
+    dtype: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -1,0 +1,67 @@
+"""Decorators the services share: timing and retrying (the seed practice, on tenacity)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tenacity
+from prometheus_client import Histogram
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+
+def timed(histogram: Histogram | None = None, *, log_level: int = logging.DEBUG
+          ) -> Callable[[F], F]:
+    """Observe the call's duration into ``histogram`` (if given) and log it; sync or async."""
+
+    def decorate(fn: F) -> F:
+        name = fn.__qualname__
+
+        def record(start: float) -> None:
+            elapsed = time.perf_counter() - start
+            if histogram is not None:
+                histogram.observe(elapsed)
+            if log.isEnabledFor(log_level):
+                log.log(log_level, "timed", extra={"function": name, "ms": round(elapsed * 1e3, 3)})
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    record(start)
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                record(start)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def retry(*, attempts: int = 3, on: tuple[type[BaseException], ...] = (Exception,),
+          first_wait_s: float = 0.05, max_wait_s: float = 2.0) -> Callable[[F], F]:
+    """Retry ``on`` the given errors with jittered exponential backoff; sync or async.
+
+    The last error is re-raised unchanged, so callers handle one error type either way.
+    """
+    return tenacity.retry(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential_jitter(initial=first_wait_s, max=max_wait_s),
+        retry=tenacity.retry_if_exception_type(on),
+        before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )

@@ -1,0 +1,120 @@
+"""polyhead's error types and the one table that maps them to HTTP answers.
+
+Handlers answer OpenAI-shaped bodies (``{"error": {...}}``). Unexpected exceptions are logged
+with their stack and answered with a generic 500 naming the request id, never the exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from shared.responses import JSONBytes
+from starlette.exceptions import HTTPException
+
+from shared.contracts.errors import ErrorDetail, ErrorResponse
+from shared.request_id import current_request_id
+
+log = logging.getLogger(__name__)
+
+
+class PolyheadError(Exception):
+    """Base class: ``message`` is safe to show to the caller."""
+
+    def __init__(self, message: str, *, param: str | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.retry_after_s = retry_after_s
+
+
+class InvalidInput(PolyheadError):
+    """The request is well-formed JSON but breaks a rule (empty text, too many texts...)."""
+
+
+class PayloadTooLarge(PolyheadError):
+    """The body is over the service's byte limit."""
+
+
+class NotFound(PolyheadError):
+    """An unknown model, job, version..."""
+
+
+class Overloaded(PolyheadError):
+    """The queue is full: come back after ``Retry-After`` seconds."""
+
+
+class Unavailable(PolyheadError):
+    """Not ready yet, or a dependency is down."""
+
+
+# The one table: error type -> (HTTP status, OpenAI error type).
+ERROR_TABLE: dict[type[PolyheadError], tuple[int, str]] = {
+    InvalidInput: (422, "invalid_request_error"),
+    PayloadTooLarge: (413, "invalid_request_error"),
+    NotFound: (404, "not_found_error"),
+    Overloaded: (429, "rate_limit_error"),
+    Unavailable: (503, "service_unavailable"),
+}
+
+
+def status_for(exc: PolyheadError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return 500, "server_error"
+
+
+def error_response(status: int, type_: str, message: str, *, param: str | None = None,
+                   code: str | None = None, headers: dict[str, str] | None = None
+                   ) -> JSONBytes:
+    body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code,
+                                           request_id=current_request_id()))
+    return JSONBytes(body.model_dump(), status_code=status, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    """One readable sentence per problem, never echoing the (possibly huge) input."""
+    parts, param = [], None
+    for err in exc.errors()[:5]:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        where = ".".join(loc) or "body"
+        param = param or where
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request", param
+
+
+async def _polyhead_error(_: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, PolyheadError)
+    status, type_ = status_for(exc)
+    headers = None
+    if exc.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+    return error_response(status, type_, exc.message, param=exc.param, headers=headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, RequestValidationError)
+    message, param = _describe_validation(exc)
+    return error_response(422, "invalid_request_error", message, param=param)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, HTTPException)
+    type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return error_response(exc.status_code, type_, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "server_error",
+                          "internal error; the request id identifies it in the service logs")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PolyheadError, _polyhead_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,35 @@
+"""One request id per request, accepted from the caller or made here, carried to every service.
+
+The ASGI side is asgi-correlation-id's middleware; this module fixes the header name and a
+lenient validator (callers may send their own ids, not only UUIDs), and gives the outgoing
+side (our HTTP clients) the current id.
+"""
+
+from __future__ import annotations
+
+import re
+
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+from starlette.types import ASGIApp
+
+HEADER = "X-Request-ID"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def is_acceptable_id(value: str) -> bool:
+    """Ids from callers are kept when short and printable; anything else is replaced."""
+    return bool(_SAFE_ID.match(value))
+
+
+def request_id_middleware(app: ASGIApp) -> CorrelationIdMiddleware:
+    return CorrelationIdMiddleware(app, header_name=HEADER, validator=is_acceptable_id)
+
+
+def current_request_id() -> str | None:
+    return correlation_id.get()
+
+
+def outgoing_headers() -> dict[str, str]:
+    """Headers a client adds so the next service logs the same request id."""
+    rid = correlation_id.get()
+    return {HEADER: rid} if rid else {}

@@ -1,0 +1,19 @@
+"""Text normalisation shared by the cache keys, the embedder and the classifier heads."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str, *, lowercase: bool = False) -> str:
+    """NFC, trimmed, runs of whitespace collapsed to one space; lowercased if asked.
+
+    The embedder embeds the normalised text, so two inputs with the same normal form share one
+    cache entry *and* one vector. Lowercasing is only asked for models whose tokenizer
+    lowercases anyway (uncased models), where it changes nothing but the hit ratio.
+    """
+    text = _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    return text.lower() if lowercase else text
