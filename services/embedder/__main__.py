@@ -9,8 +9,6 @@ import argparse
 
 import uvicorn
 
-from shared.logs import configure_logging
-from shared.settings import EmbedderSettings
 
 
 def main() -> None:
@@ -18,8 +16,6 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    settings = EmbedderSettings()
-    configure_logging("embedder", settings.log_level, settings.log_json)
     uvicorn.run("services.embedder.app:create_app", factory=True, host=args.host, port=args.port,
                 log_config=None, access_log=False)
 

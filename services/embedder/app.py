@@ -34,6 +34,7 @@ def create_app(settings: EmbedderSettings | None = None, backend: Backend | None
                ) -> FastAPI:
     """``backend``: an already-loaded model to use (tests share one); else loaded from settings."""
     settings = settings or EmbedderSettings()
+    configure_logging("embedder", settings.log_level, settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

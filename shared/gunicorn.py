@@ -1,0 +1,35 @@
+"""Settings every service's gunicorn config shares (imported by deploy/gunicorn/*.py).
+
+Workers are uvicorn workers. With more than one worker, Prometheus metrics go through a
+multiprocess directory so ``/metrics`` adds up all workers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+
+def common(service: str, default_bind: str, default_workers: int = 1) -> dict[str, Any]:
+    prefix = service.upper()
+    workers = int(os.environ.get(f"{prefix}_WORKERS", default_workers))
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"polyhead-{service}-")
+    return {
+        "bind": os.environ.get(f"{prefix}_BIND", default_bind),
+        "workers": workers,
+        "worker_class": "uvicorn_worker.UvicornWorker",
+        "timeout": int(os.environ.get(f"{prefix}_WORKER_TIMEOUT_S", 120)),
+        "graceful_timeout": 30,
+        "keepalive": 75,  # above typical load-balancer idle timeouts (60 s)
+        "accesslog": None,  # request metrics and app logs cover it, cheaper
+        "wsgi_app": f"services.{service}.app:create_app()",
+    }
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: drop a dead worker's live gauges from the multiprocess metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
