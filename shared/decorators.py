@@ -60,7 +60,7 @@ def retry(*, attempts: int = 3, on: tuple[type[BaseException], ...] = (Exception
     """
     return tenacity.retry(
         stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential_jitter(initial=first_wait_s, max=max_wait_s),
+        wait=tenacity.wait_exponential_jitter(multiplier=first_wait_s, max=max_wait_s),
         retry=tenacity.retry_if_exception_type(on),
         before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
         reraise=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import PayloadTooLarge, error_response
+from shared.errors import error_response
 
 
 class BodySizeLimit:
@@ -23,18 +23,32 @@ class BodySizeLimit:
                 response = error_response(413, "invalid_request_error", self._message())
                 await response(scope, receive, send)
                 return
-        seen = 0
+        seen, exceeded = 0, False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            # Past the limit the app sees a disconnect: it stops reading and we answer 413.
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(self._message())
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await error_response(413, "invalid_request_error", self._message())(scope, receive, send)
 
     def _message(self) -> str:
         return f"request body is larger than the limit of {self.max_bytes} bytes"

@@ -1,0 +1,33 @@
+"""Container health probe: ``python deploy/docker/healthcheck.py [/path]`` exits 0 on HTTP 200.
+
+Slim images have no curl, and this needs only the standard library. The port is read from
+``<SERVICE>_BIND`` (the same variable gunicorn binds with, so overriding it keeps the probe
+right), else ``POLYHEAD_PORT``; ``POLYHEAD_SERVICE`` names the service.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+
+
+def port() -> str:
+    service = os.environ.get("POLYHEAD_SERVICE", "embedder").upper()
+    bind = os.environ.get(f"{service}_BIND", "")
+    return bind.rsplit(":", 1)[1] if ":" in bind else os.environ.get("POLYHEAD_PORT", "8001")
+
+
+def main(argv: list[str]) -> int:
+    path = argv[1] if len(argv) > 1 else "/health"
+    url = f"http://127.0.0.1:{port()}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 (fixed scheme)
+            return 0 if response.status == 200 else 1
+    except Exception as exc:  # 503 (HTTPError), refused, timeout: all unhealthy
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

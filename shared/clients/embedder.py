@@ -1,0 +1,154 @@
+"""Clients for the embedder, used by the classifier heads and the trainer.
+
+Pooled connections, explicit timeouts, retries with backoff on connection errors and on
+429/503 (honouring ``Retry-After``, capped), and the request id forwarded. Vectors travel as
+base64 float32, which is smaller and much faster to parse than JSON floats. Failures surface
+as polyhead errors, so a service calling this answers 503 (embedder down) or 422 (input refused)
+through the shared error table without extra code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+from pydantic import ValidationError
+
+from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
+from shared.decorators import retry
+from shared.errors import InvalidInput, PolyheadError, Unavailable
+from shared.request_id import outgoing_headers
+from shared.settings import EmbedderClientSettings
+
+_MAX_RETRY_AFTER_S = 2.0
+
+
+class _Retryable(Exception):
+    """429 or 503 from the embedder: worth another try after a pause."""
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: np.ndarray       # (n, dimension) float32, L2-normalised, input order
+    cached: list[bool]
+    truncated: list[bool]
+    model: str
+    tokens: int
+
+
+def _chunks(texts: list[str], size: int) -> list[list[str]]:
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
+def _body(texts: list[str]) -> dict[str, Any]:
+    return EmbeddingRequest(input=texts, encoding_format="base64").model_dump(exclude_none=True)
+
+
+def _parse(response: httpx.Response) -> EmbeddingResponse:
+    """Turn an HTTP answer into data, or into the polyhead error it stands for."""
+    if response.status_code in (429, 503):
+        raise _Retryable(response.headers.get("retry-after", "1"))
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        if response.status_code < 500:
+            raise InvalidInput(f"embedder refused the input: {message}")
+        raise Unavailable(f"embedder error {response.status_code}: {message}")
+    try:
+        return EmbeddingResponse.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise Unavailable("embedder answered something that is not an embeddings response") from exc
+
+
+def _merge(parts: list[EmbeddingResponse]) -> Embeddings:
+    data = [item for part in parts for item in sorted(part.data, key=lambda d: d.index)]
+    vectors = np.stack([d.vector() for d in data]) if data else np.zeros((0, 0), np.float32)
+    return Embeddings(vectors=vectors, cached=[d.cached for d in data],
+                      truncated=[d.truncated for d in data], model=parts[0].model if parts else "",
+                      tokens=sum(p.usage.total_tokens for p in parts))
+
+
+def _unavailable(exc: BaseException, url: str) -> PolyheadError:
+    if isinstance(exc, _Retryable):
+        return Unavailable("embedder is overloaded or not ready; retry shortly",
+                           retry_after_s=min(float(str(exc) or 1), _MAX_RETRY_AFTER_S))
+    return Unavailable(f"embedder at {url} is unreachable ({type(exc).__name__})", retry_after_s=1)
+
+
+def _http_options(settings: EmbedderClientSettings) -> dict[str, Any]:
+    return {"base_url": settings.url,
+            "timeout": httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            "limits": httpx.Limits(max_connections=settings.max_connections,
+                                   max_keepalive_connections=settings.max_connections)}
+
+
+class AsyncEmbedderClient:
+    """``async with AsyncEmbedderClient() as c: e = await c.embed(["hello"])``"""
+
+    def __init__(self, settings: EmbedderClientSettings | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings or EmbedderClientSettings()
+        self._http = httpx.AsyncClient(transport=transport, **_http_options(self.settings))
+        self._post = retry(attempts=self.settings.retries + 1,
+                           on=(httpx.TransportError, _Retryable))(self._post_once)
+
+    async def embed(self, texts: list[str]) -> Embeddings:
+        try:
+            parts = [await self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
+        except (httpx.TransportError, _Retryable) as exc:
+            raise _unavailable(exc, self.settings.url) from exc
+        return _merge(parts)
+
+    async def models(self) -> ModelList:
+        response = await self._http.get("/v1/models", headers=outgoing_headers())
+        response.raise_for_status()
+        return ModelList.model_validate_json(response.content)
+
+    async def _post_once(self, texts: list[str]) -> EmbeddingResponse:
+        response = await self._http.post("/v1/embeddings", json=_body(texts),
+                                         headers=outgoing_headers())
+        return _parse(response)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncEmbedderClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class EmbedderClient:
+    """Blocking twin of :class:`AsyncEmbedderClient`, for scripts and sync job workers."""
+
+    def __init__(self, settings: EmbedderClientSettings | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings or EmbedderClientSettings()
+        self._http = httpx.Client(transport=transport, **_http_options(self.settings))
+        self._post = retry(attempts=self.settings.retries + 1,
+                           on=(httpx.TransportError, _Retryable))(self._post_once)
+
+    def embed(self, texts: list[str]) -> Embeddings:
+        try:
+            parts = [self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
+        except (httpx.TransportError, _Retryable) as exc:
+            raise _unavailable(exc, self.settings.url) from exc
+        return _merge(parts)
+
+    def _post_once(self, texts: list[str]) -> EmbeddingResponse:
+        return _parse(self._http.post("/v1/embeddings", json=_body(texts),
+                                      headers=outgoing_headers()))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EmbedderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+"""Fixtures shared by the whole suite: real Redis, the real model (loaded once), app clients."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from services.embedder.backends import Backend
+from shared.settings import EmbedderSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+CLINC = ROOT / "data" / "clinc150"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def clinc_texts(name: str = "test.csv", limit: int | None = None) -> list[str]:
+    with open(CLINC / name, newline="", encoding="utf-8") as f:
+        texts = [row["text"] for row in csv.DictReader(f)]
+    return texts[:limit] if limit else texts
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the suite needs (scripts/test starts it); a clear failure if it is down."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); start it (see README)")
+    return REDIS_URL
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A cache namespace of our own, so tests never see each other's entries."""
+    return f"polyhead-test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def real_backend() -> Backend:
+    """The real all-MiniLM-L6-v2 model, loaded once for the session."""
+    from services.embedder.backends import load_backend
+    return load_backend(EmbedderSettings(threads=2))
+
+
+def settings(**overrides: object) -> EmbedderSettings:
+    """Test settings: no Redis unless asked, plain-text logs."""
+    values: dict[str, object] = {"redis_url": None, "log_json": False, "environment": "test"}
+    values.update(overrides)
+    return EmbedderSettings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan, wait for /ready, yield an HTTP client talking to it in-process."""
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://embedder") as client:
+            deadline = time.monotonic() + 60
+            while (await client.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline, (await client.get("/ready")).text
+                await _sleep(0.02)
+            yield client
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+    await asyncio.sleep(seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisProcess:
+    """A real redis-server of the test's own, which the test may stop and start (outages)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._tmp = tmp
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (see README)"
+        self._proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self._tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,101 @@
+"""The phrase cache: LRU hits, Redis hits across replicas, only misses computed (real Redis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis
+from prometheus_client import REGISTRY
+
+from services.embedder.app import create_app
+from services.embedder.backends import Backend
+from services.embedder.cache import pack, unpack
+from services.embedder.engine import Embedded
+from shared.contracts import EmbeddingResponse
+from tests.conftest import running, settings
+from tests.embedder.fakes import SlowBackend
+
+pytestmark = pytest.mark.anyio
+
+
+def hits(tier: str) -> float:
+    """Process-wide counter (metrics are global): tests compare before and after."""
+    labels = {"tier": tier, "result": "hit"}
+    return REGISTRY.get_sample_value("polyhead_embedder_cache_lookups_total", labels) or 0.0
+
+
+def parse(response: object) -> EmbeddingResponse:
+    return EmbeddingResponse.model_validate(response.json())  # type: ignore[attr-defined]
+
+
+def test_values_are_compact_bytes_and_round_trip() -> None:
+    vector = np.linspace(-1, 1, 384, dtype=np.float32)
+    raw = pack(Embedded(vector, tokens=7, truncated=True))
+    assert len(raw) == 5 + 384 * 4
+    back = unpack(raw)
+    np.testing.assert_array_equal(back.vector, vector)
+    assert (back.tokens, back.truncated) == (7, True)
+
+
+async def test_lru_hit_costs_no_compute() -> None:
+    backend = SlowBackend(delay_s=0)
+    lru_hits = hits("lru")
+    async with running(create_app(settings(), backend=backend)) as client:
+        first = parse(await client.post("/v1/embeddings", json={"input": "track my order"}))
+        calls = len(backend.forward_calls)
+        second = parse(await client.post("/v1/embeddings", json={"input": "track my order"}))
+        assert len(backend.forward_calls) == calls
+    assert (first.data[0].cached, second.data[0].cached) == (False, True)
+    np.testing.assert_array_equal(first.matrix(), second.matrix())
+    assert second.usage.total_tokens == first.usage.total_tokens == 3
+    assert hits("lru") == lru_hits + 1
+
+
+async def test_only_the_misses_of_a_request_are_computed_once_each() -> None:
+    backend = SlowBackend(delay_s=0)
+    async with running(create_app(settings(), backend=backend)) as client:
+        await client.post("/v1/embeddings", json={"input": ["known one", "known two"]})
+        backend.forward_calls.clear()
+        body = parse(await client.post("/v1/embeddings", json={
+            "input": ["new a", "known one", "new b", "new a", "known  two "]}))
+    assert sum(backend.forward_calls) == 2  # "new a" (twice in the request) and "new b"
+    assert [d.cached for d in body.data] == [False, True, False, False, True]
+    np.testing.assert_array_equal(body.matrix()[0], body.matrix()[3])
+
+
+async def test_redis_shares_vectors_between_replicas(redis_url: str, namespace: str) -> None:
+    config = settings(redis_url=redis_url, cache_namespace=namespace, redis_ttl_s=600)
+    first_backend, second_backend = SlowBackend(delay_s=0), SlowBackend(delay_s=0)
+    async with running(create_app(config, backend=first_backend)) as replica_a:
+        computed = parse(await replica_a.post("/v1/embeddings",
+                                              json={"input": ["cancel my card", "hi there"]}))
+    keys = redis.Redis.from_url(redis_url).keys(f"{namespace}:*")
+    assert len(keys) == 2
+    ttl = redis.Redis.from_url(redis_url).ttl(keys[0])
+    assert 0 < ttl <= 600
+    redis_hits = hits("redis")
+    async with running(create_app(config, backend=second_backend)) as replica_b:
+        second_backend.forward_calls.clear()
+        served = parse(await replica_b.post("/v1/embeddings",
+                                            json={"input": ["hi there", "cancel my card"]}))
+        again = parse(await replica_b.post("/v1/embeddings", json={"input": "hi there"}))
+    assert second_backend.forward_calls == []
+    assert [d.cached for d in served.data] == [True, True]
+    np.testing.assert_array_equal(served.matrix()[::-1], computed.matrix())
+    assert again.data[0].cached  # promoted into replica B's LRU
+    assert hits("redis") == redis_hits + 2
+    redis.Redis.from_url(redis_url).delete(*keys)
+
+
+@pytest.mark.model
+async def test_normalised_variants_share_one_entry_and_one_vector(real_backend: Backend) -> None:
+    """all-MiniLM-L6-v2 is uncased: case and spacing variants are one phrase for the cache."""
+    async with running(create_app(settings(), backend=real_backend)) as client:
+        body = parse(await client.post("/v1/embeddings", json={
+            "input": ["Where is my  parcel?", "where is my parcel?", "  WHERE IS MY PARCEL? "]}))
+    assert [d.cached for d in body.data] == [False, False, False]  # one compute, three answers
+    matrix = body.matrix()
+    np.testing.assert_array_equal(matrix[0], matrix[1])
+    np.testing.assert_array_equal(matrix[0], matrix[2])
+    direct = real_backend.forward(real_backend.tokenize(["Where is my  parcel?"]))[0]
+    assert float(direct @ matrix[0]) >= 0.99999

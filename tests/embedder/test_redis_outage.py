@@ -1,0 +1,78 @@
+"""Redis down or hung never fails or stalls a request, and is used again once it is back.
+
+Each test runs a real redis-server of its own and stops, freezes and restarts it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from services.embedder.app import create_app
+from tests.conftest import RedisProcess, running, settings
+from tests.embedder.fakes import SlowBackend
+
+pytestmark = pytest.mark.anyio
+
+
+def config(server: RedisProcess, namespace: str) -> object:
+    return settings(redis_url=server.url, cache_namespace=namespace, redis_timeout_ms=50,
+                    redis_retry_after_s=0.3)
+
+
+async def test_redis_outage_and_recovery(private_redis: RedisProcess, namespace: str) -> None:
+    backend = SlowBackend(delay_s=0)
+    async with running(create_app(config(private_redis, namespace), backend=backend)) as client:
+        assert (await client.post("/v1/embeddings", json={"input": "before"})).status_code == 200
+        private_redis.stop()
+        start = time.perf_counter()
+        for i in range(20):
+            response = await client.post("/v1/embeddings", json={"input": f"during {i}"})
+            assert response.status_code == 200
+        assert time.perf_counter() - start < 2.0  # at most one short timeout per pause
+        assert (await client.get("/ready")).json()["checks"]["redis"] == "unavailable"
+        cached = await client.post("/v1/embeddings", json={"input": "before"})
+        assert cached.json()["data"][0]["cached"]  # the LRU still serves
+
+        private_redis.start()  # an empty Redis on the same port, as after a restart
+        time.sleep(0.4)  # the pause after the last failure ends
+        for _ in range(50):
+            await client.post("/v1/embeddings", json={"input": "after"})
+            keys = redis.Redis.from_url(private_redis.url).keys(f"{namespace}:*")
+            if keys:
+                break
+            time.sleep(0.05)
+        assert keys, "writes to Redis did not resume"
+        assert (await client.get("/ready")).json()["checks"]["redis"] == "ok"
+        assert "polyhead_embedder_redis_errors_total" in (await client.get("/metrics")).text
+
+
+async def test_hung_redis_costs_at_most_a_timeout(private_redis: RedisProcess,
+                                                  namespace: str) -> None:
+    backend = SlowBackend(delay_s=0)
+    async with running(create_app(config(private_redis, namespace), backend=backend)) as client:
+        await client.post("/v1/embeddings", json={"input": "warm the connection"})
+        pid = int(redis.Redis.from_url(private_redis.url).info("server")["process_id"])
+        os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing
+        try:
+            timings = []
+            for i in range(10):
+                start = time.perf_counter()
+                response = await client.post("/v1/embeddings", json={"input": f"hung {i}"})
+                timings.append(time.perf_counter() - start)
+                assert response.status_code == 200
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert max(timings) < 0.5, timings
+    assert sorted(timings)[5] < 0.05, timings  # most requests do not even try Redis
+
+
+async def test_unreachable_redis_at_start_is_not_fatal(namespace: str) -> None:
+    dead = settings(redis_url="redis://127.0.0.1:1/0", cache_namespace=namespace)
+    async with running(create_app(dead, backend=SlowBackend(delay_s=0))) as client:
+        response = await client.post("/v1/embeddings", json={"input": "still works"})
+        assert response.status_code == 200

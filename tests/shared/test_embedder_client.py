@@ -1,0 +1,76 @@
+"""The shared client against the real embedder app (fake model), in-process."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from asgi_correlation_id import correlation_id
+from asgi_lifespan import LifespanManager
+from starlette.types import Receive, Scope, Send
+
+from services.embedder.app import create_app
+from services.embedder.backends.fake import FakeBackend
+from shared.clients import AsyncEmbedderClient, EmbedderClient
+from shared.errors import InvalidInput, Unavailable
+from shared.settings import EmbedderClientSettings
+from tests.conftest import free_port, settings
+
+pytestmark = pytest.mark.anyio
+
+
+class SeenHeaders:
+    """Wraps the app to record the request headers it received."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+        self.request_ids: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            self.request_ids.append(headers.get(b"x-request-id", b"").decode())
+        await self.app(scope, receive, send)  # type: ignore[operator]
+
+
+async def test_embeds_in_chunks_and_forwards_the_request_id() -> None:
+    app = create_app(settings(), backend=FakeBackend())
+    async with LifespanManager(app) as manager:
+        seen = SeenHeaders(manager.app)
+        client = AsyncEmbedderClient(EmbedderClientSettings(url="http://e", batch_size=2),
+                                     transport=httpx.ASGITransport(app=seen))
+        async with client:
+            token = correlation_id.set("trace-7")
+            try:
+                result = await client.embed(["a b", "c", "d e f", "a b", "g"])
+            finally:
+                correlation_id.reset(token)
+            models = await client.models()
+            with pytest.raises(InvalidInput, match="empty or only whitespace"):
+                await client.embed(["fine", " "])
+    assert result.vectors.shape == (5, 16) and result.vectors.dtype == np.float32
+    np.testing.assert_array_equal(result.vectors[0], result.vectors[3])
+    assert result.cached == [False, False, False, True, False]  # "a b" again, in chunk 2
+    assert result.tokens == 2 + 1 + 3 + 2 + 1
+    assert seen.request_ids[:3] == ["trace-7"] * 3  # three chunks, one id
+    assert models.data[0].id == "fake-embedder"
+
+
+async def test_unreachable_embedder_is_a_fast_unavailable() -> None:
+    config = EmbedderClientSettings(url=f"http://127.0.0.1:{free_port()}", retries=1,
+                                    connect_timeout_s=0.5)
+    async with AsyncEmbedderClient(config) as client:
+        with pytest.raises(Unavailable, match="unreachable"):
+            await client.embed(["hello"])
+    with EmbedderClient(config) as sync_client, pytest.raises(Unavailable):
+        sync_client.embed(["hello"])
+
+
+async def test_not_ready_embedder_is_retried_then_unavailable() -> None:
+    app = create_app(settings(model="/nonexistent"))
+    async with LifespanManager(app) as manager:
+        client = AsyncEmbedderClient(EmbedderClientSettings(url="http://e", retries=1),
+                                     transport=httpx.ASGITransport(app=manager.app))
+        async with client:
+            with pytest.raises(Unavailable, match="overloaded or not ready"):
+                await client.embed(["hello"])
