@@ -26,6 +26,8 @@ COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 # The extra's torch==2.13.0 is already met by the CUDA build, so pip keeps it.
+# DL3013 (unpinned pip install): this is the project itself; its pins live in pyproject.toml.
+# hadolint ignore=DL3013
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install '.[embedder]'
 
@@ -48,7 +50,8 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # shared/ and services/ are installed in the venv; deploy/ holds the gunicorn config and probe.
 COPY deploy ./deploy
-USER polyhead
+# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
 EXPOSE 8001
 # Liveness only: /ready is 503 while the model loads (compose waits on /ready instead).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1
+# One image recipe for the light services (no torch): classifier, trainer, gateway.
+#   docker build -f deploy/docker/service.Dockerfile --build-arg SERVICE=gateway \
+#     --build-arg PORT=8000 -t polyhead/gateway:0.1.0 .
+# NOTE: those services are not written yet (services/<name>/ holds a placeholder only), so the
+# build stops at the check below until services/<name>/app.py and deploy/gunicorn/<name>.py
+# exist. The embedder has its own Dockerfiles (it needs torch and the model).
+#
+# SERVICE: package under services/. PORT: the port deploy/gunicorn/<name>.py binds by default
+# (the health probe uses it unless <NAME>_BIND is set). EXTRAS: optional pyproject extras.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: a self-contained venv in /opt/venv ---------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+ARG EXTRAS=""
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml ./
+COPY shared ./shared
+COPY services ./services
+# DL3013 (unpinned pip install): this is the project itself; its pins live in pyproject.toml.
+# hadolint ignore=DL3013
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install ".${EXTRAS:+[${EXTRAS}]}"
+
+# --- runtime --------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG SERVICE
+ARG PORT=8000
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    POLYHEAD_ENV=prod \
+    POLYHEAD_SERVICE=${SERVICE} \
+    POLYHEAD_PORT=${PORT}
+RUN useradd --create-home --uid 10001 --user-group polyhead
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY deploy ./deploy
+# Fail the build, not the container, when SERVICE is missing or has no app/config yet.
+RUN case "${SERVICE}" in \
+      ""|embedder) echo "build with --build-arg SERVICE=classifier|trainer|gateway" >&2; exit 1;; \
+    esac; \
+    test -f "deploy/gunicorn/${SERVICE}.py" \
+      || { echo "deploy/gunicorn/${SERVICE}.py does not exist (service not written yet?)" >&2; exit 1; }; \
+    python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('services.${SERVICE}.app') is None)" \
+      || { echo "services/${SERVICE}/app.py does not exist (service not written yet?)" >&2; exit 1; }
+# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+EXPOSE ${PORT}
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "deploy/docker/healthcheck.py", "/health"]
+# sh -c so the service name (an env var) picks the config; exec keeps gunicorn as PID 1.
+CMD ["sh", "-c", "exec gunicorn -c deploy/gunicorn/${POLYHEAD_SERVICE}.py"]
