@@ -22,7 +22,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}"
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 # The extra's torch==2.13.0 is already met by the CUDA build, so pip keeps it.

@@ -16,7 +16,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 # Not editable: the package lands in the venv, so the runtime stage needs no /src.

@@ -7,6 +7,7 @@ right), else ``POLYHEAD_PORT``; ``POLYHEAD_SERVICE`` names the service.
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
 import urllib.request
@@ -22,9 +23,9 @@ def main(argv: list[str]) -> int:
     path = argv[1] if len(argv) > 1 else "/health"
     url = f"http://127.0.0.1:{port()}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 (fixed scheme)
+        with urllib.request.urlopen(url, timeout=4) as response:
             return 0 if response.status == 200 else 1
-    except Exception as exc:  # 503 (HTTPError), refused, timeout: all unhealthy
+    except (OSError, http.client.HTTPException) as exc:  # 503, refused, timeout: unhealthy
         print(f"unhealthy: {url}: {exc}", file=sys.stderr)
         return 1
 
