@@ -8,7 +8,8 @@ Phases (each measured with wrk, a light C load generator, because a Python clien
 a small machine long before the service does):
 
 1. raw        the model in a subprocess, no HTTP: tokenize + forward on length-sorted batches
-              of the service's max batch size. The ceiling for this machine.
+              of the service's max batch size. The ceiling for this machine. Measured
+              before and after phases 2-5 (the mean is used), so drift shows.
 2. service    the service under gunicorn with the Redis tier on; 32 connections, each request
               one phrase never sent before, so every text is computed.
 3. single     one connection, one never-seen phrase at a time: the latency floor.
@@ -47,6 +48,7 @@ from shared.text import normalize  # noqa: E402  (after the path fix above)
 DATA_DIR = ROOT / "data" / "clinc150"
 LUA_SCRIPT = ROOT / "bench" / "wrk" / "phrases.lua"
 GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn" / "embedder.py"
+OUT_DIR = ROOT / "bench" / "out"  # git-ignored: the service's log of the last run
 SEED = 20240601
 RAW_TEXTS = 3000        # phrases for the in-process ceiling
 WARMUP_PHRASES = 1000   # phrases for the untimed warm-up before the service phase
@@ -93,43 +95,48 @@ def write_bodies(path: Path, phrases: list[str]) -> Path:
 # --- phase 1: the in-process ceiling (runs in its own process) -----------------------------
 
 
+def texts_per_second(backend: Any, texts: list[str], batch_size: int, sort_all: bool) -> float:
+    """Tokenize + forward ``texts`` in batches, as the service's batcher does; texts/s.
+
+    ``sort_all``: sort every text by token count first (least padding, the ideal); otherwise
+    batches are taken in the given order and sorted only within themselves.
+    """
+    start = time.perf_counter()
+    if sort_all:
+        tokens = sorted(backend.tokenize(texts), key=lambda t: len(t.ids))
+        for i in range(0, len(tokens), batch_size):
+            backend.forward(tokens[i:i + batch_size])
+    else:
+        for i in range(0, len(texts), batch_size):
+            batch = sorted(backend.tokenize(texts[i:i + batch_size]), key=lambda t: len(t.ids))
+            backend.forward(batch)
+    return len(texts) / (time.perf_counter() - start)
+
+
 def measure_raw(n_texts: int, small_batch: int) -> dict[str, Any]:
-    """Texts/s of tokenize + forward, as the service does it, with no HTTP and no queue.
+    """The model alone, no HTTP and no queue (run in its own process by the bench).
 
     Two figures: length-sorted batches of the service's max batch size (the ceiling), and
-    batches of ``small_batch`` random phrases, sorted only within the batch: what the batcher
-    can at best form when ``small_batch`` clients each send one phrase.
+    batches of ``small_batch`` random phrases: the most the batcher can gather when
+    ``small_batch`` clients each send one phrase.
     """
     import torch
 
     from services.embedder.backends import load_backend
     from shared.settings import EmbedderSettings
 
-    settings = EmbedderSettings()
-    backend = load_backend(settings)  # loads and warms up the model
+    # threads=0: the machine's ceiling uses all cores, whatever EMBEDDER_THREADS the service has.
+    settings = EmbedderSettings(threads=0)
+    backend = load_backend(settings)  # also warms up
     texts = load_phrases()[:n_texts]
     batch_size = settings.max_batch_size
     backend.forward(backend.tokenize(texts[:batch_size]))  # untimed: first full-size batch
-
-    start = time.perf_counter()
-    tokens = backend.tokenize(texts)
-    tokens.sort(key=lambda t: len(t.ids))
-    for i in range(0, len(tokens), batch_size):
-        backend.forward(tokens[i:i + batch_size])
-    sorted_s = time.perf_counter() - start
-
-    small_texts = texts[: max(small_batch * 32, 512)]
-    start = time.perf_counter()
-    for i in range(0, len(small_texts), small_batch):
-        batch = backend.tokenize(small_texts[i:i + small_batch])
-        batch.sort(key=lambda t: len(t.ids))
-        backend.forward(batch)
-    small_s = time.perf_counter() - start
-
-    return {"raw_tps": len(texts) / sorted_s, "raw_texts": len(texts),
-            "raw_batch_size": batch_size,
-            "raw_small_batch_tps": len(small_texts) / small_s, "raw_small_batch_size": small_batch,
-            "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
+    raw_tps = texts_per_second(backend, texts, batch_size, sort_all=True)
+    small_tps = texts_per_second(backend, texts[:max(small_batch * 32, 512)], small_batch,
+                                 sort_all=False)
+    return {"raw_tps": raw_tps, "raw_texts": len(texts), "raw_batch_size": batch_size,
+            "raw_small_batch_tps": small_tps, "raw_small_batch_size": small_batch,
+            "torch_version": torch.__version__, "raw_torch_threads": torch.get_num_threads(),
             "device": backend.info.device, "dtype": backend.info.dtype,
             "model": backend.info.model_id, "max_batch_size": batch_size,
             "max_wait_ms": settings.max_wait_ms}
@@ -190,8 +197,11 @@ class EmbedderProcess:
                 with urllib.request.urlopen(self.url + "/ready", timeout=2) as answer:
                     if answer.status == 200:
                         return
+            except urllib.error.HTTPError as exc:  # 503: loading, or the load failed
+                if "failed" in exc.read().decode(errors="replace"):
+                    self._fail("the embedder could not load its model")
             except (urllib.error.URLError, OSError):
-                pass  # 503 while the model loads, or not listening yet
+                pass  # not listening yet
             time.sleep(0.25)
         self._fail(f"the embedder was not ready after {READY_TIMEOUT_S:.0f} s")
 
@@ -215,6 +225,17 @@ class EmbedderProcess:
                 return
             except subprocess.TimeoutExpired:
                 log(f"embedder did not stop on {sig.name}")
+
+
+def service_torch_threads(log_path: Path) -> int | None:
+    """Torch threads the service ran with, from its JSON "model loaded" log line."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"model loaded"' in line:
+            try:
+                return int(json.loads(line)["threads"])
+            except (ValueError, KeyError):
+                return None
+    return None
 
 
 # --- metrics -------------------------------------------------------------------------
@@ -241,13 +262,22 @@ def value(samples: dict[Sample, float], name: str, **labels: str) -> float:
 
 
 def wait_idle(url: str, timeout_s: float = 30.0) -> None:
-    """Wait until the batcher holds no texts: requests wrk left in flight finish first."""
+    """Wait until requests wrk left in flight are answered, so they count in their own phase.
+
+    Idle means: nothing queued for the model, and no text answered over the last 0.5 s (a
+    request can be in its cache lookup, not yet queued).
+    """
     deadline = time.monotonic() + timeout_s
+    last = -1.0
     while time.monotonic() < deadline:
-        if value(scrape(url), "polyhead_embedder_queue_texts") <= 0:
+        samples = scrape(url)
+        answered = sum(value(samples, "polyhead_embedder_texts_total", source=src)
+                       for src in TEXT_SOURCES)
+        if value(samples, "polyhead_embedder_queue_texts") <= 0 and answered == last:
             return
-        time.sleep(0.2)
-    log("warning: the embedder still had queued texts after the phase")
+        last = answered
+        time.sleep(0.5)
+    log("warning: the embedder was still busy 30 s after the phase")
 
 
 @dataclass
@@ -348,12 +378,14 @@ def answered_phrases(phrases: list[str], wrk_result: dict[str, Any]) -> list[str
 
     A thread's phrases go out in file order; at most one request per connection is still in
     flight when wrk stops, so the first ``ok - connections`` of each slice were answered.
+    Each slice's first phrase is left out: wrk calls request() once before the run to check
+    the script, and that phrase is never sent.
     """
     answered: list[str] = []
     margin = wrk_result["connections_per_thread"]
     for thread in wrk_result["threads"]:
-        count = max(0, thread["ok"] - margin)
-        answered.extend(phrases[thread["first"]:thread["first"] + count])
+        start = thread["first"] + 1
+        answered.extend(phrases[start:start + max(0, thread["ok"] - margin - 1)])
     return answered
 
 
@@ -403,21 +435,50 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def warm_up(url: str, bodies: Path, mode: str, args: argparse.Namespace, seconds: int) -> None:
+    """Untimed load (first forward passes, Redis connections), then let it settle.
+
+    The measured phase starts with nothing in flight and Redis in use: after a Redis timeout
+    the service leaves Redis alone for a while (``redis_retry_after_s``), and a phase started
+    then would measure the service without its Redis tier.
+    """
+    run_wrk(url, bodies, mode, args.connections, args.threads, seconds)
+    wait_idle(url)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=5) as answer:
+                if json.load(answer).get("checks", {}).get("redis") == "ok":
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass  # not ready (503) or a bad answer: ask again
+        time.sleep(0.25)
+    log("warning: the embedder still reports Redis unavailable; measuring anyway")
+
+
+def redis_errors_so_far(url: str) -> float:
+    """Redis failures since this service process started (warm-ups included)."""
+    return sum(v for (name, _), v in scrape(url).items()
+               if name == "polyhead_embedder_redis_errors_total")
+
+
 def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[str],
-                       raw: dict[str, Any]) -> dict[str, Any]:
-    """Phases 2-5 against a real service; returns their figures for the JSON line."""
+                       raw_tps: float) -> tuple[dict[str, PhaseResult], dict[str, Any]]:
+    """Phases 2-5 against a real service: their results, and evidence for the JSON line."""
     warmup = phrases[:WARMUP_PHRASES]
     single = phrases[WARMUP_PHRASES:WARMUP_PHRASES + SINGLE_PHRASES]
     service = phrases[WARMUP_PHRASES + SINGLE_PHRASES:]
-    needed = raw["raw_tps"] * args.duration * 1.3
-    if needed > len(service):
+    if raw_tps * args.duration * 1.3 > len(service):
         log(f"warning: {len(service)} unseen phrases may not last {args.duration} s at "
-            f"{raw['raw_tps']:.0f} texts/s")
+            f"{raw_tps:.0f} texts/s")
     port = pick_port(args.port)
-    log_path = workdir / "embedder.log"
+    log_path = OUT_DIR / "embedder-service.log"
+    OUT_DIR.mkdir(exist_ok=True)
+    log_path.unlink(missing_ok=True)
     flush_redis(args.redis_url)
     env = {"EMBEDDER_REDIS_URL": args.redis_url}
     conns, threads, duration = args.connections, args.threads, args.duration
+    redis_errors: list[float] = []  # per service process
 
     embedder = EmbedderProcess(port, env, log_path)
     try:
@@ -425,8 +486,7 @@ def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[st
         embedder.start()
         url = embedder.url
         log("warm-up (untimed)")
-        run_wrk(url, write_bodies(workdir / "warmup.jsonl", warmup), "once", conns, threads, 2)
-        wait_idle(url)
+        warm_up(url, write_bodies(workdir / "warmup.jsonl", warmup), "once", args, 2)
         results = {"service": run_phase("service", url, write_bodies(
             workdir / "service.jsonl", service), "once", conns, threads, duration)}
         results["single"] = run_phase("single", url, write_bodies(
@@ -435,6 +495,7 @@ def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[st
         replay_file = write_bodies(workdir / "replay.jsonl", replay)
         log(f"replaying {len(replay)} phrases answered in the service phase")
         results["warm"] = run_phase("warm", url, replay_file, "cycle", conns, threads, duration)
+        redis_errors.append(redis_errors_so_far(url))
         keys = redis_keys(args.redis_url)
         log(f"Redis holds {keys} keys; restarting the embedder with its LRU off")
         embedder.stop()
@@ -442,16 +503,36 @@ def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[st
         # rest of the phase would measure the LRU again.
         embedder = EmbedderProcess(port, {**env, "EMBEDDER_LRU_SIZE": "0"}, log_path)
         embedder.start()
-        run_wrk(url, replay_file, "cycle", conns, threads, 1)  # untimed: Redis pool, caches
+        warm_up(url, replay_file, "cycle", args, 1)
         results["redis_warm"] = run_phase("redis_warm", url, replay_file, "cycle", conns,
                                           threads, duration)
+        redis_errors.append(redis_errors_so_far(url))
     finally:
         embedder.stop()
-    return summarise(results, raw, keys, len(replay))
+        log(f"the service's log: {log_path.relative_to(ROOT)}")
+    return results, {"redis_keys_after_warm": keys, "replayed_phrases": len(replay),
+                     "redis_errors_per_process": redis_errors,
+                     "service_torch_threads": service_torch_threads(log_path)}
 
 
-def summarise(results: dict[str, PhaseResult], raw: dict[str, Any], redis_keys_after: int,
-              replayed: int) -> dict[str, Any]:
+def average_raw(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The two raw measurements (before and after the service ran) as one, runs kept.
+
+    The mean is steadier than either on a shared machine; a wide gap flags a noisy run.
+    """
+    raw = dict(before)
+    for key in ("raw_tps", "raw_small_batch_tps"):
+        raw[key] = (before[key] + after[key]) / 2
+        raw[f"{key}_runs"] = [round(before[key], 1), round(after[key], 1)]
+    spread = abs(before["raw_tps"] - after["raw_tps"]) / raw["raw_tps"]
+    if spread > 0.15:
+        log(f"warning: raw throughput moved {spread:.0%} between its two runs; "
+            "the machine is noisy, compare figures with care")
+    raw["raw_spread"] = round(spread, 3)
+    return raw
+
+
+def summarise(results: dict[str, PhaseResult], raw: dict[str, Any]) -> dict[str, Any]:
     """The flat figures of the JSON line, plus the evidence behind them."""
     service, single, warm = results["service"], results["single"], results["warm"]
     out: dict[str, Any] = {"raw_tps": round(raw["raw_tps"], 1)}
@@ -469,21 +550,28 @@ def summarise(results: dict[str, PhaseResult], raw: dict[str, Any], redis_keys_a
         "single_computed_fraction": round(single.metrics.fraction("computed"), 4),
         "warm_lru_fraction": round(warm.metrics.fraction("lru"), 4),
         "redis_warm_redis_fraction": round(results["redis_warm"].metrics.fraction("redis"), 4),
+        "client_seen_computed": {name: phase.wrk["computed"] for name, phase in results.items()},
         "mean_batch_size": round(service.metrics.mean_batch_size, 2),
         "errors": {name: phase.errors for name, phase in results.items()},
         "phrases_exhausted": {name: bool(phase.wrk["exhausted"])
                               for name, phase in results.items()},
         "requests": {name: phase.wrk["ok"] for name, phase in results.items()},
+        "raw_tps_runs": raw["raw_tps_runs"],
+        "raw_spread": raw["raw_spread"],
         "raw_small_batch_tps": round(raw["raw_small_batch_tps"], 1),
+        "raw_small_batch_tps_runs": raw["raw_small_batch_tps_runs"],
         "raw_small_batch_size": raw["raw_small_batch_size"],
         "service_batch_size_buckets": service.metrics.batch_size_buckets,
         "service_mean_forward_ms": round(service.metrics.mean_forward_ms, 2),
         "redis_errors": {name: phase.metrics.redis_errors for name, phase in results.items()},
         "rejected_texts": {name: phase.metrics.rejected for name, phase in results.items()},
-        "redis_keys_after_warm": redis_keys_after,
-        "replayed_phrases": replayed,
     })
     return out
+
+
+def log_raw(raw: dict[str, Any]) -> None:
+    log(f"raw: {raw['raw_tps']:.1f} texts/s at batch {raw['raw_batch_size']} (sorted), "
+        f"{raw['raw_small_batch_tps']:.1f} texts/s at batch {raw['raw_small_batch_size']}")
 
 
 def main() -> None:
@@ -503,13 +591,18 @@ def main() -> None:
         log("warning: the machine is already busy; figures will be noisy")
     phrases = load_phrases()
     log(f"{len(phrases)} distinct phrases; measuring the model in-process")
-    raw = run_raw_subprocess(args.raw_texts, args.connections)
-    log(f"raw: {raw['raw_tps']:.1f} texts/s at batch {raw['raw_batch_size']} (sorted), "
-        f"{raw['raw_small_batch_tps']:.1f} texts/s at batch {raw['raw_small_batch_size']}")
+    before = run_raw_subprocess(args.raw_texts, args.connections)
+    log_raw(before)
     with tempfile.TemporaryDirectory(prefix="polyhead-bench-") as tmp:
-        figures = run_service_phases(args, Path(tmp), phrases, raw)
+        results, evidence = run_service_phases(args, Path(tmp), phrases, before["raw_tps"])
+    log("measuring the model in-process again (the machine may have changed)")
+    after = run_raw_subprocess(args.raw_texts, args.connections)
+    log_raw(after)
+    raw = average_raw(before, after)
+    figures = summarise(results, raw)
+    figures.update(evidence)
     figures.update(info)
-    figures.update({key: raw[key] for key in ("torch_version", "torch_threads", "device",
+    figures.update({key: raw[key] for key in ("torch_version", "raw_torch_threads", "device",
                                               "dtype", "model", "max_batch_size",
                                               "max_wait_ms")})
     figures.update({"connections": args.connections, "duration_s": args.duration,
