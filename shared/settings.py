@@ -42,6 +42,10 @@ class EmbedderSettings(ServiceSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: fp16 on CUDA
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = all cores")
     backend: Literal["torch", "fake"] = "torch"  # fake: hash vectors, for API-shape tests only
+    # Padding-free forward passes: a batch's texts run as one packed sequence with
+    # block-diagonal attention. auto = on CPU for BERT-family models (see bench/RESULTS.md).
+    packing: Literal["auto", "on", "off"] = "auto"
+    pack_tokens: int = Field(256, ge=16, description="tokens per packed forward pass")
 
     # Dynamic micro-batching.
     max_batch_size: int = Field(128, ge=1)
@@ -58,7 +62,7 @@ class EmbedderSettings(ServiceSettings):
     lru_size: int = Field(50_000, ge=0)
     redis_url: str | None = Field(None, validation_alias=_env("EMBEDDER_", "REDIS_URL"))
     redis_ttl_s: int = Field(7 * 24 * 3600, ge=1)
-    redis_timeout_ms: float = Field(50.0, gt=0)
+    redis_timeout_ms: float = Field(100.0, gt=0)
     redis_retry_after_s: float = Field(2.0, ge=0, description="pause Redis use after a failure")
     cache_namespace: str = "polyhead:emb:v1"
 

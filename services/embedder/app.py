@@ -7,6 +7,7 @@ The model loads in the background after start-up, so ``/health`` answers at once
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,6 +62,10 @@ def create_app(settings: EmbedderSettings | None = None, backend: Backend | None
 async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | None) -> None:
     try:
         model = backend or await asyncio.to_thread(load_backend, settings)
+        # torch + transformers leave ~400k long-lived objects; without this, full collections
+        # scan them every few seconds under load (300-400 ms pauses measured, p99 x8).
+        gc.collect()
+        gc.freeze()
         engine = BatchingEngine(model, settings)
         engine.start()
         redis = None

@@ -48,6 +48,17 @@ async def test_truncation_at_max_length_matches_reference(real_backend: Backend,
     assert float(np.asarray(item["embedding"], dtype=np.float32) @ expected) >= 0.9999
 
 
+def test_padded_and_packed_batches_agree(real_backend: Backend) -> None:
+    """Packing (the CPU default) and plain padded batches give the same vectors."""
+    from services.embedder.backends import load_backend
+    padded = load_backend(settings(packing="off", threads=2))
+    assert getattr(padded, "_pack_tokens") == 0 and getattr(real_backend, "_pack_tokens") > 0
+    texts = clinc_texts("val.csv", 80) + ["my card was declined again " * 70]
+    tokens = real_backend.tokenize(texts)
+    cosine = (real_backend.forward(tokens) * padded.forward(tokens)).sum(1)
+    assert cosine.min() >= 0.99999, cosine.min()
+
+
 def test_model_resolution() -> None:
     packaged = resolve("sentence-transformers/all-MiniLM-L6-v2")
     assert packaged.location.endswith("model") and packaged.pooling == "mean"

@@ -2,6 +2,12 @@
 
 Loaded once per process. CUDA with fp16 when present, else CPU with a configurable thread
 count. Tokenization uses the Rust tokenizer directly (truncation flags come for free).
+
+Padding-free batches (CPU, BERT family): short texts of different lengths waste most of a
+padded batch (CLINC150 phrases average 11 tokens, a batch's longest ~25). Packed, the texts
+run as one sequence with per-text position ids and a block-diagonal attention mask, so no
+compute goes to padding; groups are capped at ``pack_tokens`` because attention over the
+packed sequence grows with its square. Measured ~1.5x over padded batches on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -21,14 +27,17 @@ from shared.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Models whose positions are plain 0..n-1 per text, so explicit position ids pack safely.
+_PACKABLE = {"bert"}
 
 
 class TorchBackend:
     def __init__(self, model: torch.nn.Module, tokenizer: object, info: ModelInfo,
-                 pooling: str) -> None:
+                 pooling: str, pack_tokens: int = 0) -> None:
         self.model = model
         self.info = info
         self._pooling = pooling
+        self._pack_tokens = pack_tokens  # 0: padded batches
         self._device = torch.device(info.device)
         self._pad_id = getattr(tokenizer, "pad_token_id", None) or 0
         self._tok = tokenizer.backend_tokenizer  # type: ignore[attr-defined]
@@ -62,11 +71,18 @@ class TorchBackend:
             device=device, dtype=dtype_name,
             lowercase=bool(getattr(tokenizer, "do_lower_case", False)),
         )
-        backend = cls(model, tokenizer, info, source.pooling)
+        packable = model.config.model_type in _PACKABLE and source.pooling == "mean"
+        pack = settings.packing == "on" or (settings.packing == "auto" and device == "cpu")
+        if pack and not packable:
+            log.warning("packing needs a BERT-family model with mean pooling; using padding",
+                        extra={"model_type": model.config.model_type})
+        backend = cls(model, tokenizer, info, source.pooling,
+                      pack_tokens=settings.pack_tokens if pack and packable else 0)
         backend.forward(backend.tokenize(["warm up the kernels"] * 4))
         log.info("model loaded", extra={"model": info.model_id, "device": device,
                                         "dtype": dtype_name, "dimension": info.dimension,
                                         "max_tokens": info.max_tokens,
+                                        "packing": backend._pack_tokens or "off",
                                         "threads": torch.get_num_threads(), "pid": os.getpid(),
                                         "seconds": round(time.perf_counter() - start, 2)})
         return backend
@@ -75,8 +91,38 @@ class TorchBackend:
         return [Tokens(ids=enc.ids, truncated=bool(enc.overflowing))
                 for enc in self._tok.encode_batch(texts)]
 
-    @torch.inference_mode()
     def forward(self, batch: list[Tokens]) -> np.ndarray:
+        if not self._pack_tokens:
+            return self._padded(batch)
+        out = np.empty((len(batch), self.info.dimension), dtype=np.float32)
+        start, used = 0, 0
+        for end, tokens in enumerate(batch):
+            if end > start and used + len(tokens.ids) > self._pack_tokens:
+                out[start:end] = self._packed(batch[start:end])
+                start, used = end, 0
+            used += len(tokens.ids)
+        out[start:] = self._packed(batch[start:])
+        return out
+
+    @torch.inference_mode()
+    def _packed(self, batch: list[Tokens]) -> np.ndarray:
+        """One sequence of all texts; each attends only to itself, positions restart per text."""
+        lengths = torch.tensor([len(t.ids) for t in batch])
+        ids = torch.tensor([i for t in batch for i in t.ids], dtype=torch.long)[None]
+        positions = torch.cat([torch.arange(n) for n in lengths.tolist()])[None]
+        segment = torch.repeat_interleave(torch.arange(len(batch)), lengths)
+        mask = (segment[:, None] == segment[None, :])[None, None]  # (1, 1, T, T)
+        hidden = self.model(input_ids=ids.to(self._device), position_ids=positions.to(self._device),
+                            attention_mask=mask.to(self._device),
+                            token_type_ids=torch.zeros_like(ids, device=self._device)
+                            ).last_hidden_state[0].float()
+        sums = torch.zeros(len(batch), hidden.shape[1], device=self._device)
+        sums.index_add_(0, segment.to(self._device), hidden)
+        pooled = sums / lengths.to(self._device, torch.float32)[:, None]
+        return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+
+    @torch.inference_mode()
+    def _padded(self, batch: list[Tokens]) -> np.ndarray:
         width = max(len(t.ids) for t in batch)
         ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
