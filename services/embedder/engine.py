@@ -1,7 +1,8 @@
 """Dynamic micro-batching: many concurrent requests, one forward pass.
 
 Requests put their texts on a bounded queue and await a future. One worker thread takes
-what is waiting (waiting up to ``max_wait_ms`` for more), sorts by token length to cut
+what is waiting (and, when the last batch had company, waits up to ``max_wait_ms`` for more:
+a lone client never pays the wait), sorts by token length to cut
 padding, cuts batches under ``max_batch_size`` and ``max_batch_tokens``, runs the backend and
 resolves the futures on the event loop. The event loop never runs the model, and a full
 queue answers :class:`Overloaded` at once instead of growing.
@@ -62,6 +63,7 @@ class BatchingEngine:
         self._pending = 0
         self._lock = threading.Lock()
         self._rate = 100.0  # texts/s, smoothed: sizes Retry-After
+        self._last_batch = 0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="embedder-batcher", daemon=True)
 
@@ -113,17 +115,19 @@ class BatchingEngine:
                     item.tokens = tokens
             items.sort(key=lambda it: len(it.tokens.ids))  # type: ignore[union-attr]
             batch, carry = self._cut(items)
+            self._last_batch = len(batch)
             self._forward(batch)
 
     def _gather(self, carry: list[_Item]) -> list[_Item] | None:
-        """Block for the first text, then take what arrives within ``max_wait``."""
+        """Block for the first text, then take what arrives within ``max_wait`` (under load)."""
         items = list(carry)
         if not items:
             first = self._queue.get()
             if first is None:
                 return None
             items.append(first)
-        deadline = time.perf_counter() + self._max_wait_s
+        wait_s = self._max_wait_s if self._last_batch > 1 else 0.0
+        deadline = time.perf_counter() + wait_s
         while len(items) < self._max_batch:
             try:
                 timeout = deadline - time.perf_counter()

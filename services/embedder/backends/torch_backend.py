@@ -7,7 +7,9 @@ Padding-free batches (CPU, BERT family): short texts of different lengths waste 
 padded batch (CLINC150 phrases average 11 tokens, a batch's longest ~25). Packed, the texts
 run as one sequence with per-text position ids and a block-diagonal attention mask, so no
 compute goes to padding; groups are capped at ``pack_tokens`` because attention over the
-packed sequence grows with its square. Measured ~1.5x over padded batches on 2 CPU cores.
+packed sequence grows with its square. Batches with little padding (similar lengths) stay
+padded, which is faster for them. Measured ~1.4x over padded batches of 32 random CLINC150
+phrases on 2 CPU cores (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Models whose positions are plain 0..n-1 per text, so explicit position ids pack safely.
 _PACKABLE = {"bert"}
+# Pack only batches where padding would be over this share of the padded tensor: a batch of
+# similar lengths runs faster padded (one pass reads the weights once for all its texts).
+_PACK_ABOVE_PADDING = 0.25
 
 
 class TorchBackend:
@@ -92,7 +97,9 @@ class TorchBackend:
                 for enc in self._tok.encode_batch(texts)]
 
     def forward(self, batch: list[Tokens]) -> np.ndarray:
-        if not self._pack_tokens:
+        lengths = [len(t.ids) for t in batch]
+        padding = 1 - sum(lengths) / (len(lengths) * max(lengths))
+        if not self._pack_tokens or padding <= _PACK_ABOVE_PADDING:
             return self._padded(batch)
         out = np.empty((len(batch), self.info.dimension), dtype=np.float32)
         start, used = 0, 0
