@@ -50,7 +50,7 @@ class EmbedderSettings(ServiceSettings):
     # Dynamic micro-batching.
     max_batch_size: int = Field(128, ge=1)
     max_batch_tokens: int = Field(16384, ge=16)
-    max_wait_ms: float = Field(2.0, ge=0)
+    max_wait_ms: float = Field(5.0, ge=0, description="under load, at most this wait to fill a batch")
     max_queue_texts: int = Field(8192, ge=1, description="texts waiting before we answer 429")
 
     # Input limits.

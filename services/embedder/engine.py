@@ -1,8 +1,10 @@
 """Dynamic micro-batching: many concurrent requests, one forward pass.
 
 Requests put their texts on a bounded queue and await a future. One worker thread takes
-what is waiting (and, when the last batch had company, waits up to ``max_wait_ms`` for more:
-a lone client never pays the wait), sorts by token length to cut
+what is waiting and, under load, waits (at most ``max_wait_ms``) until about half as many
+texts as the last batch had are there: the clients just answered need a moment to send
+their next request, and without the wait batches alternate between one text and the rest.
+A lone client never waits. Then it sorts by token length to cut
 padding, cuts batches under ``max_batch_size`` and ``max_batch_tokens``, runs the backend and
 resolves the futures on the event loop. The event loop never runs the model, and a full
 queue answers :class:`Overloaded` at once instead of growing.
@@ -126,12 +128,15 @@ class BatchingEngine:
             if first is None:
                 return None
             items.append(first)
-        wait_s = self._max_wait_s if self._last_batch > 1 else 0.0
-        deadline = time.perf_counter() + wait_s
+        target = min(self._max_batch, self._last_batch // 2)  # 0 or 1: do not wait
+        deadline = time.perf_counter() + self._max_wait_s
         while len(items) < self._max_batch:
             try:
                 timeout = deadline - time.perf_counter()
-                item = self._queue.get_nowait() if timeout <= 0 else self._queue.get(timeout=timeout)
+                if len(items) >= target or timeout <= 0:
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 break
             if item is None:  # stopping: finish what we hold, then end
