@@ -72,11 +72,24 @@ def _merge(parts: list[EmbeddingResponse]) -> Embeddings:
                       tokens=sum(p.usage.total_tokens for p in parts))
 
 
+def _retry_after_s(value: str) -> float:
+    """Seconds from a Retry-After header; an HTTP date or garbage counts as 1 s."""
+    try:
+        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_S)
+    except ValueError:
+        return 1.0
+
+
 def _unavailable(exc: BaseException, url: str) -> PolyheadError:
     if isinstance(exc, _Retryable):
         return Unavailable("embedder is overloaded or not ready; retry shortly",
-                           retry_after_s=min(float(str(exc) or 1), _MAX_RETRY_AFTER_S))
+                           retry_after_s=_retry_after_s(str(exc)))
     return Unavailable(f"embedder at {url} is unreachable ({type(exc).__name__})", retry_after_s=1)
+
+
+def _retrying(settings: EmbedderClientSettings, post: Any) -> Any:
+    """``post`` retried on connection errors and 429/503, as the settings say (sync or async)."""
+    return retry(attempts=settings.retries + 1, on=(httpx.TransportError, _Retryable))(post)
 
 
 def _http_options(settings: EmbedderClientSettings) -> dict[str, Any]:
@@ -93,8 +106,7 @@ class AsyncEmbedderClient:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or EmbedderClientSettings()
         self._http = httpx.AsyncClient(transport=transport, **_http_options(self.settings))
-        self._post = retry(attempts=self.settings.retries + 1,
-                           on=(httpx.TransportError, _Retryable))(self._post_once)
+        self._post = _retrying(self.settings, self._post_once)
 
     async def embed(self, texts: list[str]) -> Embeddings:
         try:
@@ -130,8 +142,7 @@ class EmbedderClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings or EmbedderClientSettings()
         self._http = httpx.Client(transport=transport, **_http_options(self.settings))
-        self._post = retry(attempts=self.settings.retries + 1,
-                           on=(httpx.TransportError, _Retryable))(self._post_once)
+        self._post = _retrying(self.settings, self._post_once)
 
     def embed(self, texts: list[str]) -> Embeddings:
         try:

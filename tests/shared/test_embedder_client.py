@@ -74,3 +74,10 @@ async def test_not_ready_embedder_is_retried_then_unavailable() -> None:
         async with client:
             with pytest.raises(Unavailable, match="overloaded or not ready"):
                 await client.embed(["hello"])
+
+
+def test_retry_after_parsing_never_crashes() -> None:
+    from shared.clients.embedder import _retry_after_s
+    assert _retry_after_s("1") == 1.0
+    assert _retry_after_s("30") == 2.0  # capped: a client does not sleep for minutes
+    assert _retry_after_s("Wed, 21 Oct 2026 07:28:00 GMT") == 1.0
