@@ -42,6 +42,10 @@ class NotFound(PolyheadError):
     """An unknown model, job, version..."""
 
 
+class Conflict(PolyheadError):
+    """The request clashes with the current state (nothing to roll back to...)."""
+
+
 class Overloaded(PolyheadError):
     """The queue is full: come back after ``Retry-After`` seconds."""
 
@@ -55,6 +59,7 @@ ERROR_TABLE: dict[type[PolyheadError], tuple[int, str]] = {
     InvalidInput: (422, "invalid_request_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
     NotFound: (404, "not_found_error"),
+    Conflict: (409, "conflict_error"),
     Overloaded: (429, "rate_limit_error"),
     Unavailable: (503, "service_unavailable"),
 }

@@ -85,3 +85,44 @@ class EmbedderClientSettings(BaseSettings):
     max_connections: int = Field(32, ge=1)
     retries: int = Field(2, ge=0)
     batch_size: int = Field(256, ge=1, description="texts per HTTP call for large inputs")
+
+
+class TrainerSettings(ServiceSettings):
+    """The trainer service and its workers (``TRAINER_*``).
+
+    Embedded default: SQLite, a local artifact folder, and jobs run by a worker thread inside
+    the trainer process. Set ``REDIS_URL`` (or ``TRAINER_QUEUE_URL``) and jobs go through a
+    Redis queue to any number of ``polyhead-trainer-worker`` processes on any machines.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRAINER_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
+
+    database_url: str = Field("sqlite:///var/polyhead.db",
+                              validation_alias=_env("TRAINER_", "DATABASE_URL"))
+    artifact_store: str = Field("var/artifacts", validation_alias=_env("TRAINER_", "ARTIFACT_STORE"),
+                                description="a folder, or an fsspec URL such as s3://bucket/heads")
+    queue_url: str | None = Field(None, validation_alias=_env("TRAINER_", "REDIS_URL"),
+                                  description="Redis for the job queue; unset = in-process worker")
+    queue_namespace: str = "polyhead-trainer"
+    run_worker: bool | None = Field(None, description="run a worker in the API process; "
+                                    "default: only when there is no queue_url")
+    auto_migrate: bool = Field(True, description="alembic upgrade head at startup")
+
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(1_000_000, ge=10)
+    embed_batch: int = Field(512, ge=1, description="texts per embedder call")
+    threads: int = Field(0, ge=0, description="torch threads for fitting; 0 = torch default")
+    time_budget_s: float = Field(60.0, gt=0, description="for screening candidate heads")
+    xgboost_max_classes: int = Field(20, ge=2, description="auto tries XGBoost up to this")
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1, description="threshold calibration")
+    promote: Literal["if_not_worse", "always", "never"] = "if_not_worse"
+    promote_tolerance: float = Field(0.0, ge=0, description="weighted F1 a new version may lose")
+
+    job_time_limit_s: float = Field(3600.0, gt=0)
+    max_attempts: int = Field(3, ge=1, description="tries per job (worker deaths and errors)")
+    heartbeat_s: float = Field(5.0, gt=0, description="how often a running job reports in")
+    stale_after_s: float = Field(60.0, gt=0, description="a running job silent this long "
+                                 "lost its worker: it goes back to queued")
+    queue_heartbeat_timeout_ms: int = Field(60_000, ge=100)
+    queue_maintenance_chance: int = Field(1000, ge=0, le=1_000_000)

@@ -17,3 +17,12 @@ def normalize(text: str, *, lowercase: bool = False) -> str:
     """
     text = _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
     return text.lower() if lowercase else text
+
+
+def clean(text: str) -> str:
+    """The cleaning every classifier head applies, in training and in serving alike.
+
+    One function, imported by the trainer and the classifier, so the two can never drift apart.
+    Lowercasing is left to the embedder's tokenizer (an uncased model lowercases anyway).
+    """
+    return normalize(text)

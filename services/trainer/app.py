@@ -1,0 +1,96 @@
+"""The trainer's app factory: ``create_app(settings=None)``.
+
+Start-up migrates the database, opens the artifact store and the queue. In the embedded
+default (no Redis) a worker thread runs the jobs in this process, and jobs a previous run left
+unfinished are sent again. A reaper returns jobs whose worker went silent to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import anyio
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+
+import shared
+from services.trainer.pipeline import Runtime
+from services.trainer.queue import declare, in_process_worker, make_broker
+from services.trainer.router import router
+from services.trainer.runtime import build_runtime
+from shared.app import build_app
+from shared.clients.embedder import EmbedderClient
+from shared.contracts.health import Readiness
+from shared.logs import configure_logging
+from shared.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: TrainerSettings | None = None,
+               embedder: EmbedderClient | None = None) -> FastAPI:
+    """``embedder``: a client to use instead of one built from ``EMBEDDER_URL`` (tests)."""
+    settings = settings or TrainerSettings()
+    configure_logging("trainer", settings.log_level, settings.log_json)
+    run_worker = settings.run_worker if settings.run_worker is not None else not settings.queue_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await anyio.to_thread.run_sync(build_runtime, settings, embedder)
+        broker = make_broker(settings)
+        app.state.runtime, app.state.broker = runtime, broker
+        app.state.actor = declare(broker, runtime.run, settings)
+        worker = in_process_worker(broker) if run_worker else None
+        if worker is not None:
+            worker.start()
+            if not settings.queue_url:  # the in-memory queue forgot them: send them again
+                for job_id in await anyio.to_thread.run_sync(runtime.jobs.unfinished):
+                    app.state.actor.send(job_id)
+        reaper = asyncio.create_task(_reap(runtime))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with suppress(asyncio.CancelledError):
+                await reaper
+            if worker is not None:
+                await anyio.to_thread.run_sync(worker.stop)
+            broker.close()
+            runtime.embedder.close()
+
+    return build_app(service="trainer", title="polyhead trainer", version=shared.__version__,
+                     description="From a CSV of text,label to a versioned, evaluated classifier "
+                                 "head; the model registry (promote, roll back).",
+                     lifespan=lifespan, routers=[router], readiness=_readiness,
+                     max_body_bytes=settings.max_upload_bytes + 64 * 1024)
+
+
+async def _reap(runtime: Runtime) -> None:
+    period = min(runtime.settings.stale_after_s / 2, 10.0)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            lost = await anyio.to_thread.run_sync(runtime.jobs.reap_stale,
+                                                  runtime.settings.stale_after_s)
+            for job_id in lost:
+                log.warning("job %s lost its worker; back to queued for a retry", job_id)
+        except Exception:  # noqa: BLE001 - the database may be down; try next period
+            log.warning("reaper: could not check for stale jobs", exc_info=True)
+
+
+def _readiness(request: Request) -> Readiness:
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return Readiness(status="not_ready", checks={"database": "starting"})
+    checks = {}
+    try:
+        with runtime.registry.sessions() as s:
+            s.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = f"down: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return Readiness(status="ready" if ok else "not_ready", checks=checks)

@@ -1,0 +1,215 @@
+"""One training job, start to finish: validate, embed, select and fit, register, promote.
+
+Runs in a queue worker (a thread of the trainer in the embedded default, or a
+``polyhead-trainer-worker`` process). Imports no FastAPI: the HTTP layer only enqueues.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from services.trainer.dataset import Dataset, DatasetError, parse
+from services.trainer.jobs import JobStore
+from services.trainer.selection import select_and_fit
+from services.trainer.sources import feedback_dataset
+from shared import __version__
+from shared.artifacts import ArtifactStore
+from shared.clients.embedder import EmbedderClient
+from shared.contracts.training import TrainOptions
+from shared.db.models import TrainingJob
+from shared.errors import InvalidInput, NotFound, PolyheadError
+from shared.registry import Registry, should_promote
+from shared.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """A problem retrying cannot fix (bad data, unknown model): fail the job with this text."""
+
+
+@dataclass
+class Runtime:
+    """Everything a job needs, built once per process."""
+
+    settings: TrainerSettings
+    jobs: JobStore
+    registry: Registry
+    store: ArtifactStore
+    embedder: EmbedderClient
+
+    def run(self, job_id: str) -> None:
+        """Entry point for the queue: claim the job, run it, record the outcome."""
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        if not self.jobs.start(job_id, worker=worker, max_attempts=self.settings.max_attempts):
+            log.info("job %s: nothing to do (finished or out of attempts)", job_id)
+            return
+        with self._heartbeat(job_id):
+            try:
+                self._train(self.jobs.row(job_id))
+            except (JobFailed, DatasetError, InvalidInput, NotFound) as exc:
+                log.info("job %s failed: %s", job_id, exc)
+                self.jobs.fail(job_id, _message(exc))
+            except Exception as exc:
+                # Transient (embedder down, database blip...) or a bug: retry, then give up.
+                row = self.jobs.row(job_id)
+                text = f"{type(exc).__name__}: {_message(exc)}"
+                if row.attempts >= self.settings.max_attempts:
+                    log.exception("job %s failed for good", job_id)
+                    self.jobs.fail(job_id, f"gave up after {row.attempts} attempts; last problem: {text}")
+                    return
+                log.warning("job %s attempt %d failed, will retry: %s", job_id, row.attempts, text)
+                self.jobs.retry_later(job_id, f"attempt {row.attempts} failed ({text}); retrying")
+                raise
+
+    @contextmanager
+    def _heartbeat(self, job_id: str) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.heartbeat_s):
+                try:
+                    self.jobs.heartbeat(job_id)
+                except Exception:  # noqa: BLE001 - a missed beat is retried next period
+                    log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _train(self, job: TrainingJob) -> None:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        options = TrainOptions.model_validate(job.options)
+
+        def stage(name: str, fraction: float, lo: float, hi: float) -> None:
+            self.jobs.progress(job.id, name, lo + (hi - lo) * fraction)
+
+        # 1. Validate (before any compute).
+        stage("validating", 0, 0, 0.02)
+        t = time.perf_counter()
+        data = self._dataset(job, options)
+        timings["validate_s"] = time.perf_counter() - t
+
+        # 2. Embed through the embedder service (sharing its phrase cache with serving).
+        t = time.perf_counter()
+        vectors, model_id, cached = self._embed(data.texts + data.oos_texts,
+                                                lambda f: stage("embedding", f, 0.02, 0.5))
+        x, x_oos = vectors[:len(data.texts)], vectors[len(data.texts):]
+        timings["embed_s"] = time.perf_counter() - t
+
+        # 3. Choose, cross-validate and fit the head.
+        labels = data.classes
+        index = {label: i for i, label in enumerate(labels)}
+        y = np.array([index[label] for label in data.labels], dtype=np.int64)
+        t = time.perf_counter()
+        selected = select_and_fit(
+            x, y, labels, x_oos if len(x_oos) else None, options, embedder_model=model_id,
+            budget_s=self.settings.time_budget_s, threads=self.settings.threads,
+            xgboost_max_classes=self.settings.xgboost_max_classes,
+            max_accuracy_drop=self.settings.max_accuracy_drop,
+            progress=lambda name, f: stage(name, f, 0.5, 0.95))
+        timings["fit_s"] = time.perf_counter() - t
+
+        # 4. Register the version, then promote it if the policy says so.
+        stage("registering", 0, 0.95, 1)
+        timings["total_s"] = time.perf_counter() - started
+        report = selected.report | {
+            "data": data.report, "embedder": {"model": model_id, "dim": int(x.shape[1]),
+                                              "cache_hit_ratio": round(cached, 4)},
+            "timings": {k: round(v, 2) for k, v in timings.items()},
+            "job_id": job.id, "code_version": __version__, "options": options.model_dump()}
+        version = self.registry.register(
+            job.model_name, write=lambda v: self._write(job.model_name, v, selected.head.to_files(),
+                                                        report, data, options),
+            head_type=selected.spec.kind, embedder_model=model_id, embedder_dim=int(x.shape[1]),
+            num_classes=len(labels), train_rows=len(y), weighted_f1=report["cv"]["weighted_f1"],
+            metrics=_summary(report), params=selected.spec.params(),
+            data_fingerprint=data.fingerprint(), job_id=job.id)
+        promoted = self._maybe_promote(job.model_name, version.version, options,
+                                       report["cv"]["weighted_f1"])
+        self.jobs.succeed(job.id, version=version.version, promoted=promoted, report=report)
+        log.info("job %s: %s v%d (%s, cv weighted F1 %.4f)%s", job.id, job.model_name,
+                 version.version, selected.spec.kind, report["cv"]["weighted_f1"],
+                 ", promoted" if promoted else "")
+
+    def _dataset(self, job: TrainingJob, options: TrainOptions) -> Dataset:
+        parse_options = {"min_per_class": options.cv_folds, "oos_label": options.oos_label}
+        if job.source == "feedback":
+            return feedback_dataset(self.registry.sessions, job.options.get("source_model")
+                                    or job.model_name, **parse_options)
+        if not job.upload_uri:
+            raise JobFailed("the job has no uploaded data")
+        return parse(self.store.get(job.upload_uri), text_column=options.text_column,
+                     label_column=options.label_column, max_rows=self.settings.max_rows,
+                     **parse_options)
+
+    def _embed(self, texts: list[str], progress: Any) -> tuple[np.ndarray, str, float]:
+        parts, cached, model = [], 0, ""
+        size = self.settings.embed_batch
+        for i in range(0, len(texts), size):
+            result = self.embedder.embed(texts[i:i + size])
+            parts.append(result.vectors)
+            cached += sum(result.cached)
+            model = result.model
+            progress(min(1.0, (i + size) / len(texts)))
+        return np.concatenate(parts), model, cached / max(len(texts), 1)
+
+    def _write(self, name: str, version: int, head_files: dict[str, bytes],
+               report: dict[str, Any], data: Dataset, options: TrainOptions) -> str:
+        files = dict(head_files)
+        files["report.json"] = json.dumps(report | {"model": name, "version": version},
+                                          indent=2, default=str).encode()
+        files["per_class.csv"] = _per_class_csv(report["per_class"])
+        files["training_config.json"] = json.dumps(options.model_dump(), indent=2).encode()
+        files["data.json"] = json.dumps({"fingerprint": data.fingerprint(), **data.report},
+                                        indent=2).encode()
+        return self.store.write_version(name, version, files)
+
+    def _maybe_promote(self, name: str, version: int, options: TrainOptions, f1: float) -> bool:
+        policy = options.promote or self.settings.promote
+        current = self.registry.model(name)
+        production = next((v for v in current.versions
+                           if v.version == current.production_version), None)
+        if not should_promote(policy, f1, production.weighted_f1 if production else None,
+                              self.settings.promote_tolerance):
+            return False
+        reason = (f"cv weighted F1 {f1:.4f}" + (f" vs {production.weighted_f1:.4f} (v{production.version})"
+                                                  if production and production.weighted_f1 else ""))
+        self.registry.promote(name, version, action="auto_promote", actor="trainer", reason=reason)
+        return True
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures stored on the version row (the full report is in the artifact)."""
+    keys = ("cv", "train", "train_cv_gap", "threshold", "class_weight", "candidates", "cv_folds")
+    return {k: report[k] for k in keys if k in report}
+
+
+def _per_class_csv(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["label", "precision", "recall", "f1", "support"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, PolyheadError) else str(exc)

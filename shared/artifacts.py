@@ -1,0 +1,65 @@
+"""The artifact store: a local folder by default, any fsspec filesystem (S3, GCS...) by URL.
+
+Layout: ``<store>/<model-name>/<version>/`` holding the head files and its report, plus
+``<store>/_uploads/<job-id>.csv`` for uploaded training data (so a worker on another machine
+can read it). A version folder is complete only once its ``_COMPLETE`` marker exists: it is
+written last, so a reader never loads a half-written head.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+
+MARKER = "_COMPLETE"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing or incomplete."""
+
+
+class ArtifactStore:
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root = self.root.rstrip("/")
+        self.url = self.fs.unstrip_protocol(self.root)
+
+    def _path(self, uri: str) -> str:
+        return self.fs._strip_protocol(uri)  # noqa: SLF001 (fsspec's documented helper)
+
+    def put(self, key: str, data: bytes) -> str:
+        path = f"{self.root}/{key}"
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(path, data)
+        return self.fs.unstrip_protocol(path)
+
+    def get(self, uri: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._path(uri)))
+        except FileNotFoundError:
+            raise ArtifactError(f"artifact {uri} is missing from the store") from None
+
+    def delete(self, uri: str) -> None:
+        self.fs.rm(self._path(uri), recursive=True)
+
+    def write_version(self, name: str, version: int, files: dict[str, bytes]) -> str:
+        """Write a version folder (marker last); returns its URI."""
+        folder = f"{self.root}/{name}/{version}"
+        self.fs.makedirs(folder, exist_ok=True)
+        for filename, data in files.items():
+            self.fs.pipe_file(f"{folder}/{filename}", data)
+        self.fs.pipe_file(f"{folder}/{MARKER}", b"")
+        return self.fs.unstrip_protocol(folder)
+
+    def read_version(self, uri: str, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
+        folder = self._path(uri).rstrip("/")
+        if not self.fs.exists(f"{folder}/{MARKER}"):
+            raise ArtifactError(f"artifact {uri} is missing or incomplete")
+        wanted = [f"{folder}/{n}" for n in names] if names else [
+            p for p in self.fs.ls(folder, detail=False) if not p.endswith(MARKER)]
+        out = {}
+        for path in wanted:
+            if self.fs.exists(path):
+                out[path.rsplit("/", 1)[-1]] = bytes(self.fs.cat_file(path))
+        return out

@@ -1,0 +1,116 @@
+"""Contracts of the trainer and the model registry, shared by the service, the CLI and tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+HeadChoice = Literal["auto", "logreg", "mlp", "xgboost"]
+MODEL_NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+
+class TrainOptions(BaseModel):
+    """How to train. Everything has a default a person without ML background can keep."""
+
+    head: HeadChoice = "auto"
+    cv_folds: int = Field(5, ge=2, le=20)
+    class_weight: Literal["auto", "balanced", "none"] = Field(
+        "auto", description="auto: compare balanced and unweighted on one fold, keep the better")
+    oos_label: str | None = Field(None, description="rows with this label are out-of-scope "
+                                  "examples: not a class, used to calibrate the threshold")
+    threshold: Literal["auto", "calibrate", "none"] | float = Field(
+        "auto", description="abstain below this confidence. calibrate: on held-out predictions "
+        "(and out-of-scope rows if any); auto: calibrate only when there are out-of-scope rows")
+    text_column: str = "text"
+    label_column: str = "label"
+    seed: int = 0
+    promote: Literal["if_not_worse", "always", "never"] | None = Field(
+        None, description="default: the trainer's setting (if_not_worse)")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: int
+
+
+class Job(BaseModel):
+    id: str
+    model_name: str
+    status: JobState
+    stage: str
+    progress: float = Field(ge=0, le=1)
+    source: str
+    options: dict[str, Any]
+    filename: str | None = None
+    metrics: dict[str, Any] | None = Field(None, description="headline metrics once trained")
+    report: dict[str, Any] | None = Field(None, description="full report (GET /v1/jobs/{id})")
+    model: ModelRef | None = None
+    promoted: bool | None = None
+    error: str | None = Field(None, description="why it failed, in words a person can act on")
+    attempts: int = 0
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Job]
+
+
+class FeedbackJobRequest(BaseModel):
+    """Train from inferences that received feedback (the gateway's ``/feedback``)."""
+
+    name: str = Field(pattern=MODEL_NAME)
+    source_model: str | None = Field(None, description="feedback on this model (default: name)")
+    options: TrainOptions = TrainOptions()
+
+
+class Version(BaseModel):
+    model: str
+    version: int
+    status: Literal["candidate", "production", "archived"]
+    head_type: str
+    artifact_uri: str
+    embedder_model: str
+    embedder_dim: int
+    num_classes: int
+    train_rows: int
+    weighted_f1: float | None
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    data_fingerprint: str
+    job_id: str | None
+    created_at: datetime
+
+
+class ModelInfo(BaseModel):
+    name: str
+    production_version: int | None
+    versions: list[Version]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelInfoList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelInfo]
+
+
+class PromoteRequest(BaseModel):
+    version: int = Field(ge=1)
+    reason: str = Field("", max_length=500)
+
+
+class RollbackRequest(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class AliasMove(BaseModel):
+    model: str
+    from_version: int | None
+    to_version: int
+    action: str

@@ -1,0 +1,138 @@
+"""Tables: the model registry (models, versions, alias history) and training jobs.
+
+Ops dashboards read these with plain SQL, so names are explicit and metrics are JSON(B).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.db.types import JSONType, UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+
+
+class Model(Base):
+    """A named classifier (``intents``); ``production_version`` is its ``production`` alias."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    production_version: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    versions: Mapped[list[ModelVersion]] = relationship(back_populates="model",
+                                                        order_by="ModelVersion.version")
+
+
+class ModelVersion(Base):
+    """One trained head: an immutable artifact plus the report it was chosen with."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    # candidate (never served) | production (the alias points here) | archived (served before)
+    status: Mapped[str] = mapped_column(String(20), default="candidate")
+    head_type: Mapped[str] = mapped_column(String(20))
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    embedder_model: Mapped[str] = mapped_column(String(300))
+    embedder_dim: Mapped[int]
+    num_classes: Mapped[int]
+    train_rows: Mapped[int]
+    weighted_f1: Mapped[float | None]  # CV weighted F1, the promotion criterion (also in metrics)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data_fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model: Mapped[Model] = relationship(back_populates="versions")
+
+
+class AliasEvent(Base):
+    """Every move of a model's ``production`` alias: the audit trail and the rollback path."""
+
+    __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_model_time", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(30), default="production")
+    from_version: Mapped[int | None]
+    to_version: Mapped[int]
+    action: Mapped[str] = mapped_column(String(20))  # promote | auto_promote | rollback
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingJob(Base):
+    """A request to train a head; the queue carries only its id, the state lives here."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (Index("ix_training_jobs_status", "status", "heartbeat_at"),
+                      Index("ix_training_jobs_created", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    stage: Mapped[str] = mapped_column(String(40), default="queued")
+    progress: Mapped[float] = mapped_column(default=0.0)
+    source: Mapped[str] = mapped_column(String(20), default="csv")  # csv | feedback
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    upload_uri: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(String(300))
+    upload_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[int | None]
+    promoted: Mapped[bool | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+
+class Inference(Base):
+    """One prediction served by the gateway, one row each (written by the gateway's logger).
+
+    ``feedback_label`` is the ground truth a product app reports later; the trainer retrains
+    from rows that have one (``source=feedback``).
+    """
+
+    __tablename__ = "inferences"
+    __table_args__ = (Index("ix_inferences_model_time", "model_name", "created_at"),
+                      Index("ix_inferences_feedback", "model_name", "feedback_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(100))
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[int]
+    head_type: Mapped[str] = mapped_column(String(20))
+    embedder_model: Mapped[str] = mapped_column(String(300))
+    input_text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(200))
+    probability: Mapped[float]
+    top_k: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    abstained: Mapped[bool] = mapped_column(default=False)
+    cache_hit: Mapped[bool | None]
+    embed_ms: Mapped[float | None]
+    head_ms: Mapped[float | None]
+    total_ms: Mapped[float | None]
+    feedback_label: Mapped[str | None] = mapped_column(String(200))
+    feedback_at: Mapped[datetime | None]

@@ -1,0 +1,130 @@
+"""Classifier heads as data: what the trainer writes and the classifier serves.
+
+A head is a small model over embeddings. It is stored as plain arrays (``weights.npz``, loaded
+with ``allow_pickle=False``) or an XGBoost booster (``booster.ubj``) plus ``head.json``, never
+as a pickle, so loading an artifact cannot run code. Serving needs only NumPy (and XGBoost for
+XGBoost heads), not torch or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+HeadType = Literal["logreg", "mlp", "xgboost"]
+FORMAT_VERSION = 1
+
+
+class HeadMismatch(ValueError):
+    """The head was trained on another embedder (model id or dimension) than the one serving."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str | None  # None when the head abstains (out of scope)
+    probability: float  # of the top label
+    top: list[tuple[str, float]]
+    abstained: bool
+
+
+@dataclass
+class Head:
+    kind: HeadType
+    labels: list[str]
+    embedder_model: str
+    embedder_dim: int
+    # Dense heads: (weight, bias) per layer, ReLU between layers; logreg has one layer.
+    layers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    booster: bytes | None = None  # XGBoost heads: the booster in UBJSON
+    threshold: float | None = None  # abstain when the top probability is below it
+    _xgb: Any = field(default=None, repr=False, compare=False)
+
+    def check_embedder(self, model: str, dim: int) -> None:
+        if (model, dim) != (self.embedder_model, self.embedder_dim):
+            raise HeadMismatch(
+                f"head was trained on embeddings of {self.embedder_model} "
+                f"({self.embedder_dim}-d) but the embedder serves {model} ({dim}-d); "
+                "retrain the head against this embedder")
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, len(labels))."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.embedder_dim:
+            raise HeadMismatch(f"expected ({self.embedder_dim})-d embeddings, got {x.shape}")
+        if self.kind == "xgboost":
+            return self._predict_xgboost(x)
+        h = x
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                np.maximum(h, 0, out=h)
+        return softmax(h)
+
+    def predict(self, x: np.ndarray, top_k: int = 3) -> list[Prediction]:
+        probs = self.predict_proba(x)
+        k = min(top_k, len(self.labels))
+        order = np.argsort(-probs, axis=1)[:, :k]
+        out = []
+        for row, idx in zip(probs, order, strict=True):
+            best = float(row[idx[0]])
+            abstain = self.threshold is not None and best < self.threshold
+            out.append(Prediction(label=None if abstain else self.labels[idx[0]],
+                                  probability=best, abstained=abstain,
+                                  top=[(self.labels[j], float(row[j])) for j in idx]))
+        return out
+
+    def _predict_xgboost(self, x: np.ndarray) -> np.ndarray:
+        import xgboost  # only XGBoost heads need it
+
+        if self._xgb is None:
+            booster = xgboost.Booster()
+            booster.load_model(bytearray(self.booster or b""))
+            booster.set_param({"nthread": 1})
+            self._xgb = booster
+        probs = self._xgb.inplace_predict(x)
+        return np.asarray(probs, dtype=np.float32).reshape(len(x), len(self.labels))
+
+    # Files -----------------------------------------------------------------------------------
+
+    def to_files(self) -> dict[str, bytes]:
+        meta = {"format_version": FORMAT_VERSION, "kind": self.kind, "labels": self.labels,
+                "embedder_model": self.embedder_model, "embedder_dim": self.embedder_dim,
+                "threshold": self.threshold, "layers": len(self.layers), "cleaning": "shared.text.clean"}
+        files = {"head.json": json.dumps(meta, indent=2).encode()}
+        if self.layers:
+            buf = io.BytesIO()
+            arrays = {f"{name}{i}": a for i, (w, b) in enumerate(self.layers)
+                      for name, a in (("w", w), ("b", b))}
+            np.savez(buf, **arrays)
+            files["weights.npz"] = buf.getvalue()
+        if self.booster is not None:
+            files["booster.ubj"] = self.booster
+        return files
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> Head:
+        meta = json.loads(files["head.json"])
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported head format {meta.get('format_version')}")
+        layers = []
+        if meta["layers"]:
+            with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
+                layers = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32))
+                          for i in range(meta["layers"])]
+        return cls(kind=meta["kind"], labels=list(meta["labels"]),
+                   embedder_model=meta["embedder_model"], embedder_dim=int(meta["embedder_dim"]),
+                   layers=layers, booster=files.get("booster.ubj"), threshold=meta["threshold"])
+
+
+HEAD_FILES = ("head.json", "weights.npz", "booster.ubj")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z

@@ -1,0 +1,170 @@
+"""The model registry: named models, numbered versions, and the ``production`` alias.
+
+Every move of the alias is an :class:`AliasEvent`; rollback replays them as a stack (each
+promotion pushes, each rollback pops), so rolling back twice from v3 goes to v2, then v1.
+Used by the trainer (register, promote) and the classifier (which version to serve).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from shared.contracts.training import AliasMove, ModelInfo, Version
+from shared.db.models import AliasEvent, Model, ModelVersion
+from shared.errors import Conflict, NotFound
+
+PromotePolicy = Literal["if_not_worse", "always", "never"]
+
+
+def should_promote(policy: PromotePolicy, candidate_f1: float | None,
+                   production_f1: float | None, tolerance: float = 0.0) -> bool:
+    """A new version goes live when the policy allows: ``if_not_worse`` compares CV weighted F1."""
+    if policy == "never":
+        return False
+    if policy == "always" or production_f1 is None:
+        return True
+    return candidate_f1 is not None and candidate_f1 >= production_f1 - tolerance
+
+
+class Registry:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    # Reads -----------------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelInfo]:
+        with self.sessions() as s:
+            models = s.scalars(select(Model).options(selectinload(Model.versions))
+                               .order_by(Model.name)).all()
+            return [_model_info(m) for m in models]
+
+    def model(self, name: str) -> ModelInfo:
+        with self.sessions() as s:
+            return _model_info(self._get(s, name))
+
+    def version(self, name: str, version: int | Literal["production"]) -> Version:
+        with self.sessions() as s:
+            model = self._get(s, name)
+            number = model.production_version if version == "production" else version
+            row = next((v for v in model.versions if v.version == number), None)
+            if row is None:
+                what = "no production version" if version == "production" else f"no version {version}"
+                raise NotFound(f"model {name!r} has {what}; versions: "
+                               f"{[v.version for v in model.versions]}", param="version")
+            return _version(name, row)
+
+    def production_versions(self) -> dict[str, int]:
+        """name -> production version, for every model that has one (a cheap poll)."""
+        with self.sessions() as s:
+            rows = s.execute(select(Model.name, Model.production_version)
+                             .where(Model.production_version.is_not(None))).all()
+            return {name: int(v) for name, v in rows}
+
+    # Writes ----------------------------------------------------------------------------------
+
+    def register(self, name: str, *, write: Callable[[int], str], **fields: Any) -> Version:
+        """Add the next version of ``name`` (created if new). ``write(version)`` stores the
+        artifact and returns its URI; it runs inside the transaction, so a failed write
+        registers nothing."""
+        with self.sessions.begin() as s:
+            model = self._lock(s, name, create=True)
+            last = s.scalar(select(func.max(ModelVersion.version))
+                            .where(ModelVersion.model_id == model.id))
+            number = (last or 0) + 1
+            row = ModelVersion(model_id=model.id, version=number, artifact_uri=write(number),
+                               **fields)
+            s.add(row)
+            s.flush()
+            return _version(name, row)
+
+    def promote(self, name: str, version: int, *, action: str = "promote",
+                actor: str = "system", reason: str = "") -> AliasMove:
+        with self.sessions.begin() as s:
+            model = self._lock(s, name)
+            return self._move(s, model, version, action, actor, reason)
+
+    def rollback(self, name: str, *, actor: str = "system", reason: str = "") -> AliasMove:
+        with self.sessions.begin() as s:
+            model = self._lock(s, name)
+            stack = _alias_stack(s.scalars(select(AliasEvent)
+                                           .where(AliasEvent.model_id == model.id)
+                                           .order_by(AliasEvent.id)).all())
+            if len(stack) < 2:
+                raise Conflict(f"model {name!r} has no earlier production version to roll back to")
+            return self._move(s, model, stack[-2], "rollback", actor, reason)
+
+    # Internals -------------------------------------------------------------------------------
+
+    def _get(self, s: Session, name: str) -> Model:
+        model = s.scalar(select(Model).where(Model.name == name)
+                         .options(selectinload(Model.versions)))
+        if model is None:
+            known = s.scalars(select(Model.name).order_by(Model.name).limit(50)).all()
+            raise NotFound(f"unknown model {name!r}; known models: {', '.join(known) or 'none'}",
+                           param="model")
+        return model
+
+    def _lock(self, s: Session, name: str, *, create: bool = False) -> Model:
+        """The model row, locked for this transaction (PostgreSQL; SQLite has one writer)."""
+        query = select(Model).where(Model.name == name).with_for_update()
+        model = s.scalar(query)
+        if model is None and create:
+            try:
+                with s.begin_nested():
+                    s.add(Model(name=name))
+            except IntegrityError:
+                pass  # created concurrently: fine, lock theirs
+            model = s.scalar(query)
+        if model is None:
+            return self._get(s, name)
+        return model
+
+    def _move(self, s: Session, model: Model, version: int, action: str, actor: str,
+              reason: str) -> AliasMove:
+        rows = {v.version: v for v in s.scalars(select(ModelVersion)
+                                                .where(ModelVersion.model_id == model.id))}
+        if version not in rows:
+            raise NotFound(f"model {model.name!r} has no version {version}; versions: "
+                           f"{sorted(rows)}", param="version")
+        previous = model.production_version
+        if previous != version:
+            if previous in rows:
+                rows[previous].status = "archived"
+            rows[version].status = "production"
+            model.production_version = version
+            s.add(AliasEvent(model_id=model.id, from_version=previous, to_version=version,
+                             action=action, actor=actor, reason=reason))
+        return AliasMove(model=model.name, from_version=previous, to_version=version,
+                         action=action if previous != version else "unchanged")
+
+
+def _alias_stack(events: list[AliasEvent]) -> list[int]:
+    stack: list[int] = []
+    for event in events:
+        if event.action == "rollback":
+            while stack and stack[-1] != event.to_version:
+                stack.pop()
+        elif not stack or stack[-1] != event.to_version:
+            stack.append(event.to_version)
+    return stack
+
+
+def _version(name: str, row: ModelVersion) -> Version:
+    return Version(model=name, version=row.version, status=row.status,  # type: ignore[arg-type]
+                   head_type=row.head_type, artifact_uri=row.artifact_uri,
+                   embedder_model=row.embedder_model, embedder_dim=row.embedder_dim,
+                   num_classes=row.num_classes, train_rows=row.train_rows,
+                   weighted_f1=row.weighted_f1, metrics=row.metrics, params=row.params,
+                   data_fingerprint=row.data_fingerprint, job_id=row.job_id,
+                   created_at=row.created_at)
+
+
+def _model_info(model: Model) -> ModelInfo:
+    return ModelInfo(name=model.name, production_version=model.production_version,
+                     versions=[_version(model.name, v) for v in model.versions],
+                     created_at=model.created_at, updated_at=model.updated_at)
