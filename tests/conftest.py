@@ -130,3 +130,91 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.stop()
+
+
+# Databases and services for the trainer, registry and (later) gateway tests ---------------------
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL schema of the test's own on the real server (dropped afterwards)."""
+    from sqlalchemy import text
+
+    from shared.db import make_engine
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    try:
+        with admin.begin() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL} ({exc}); start it (see README)")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as c:
+        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+class ServerThread:
+    """A real uvicorn server on a free port, in a thread of the test process."""
+
+    def __init__(self, app: FastAPI) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                   log_config=None, access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def embedder_url(real_backend: Backend) -> Iterator[str]:
+    """The real embedder (real model) over real HTTP, for the whole session."""
+    from services.embedder.app import create_app
+
+    with ServerThread(create_app(settings(), backend=real_backend)) as server:
+        yield server.url
+
+
+def clinc_rows(name: str = "train.csv", *, labels: int = 6, per_label: int = 25
+               ) -> list[tuple[str, str]]:
+    """A small, balanced CLINC150 slice: the first ``labels`` intents, ``per_label`` rows each."""
+    with open(CLINC / name, newline="", encoding="utf-8") as f:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+    chosen = sorted({label for _, label in rows})[:labels]
+    out: list[tuple[str, str]] = []
+    for label in chosen:
+        out += [r for r in rows if r[1] == label][:per_label]
+    return out
+
+
+def to_csv(rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label"),
+           delimiter: str = ",") -> bytes:
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode()
