@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from shared.contracts.training import Job
 
-DEFAULT_URL = os.environ.get("TRAINER_URL", "http://127.0.0.1:8002")
+DEFAULT_URL = os.environ.get("TRAINER_URL", "http://127.0.0.1:8003")
 
 
 class CliError(Exception):

@@ -2,9 +2,10 @@
 # One image recipe for the light services (no torch): classifier, trainer, gateway.
 #   docker build -f deploy/docker/service.Dockerfile --build-arg SERVICE=gateway \
 #     --build-arg PORT=8000 -t polyhead/gateway:0.1.0 .
-# NOTE: those services are not written yet (services/<name>/ holds a placeholder only), so the
-# build stops at the check below until services/<name>/app.py and deploy/gunicorn/<name>.py
-# exist. The embedder has its own Dockerfiles (it needs torch and the model).
+# The trainer needs torch for fitting: build it with --build-arg EXTRAS=trainer --build-arg
+# TORCH_CPU=1 (torch's CPU wheel). A service without services/<name>/app.py and
+# deploy/gunicorn/<name>.py stops the build at the check below. The embedder has its own
+# Dockerfiles (it needs the model).
 #
 # SERVICE: package under services/. PORT: the port deploy/gunicorn/<name>.py binds by default
 # (the health probe uses it unless <NAME>_BIND is set). EXTRAS: optional pyproject extras.
@@ -14,9 +15,15 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # --- build: a self-contained venv in /opt/venv ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 ARG EXTRAS=""
+ARG TORCH_CPU=0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+# torch first and alone, from the CPU index: PyPI's Linux wheel is the CUDA build (GBs more).
+RUN --mount=type=cache,target=/root/.cache/pip \
+    if [ "${TORCH_CPU}" = 1 ]; then \
+      pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; \
+    fi
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shared ./shared

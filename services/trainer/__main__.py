@@ -13,7 +13,7 @@ import uvicorn
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the polyhead trainer (development).")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--port", type=int, default=8003)
     args = parser.parse_args()
     uvicorn.run("services.trainer.app:create_app", factory=True, host=args.host, port=args.port,
                 log_config=None, access_log=False)

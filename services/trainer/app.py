@@ -59,7 +59,7 @@ def create_app(settings: TrainerSettings | None = None,
             if worker is not None:
                 await anyio.to_thread.run_sync(worker.stop)
             broker.close()
-            runtime.embedder.close()
+            runtime.close()
 
     return build_app(service="trainer", title="polyhead trainer", version=shared.__version__,
                      description="From a CSV of text,label to a versioned, evaluated classifier "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine
 
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.jobs import JobStore
@@ -50,6 +51,11 @@ class Runtime:
     registry: Registry
     store: ArtifactStore
     embedder: EmbedderClient
+    engine: Engine
+
+    def close(self) -> None:
+        self.embedder.close()
+        self.engine.dispose()
 
     def run(self, job_id: str) -> None:
         """Entry point for the queue: claim the job, run it, record the outcome."""

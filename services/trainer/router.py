@@ -54,7 +54,7 @@ async def create_job(
     """Train a head from a CSV. Answers 202 with the job; poll ``GET /v1/jobs/{id}``.
 
     ```
-    curl -s localhost:8002/v1/jobs -F name=intents -F file=@data/clinc150/train.csv
+    curl -s localhost:8003/v1/jobs -F name=intents -F file=@data/clinc150/train.csv
     ```
     The file is checked before anything is queued: a CSV that cannot be trained on (not UTF-8,
     missing columns, a single label...) is refused with 422 and the reason.
@@ -88,7 +88,7 @@ async def create_feedback_job(body: FeedbackJobRequest, request: Request,
     """Retrain from inferences that received feedback (``POST /v1/inferences/{id}/feedback``).
 
     ```
-    curl -s localhost:8002/v1/jobs/feedback -H 'content-type: application/json' \\
+    curl -s localhost:8003/v1/jobs/feedback -H 'content-type: application/json' \\
          -d '{"name": "intents"}'
     ```
     """
@@ -101,7 +101,7 @@ async def create_feedback_job(body: FeedbackJobRequest, request: Request,
 @router.get("/v1/jobs", response_model=JobList, tags=["jobs"])
 def list_jobs(runtime: RuntimeDep, status: str | None = None, model: str | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JobList:
-    """Newest first. ``curl -s 'localhost:8002/v1/jobs?status=running'``"""
+    """Newest first. ``curl -s 'localhost:8003/v1/jobs?status=running'``"""
     return JobList(data=runtime.jobs.list(limit=limit, status=status, model_name=model))
 
 

@@ -21,4 +21,4 @@ def build_runtime(settings: TrainerSettings, embedder: EmbedderClient | None = N
     client_settings.timeout_s = max(client_settings.timeout_s, 60.0)  # big training batches
     return Runtime(settings=settings, jobs=JobStore(sessions), registry=Registry(sessions),
                    store=ArtifactStore(settings.artifact_store),
-                   embedder=embedder or EmbedderClient(client_settings))
+                   embedder=embedder or EmbedderClient(client_settings), engine=engine)

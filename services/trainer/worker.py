@@ -33,5 +33,10 @@ def main() -> None:
     from dramatiq.cli import make_argument_parser
 
     extra = sys.argv[1:] or ["--processes", "1", "--threads", "1"]
-    args = make_argument_parser().parse_args([__name__, "--queues", QUEUE, *extra])
+    args = make_argument_parser().parse_args(["services.trainer.worker", "--queues", QUEUE,
+                                              *extra])
     sys.exit(dramatiq_main(args))
+
+
+if __name__ == "__main__":
+    main()

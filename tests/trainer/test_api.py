@@ -1,0 +1,116 @@
+"""The trainer end to end: real embedder (real model, real HTTP), real PostgreSQL, real heads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.artifacts import ArtifactStore
+from shared.clients.embedder import EmbedderClient
+from shared.heads import HEAD_FILES, Head
+from shared.settings import EmbedderClientSettings
+from tests.conftest import clinc_rows, running, to_csv
+from tests.trainer.helpers import submit, trainer_app, trainer_settings, wait_job
+
+pytestmark = [pytest.mark.anyio, pytest.mark.model]
+
+SLICE = clinc_rows(labels=6, per_label=25)
+
+
+async def test_csv_to_a_promoted_version_with_a_full_report(
+        pg_url: str, tmp_path: Path, embedder_url: str) -> None:
+    app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
+    async with running(app) as client:
+        response = await submit(client, to_csv(SLICE))
+        assert response.status_code == 202, response.text
+        assert response.json()["report"]["data"]["rows_used"] == 150
+        job = await wait_job(client, response.json()["id"])
+        assert job["status"] == "succeeded", job["error"]
+        assert job["model"] == {"name": "intents", "version": 1} and job["promoted"] is True
+        assert job["progress"] == 1.0 and job["attempts"] == 1
+
+        report = job["report"]
+        assert report["cv"]["weighted_f1"] > 0.85 and report["cv_folds"] == 5
+        assert set(report["candidates"]) == {"logreg", "mlp", "xgboost"}  # 6 classes: all tried
+        assert {"none_weighted_f1", "balanced_weighted_f1", "chosen"} <= set(report["class_weight"])
+        assert len(report["per_class"]) == 6
+        assert np.array(report["confusion_matrix"]["matrix"]).sum() == 150
+        assert report["threshold"] is None  # no out-of-scope rows: no abstaining by default
+        assert report["embedder"] == {"model": "sentence-transformers/all-MiniLM-L6-v2",
+                                      "dim": 384, "cache_hit_ratio": report["embedder"]["cache_hit_ratio"]}
+
+        model = (await client.get("/v1/models/intents")).json()
+        assert model["production_version"] == 1
+        version = model["versions"][0]
+        assert version["status"] == "production" and version["train_rows"] == 150
+        full = (await client.get("/v1/models/intents/versions/1/report")).json()
+        assert full["version"] == 1 and full["per_class"] == report["per_class"]
+
+    # The artifact is complete and serves: load the head, embed with the embedder, predict.
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    files = store.read_version(version["artifact_uri"])
+    assert {"head.json", "report.json", "per_class.csv", "training_config.json",
+            "data.json"} <= set(files)
+    head = Head.from_files(store.read_version(version["artifact_uri"], HEAD_FILES))
+    head.check_embedder("sentence-transformers/all-MiniLM-L6-v2", 384)
+    with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as embedder:
+        held_out = clinc_rows("test.csv", labels=6, per_label=10)
+        predictions = head.predict(embedder.embed([t for t, _ in held_out]).vectors)
+    accuracy = np.mean([p.label == label for p, (_, label) in zip(predictions, held_out, strict=True)])
+    assert accuracy > 0.85
+
+
+async def test_promotion_policy_promote_and_rollback(
+        pg_url: str, tmp_path: Path, embedder_url: str) -> None:
+    app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
+    async with running(app) as client:
+        first = await wait_job(client, (await submit(client, to_csv(SLICE), head="logreg")).json()["id"])
+        second = await wait_job(client, (await submit(
+            client, to_csv(SLICE), head="logreg", promote="never", cv_folds=3)).json()["id"])
+        assert first["promoted"] is True and second["promoted"] is False
+        assert second["report"]["embedder"]["cache_hit_ratio"] == 1.0  # phrase cache shared
+        assert (await client.get("/v1/models/intents")).json()["production_version"] == 1
+
+        move = await client.post("/v1/models/intents/promote", json={"version": 2})
+        assert move.json() == {"model": "intents", "from_version": 1, "to_version": 2,
+                               "action": "promote"}
+        assert (await client.post("/v1/models/intents/rollback")).json()["to_version"] == 1
+        refused = await client.post("/v1/models/intents/rollback")
+        assert refused.status_code == 409
+        assert "no earlier production version" in refused.json()["error"]["message"]
+        missing = await client.post("/v1/models/intents/promote", json={"version": 9})
+        assert missing.status_code == 404 and "no version 9" in missing.json()["error"]["message"]
+        statuses = {v["version"]: v["status"] for v in
+                    (await client.get("/v1/models/intents")).json()["versions"]}
+        assert statuses == {1: "production", 2: "archived"}
+
+
+async def test_out_of_scope_rows_calibrate_the_threshold(
+        pg_url: str, tmp_path: Path, embedder_url: str) -> None:
+    oos = clinc_rows("oos_train.csv", labels=1, per_label=60)
+    app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
+    async with running(app) as client:
+        job = await wait_job(client, (await submit(client, to_csv(SLICE + oos), head="logreg",
+                                                   oos_label="oos")).json()["id"])
+        assert job["status"] == "succeeded", job["error"]
+        threshold = job["report"]["threshold"]
+        assert threshold["oos_rows"] == 60 and 0 < threshold["threshold"] < 1
+        assert threshold["oos_recall"] > 0.3
+        assert threshold["in_scope_accuracy"] >= threshold["in_scope_accuracy_without"] - 0.011
+        assert job["metrics"]["oos_recall"] == threshold["oos_recall"]
+        assert "oos" not in [row["label"] for row in job["report"]["per_class"]]
+
+
+async def test_imbalanced_data_compares_class_weights(
+        pg_url: str, tmp_path: Path, embedder_url: str) -> None:
+    rows = clinc_rows(labels=3, per_label=60)
+    skewed = rows[:60] + rows[60:75] + rows[120:130]  # 60 / 15 / 10
+    app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
+    async with running(app) as client:
+        job = await wait_job(client, (await submit(client, to_csv(skewed), head="logreg")).json()["id"])
+        weighting = job["report"]["class_weight"]
+        assert weighting["mode"] == "auto" and weighting["chosen"] in ("none", "balanced")
+        assert job["report"]["data"]["class_counts"] == {
+            label: n for label, n in zip(sorted({r[1] for r in rows}), (60, 15, 10), strict=True)}

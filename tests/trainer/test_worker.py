@@ -1,0 +1,80 @@
+"""Several worker processes on a real Redis queue; one is killed mid-job (SIGKILL).
+
+The job must not stay ``running``: the trainer's reaper puts it back to ``queued`` with the
+reason, the broker hands the message to the next worker, and the job finishes on attempt 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from services.embedder.app import create_app as create_embedder
+from tests.conftest import ROOT, ServerThread, clinc_rows, running, settings, to_csv
+from tests.embedder.fakes import SlowBackend
+from tests.trainer.helpers import submit, trainer_app, trainer_settings, wait_job
+
+pytestmark = pytest.mark.anyio
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.trainer.worker", "--processes", "1", "--threads", "1"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill(worker: subprocess.Popen[bytes]) -> None:
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+
+
+async def test_worker_killed_mid_job_is_retried_by_another(
+        pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    namespace = f"polyhead-test-{uuid.uuid4().hex[:8]}"
+    # A slow (fake) embedder, so the job is still embedding when its worker dies.
+    slow = SlowBackend(delay_s=0.4)
+    with ServerThread(create_embedder(settings(backend="fake", max_batch_size=32,
+                                               max_batch_tokens=4096), backend=slow)) as embedder:
+        common = {"queue_url": redis_url, "queue_namespace": namespace, "heartbeat_s": 0.5}
+        api = trainer_settings(pg_url, tmp_path, run_worker=False, stale_after_s=2, **common)
+        env = os.environ | {
+            "TRAINER_DATABASE_URL": pg_url, "TRAINER_ARTIFACT_STORE": str(tmp_path / "artifacts"),
+            "TRAINER_QUEUE_URL": redis_url, "TRAINER_QUEUE_NAMESPACE": namespace,
+            "TRAINER_QUEUE_HEARTBEAT_TIMEOUT_MS": "1500",
+            "TRAINER_QUEUE_MAINTENANCE_CHANCE": "1000000", "TRAINER_HEARTBEAT_S": "0.5",
+            "TRAINER_THREADS": "1", "EMBEDDER_URL": embedder.url, "LOG_JSON": "false",
+            "PYTHONPATH": str(ROOT)}
+        log = tmp_path / "workers.log"
+        first = start_worker(env, log)
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            async with running(trainer_app(api, embedder.url)) as client:
+                rows = clinc_rows(labels=4, per_label=60)
+                job_id = (await submit(client, to_csv(rows), head="logreg", cv_folds=3)).json()["id"]
+                while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["stage"] != "embedding":
+                    assert job["status"] != "failed", job["error"]
+                    await asyncio.sleep(0.05)
+                kill(first)
+
+                # The reaper notices the silence and says so.
+                while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["status"] == "running":
+                    await asyncio.sleep(0.2)
+                assert job["status"] == "queued", job
+                assert "was lost during 'embedding'" in job["error"]
+
+                second = start_worker(env, log)
+                job = await wait_job(client, job_id, timeout_s=120)
+                assert job["status"] == "succeeded", (job["error"], log.read_text()[-3000:])
+                assert job["attempts"] == 2 and job["model"]["version"] == 1
+        finally:
+            for worker in (first, second):
+                if worker is not None and worker.poll() is None:
+                    kill(worker)
