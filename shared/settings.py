@@ -115,7 +115,7 @@ class TrainerSettings(ServiceSettings):
     threads: int = Field(0, ge=0, description="torch threads for fitting; 0 = torch default")
     time_budget_s: float = Field(60.0, gt=0, description="for screening candidate heads")
     xgboost_max_classes: int = Field(20, ge=2, description="auto tries XGBoost up to this")
-    max_accuracy_drop: float = Field(0.005, ge=0, le=1, description="in-scope accuracy the "
+    max_accuracy_drop: float = Field(0.003, ge=0, le=1, description="in-scope accuracy the "
                                      "abstain threshold may cost, on held-out predictions")
     promote: Literal["if_not_worse", "always", "never"] = "if_not_worse"
     promote_tolerance: float = Field(0.0, ge=0, description="weighted F1 a new version may lose")
