@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import anyio
+import redis
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 
@@ -42,6 +43,10 @@ def create_app(settings: TrainerSettings | None = None,
         runtime = await anyio.to_thread.run_sync(build_runtime, settings, embedder)
         broker = make_broker(settings)
         app.state.runtime, app.state.broker = runtime, broker
+        # Readiness pings the queue with a short timeout of its own (never hangs /ready).
+        app.state.queue_probe = redis.Redis.from_url(
+            settings.queue_url, socket_timeout=1, socket_connect_timeout=1
+        ) if settings.queue_url else None
         app.state.actor = declare(broker, runtime.run, settings)
         worker = in_process_worker(broker) if run_worker else None
         if worker is not None:
@@ -59,6 +64,8 @@ def create_app(settings: TrainerSettings | None = None,
             if worker is not None:
                 await anyio.to_thread.run_sync(worker.stop)
             broker.close()
+            if app.state.queue_probe is not None:
+                app.state.queue_probe.close()
             runtime.close()
 
     return build_app(service="trainer", title="polyhead trainer", version=shared.__version__,
@@ -92,5 +99,12 @@ def _readiness(request: Request) -> Readiness:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["database"] = f"down: {type(exc).__name__}"
+    client: redis.Redis | None = request.app.state.queue_probe
+    if client is not None:
+        try:
+            client.ping()
+            checks["queue"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["queue"] = f"down: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return Readiness(status="ready" if ok else "not_ready", checks=checks)
