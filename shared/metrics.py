@@ -11,11 +11,13 @@ import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,10 +28,29 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route", "status"], buckets=LATENCY_BUCKETS)
 
 
+_EXTRA: list[Collector] = []
+
+
+def add_collector(collector: Collector) -> None:
+    """A collector computed at scrape time (e.g. from the database), in every process mode."""
+    _EXTRA.append(collector)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        REGISTRY.register(collector)
+
+
+def remove_collector(collector: Collector) -> None:
+    if collector in _EXTRA:
+        _EXTRA.remove(collector)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            REGISTRY.unregister(collector)
+
+
 def metrics_response() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in _EXTRA:
+            registry.register(collector)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

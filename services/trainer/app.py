@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 import shared
+from services.trainer.metrics import JobCollector
 from services.trainer.pipeline import Runtime
 from services.trainer.queue import declare, in_process_worker, make_broker
 from services.trainer.router import router
@@ -26,6 +27,7 @@ from shared.app import build_app
 from shared.clients.embedder import EmbedderClient
 from shared.contracts.health import Readiness
 from shared.logs import configure_logging
+from shared.metrics import add_collector, remove_collector
 from shared.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,12 @@ def create_app(settings: TrainerSettings | None = None,
                 for job_id in await anyio.to_thread.run_sync(runtime.jobs.unfinished):
                     app.state.actor.send(job_id)
         reaper = asyncio.create_task(_reap(runtime))
+        collector = JobCollector(runtime.jobs)
+        add_collector(collector)
         try:
             yield
         finally:
+            remove_collector(collector)
             reaper.cancel()
             with suppress(asyncio.CancelledError):
                 await reaper

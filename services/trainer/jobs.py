@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts.training import Job, ModelRef
@@ -118,6 +118,16 @@ class JobStore:
             return list(s.scalars(select(TrainingJob.id)
                                   .where(TrainingJob.status.in_(("queued", "running")))
                                   .order_by(TrainingJob.created_at)))
+
+    def stats(self) -> tuple[dict[str, int], float]:
+        """Jobs per status, and the age in seconds of the oldest queued one (for metrics)."""
+        with self.sessions() as s:
+            counts = {status: int(n) for status, n in s.execute(
+                select(TrainingJob.status, func.count()).group_by(TrainingJob.status))}
+            oldest = s.scalar(select(func.min(TrainingJob.created_at))
+                              .where(TrainingJob.status == "queued"))
+        age = (utcnow() - oldest).total_seconds() if oldest else 0.0
+        return counts, age
 
     def _update(self, job_id: str, **values: Any) -> None:
         with self.sessions.begin() as s:

@@ -47,6 +47,9 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
         assert version["status"] == "production" and version["train_rows"] == 150
         full = (await client.get("/v1/models/intents/versions/1/report")).json()
         assert full["version"] == 1 and full["per_class"] == report["per_class"]
+        metrics = (await client.get("/metrics")).text
+        assert 'polyhead_trainer_jobs{status="succeeded"} 1.0' in metrics
+        assert "polyhead_trainer_oldest_queued_seconds 0.0" in metrics
 
     # The artifact is complete and serves: load the head, embed with the embedder, predict.
     store = ArtifactStore(str(tmp_path / "artifacts"))
