@@ -1,0 +1,72 @@
+"""The artifact store: a local folder, and S3 by configuration (a real S3-protocol server)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.artifacts import MARKER, ArtifactError, ArtifactStore
+from tests.conftest import free_port
+
+FILES = {"head.json": b'{"kind": "logreg"}', "weights.npz": b"\x93NUMPY..."}
+
+
+def _round_trip(store: ArtifactStore) -> None:
+    uri = store.write_version("intents", 3, FILES)
+    assert uri.endswith("intents/3")
+    assert store.read_version(uri) == FILES
+    assert store.read_version(uri, ("head.json", "booster.ubj")) == {"head.json": FILES["head.json"]}
+    upload = store.put("_uploads/job.csv", b"text,label\n")
+    assert store.get(upload) == b"text,label\n"
+    store.delete(f"{uri}/{MARKER}")  # a half-written version is never read
+    with pytest.raises(ArtifactError, match="missing or incomplete"):
+        store.read_version(uri)
+    with pytest.raises(ArtifactError, match="missing"):
+        store.get(upload + ".nope")
+
+
+def test_local_folder(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    assert store.url.startswith("file://")
+    _round_trip(store)
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    """moto's standalone server: the S3 HTTP protocol on a local port (no AWS account here)."""
+    server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    assert server, "moto_server is missing: install the test extras"
+    port = free_port()
+    proc = subprocess.Popen([server, "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(url, timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        httpx.put(f"{url}/polyhead-test").raise_for_status()  # create the bucket
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_s3_by_configuration(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Configured the way a deployment would: the store URL plus the standard AWS variables.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = ArtifactStore("s3://polyhead-test/heads", skip_instance_cache=True)
+    assert store.url == "s3://polyhead-test/heads"
+    _round_trip(store)
