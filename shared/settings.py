@@ -85,6 +85,9 @@ class EmbedderClientSettings(BaseSettings):
     max_connections: int = Field(32, ge=1)
     retries: int = Field(2, ge=0)
     batch_size: int = Field(256, ge=1, description="texts per HTTP call for large inputs")
+    # Circuit breaker: after this many failed calls in a row, fail fast for breaker_ttl_s.
+    breaker_threshold: int = Field(5, ge=1)
+    breaker_ttl_s: float = Field(10.0, gt=0)
 
 
 class TrainerSettings(ServiceSettings):
@@ -127,3 +130,26 @@ class TrainerSettings(ServiceSettings):
                                  "lost its worker: it goes back to queued")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=100)
     queue_maintenance_chance: int = Field(1000, ge=0, le=1_000_000)
+
+
+class ClassifierSettings(ServiceSettings):
+    """A classifier-head service (``CLASSIFIER_*``): serves the ``production`` version of one,
+    several or all models, reloading within ``reload_interval_s`` of a promotion or rollback."""
+
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
+
+    models: str = Field("*", description="comma-separated model names, or * for all")
+    database_url: str = Field("sqlite:///var/polyhead.db",
+                              validation_alias=_env("CLASSIFIER_", "DATABASE_URL"))
+    artifact_store: str = Field("var/artifacts",
+                                validation_alias=_env("CLASSIFIER_", "ARTIFACT_STORE"))
+    reload_interval_s: float = Field(2.0, gt=0)
+    max_texts_per_request: int = Field(256, ge=1)
+    max_chars_per_text: int = Field(2000, ge=1)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    def model_names(self) -> set[str] | None:
+        """None = every model in the registry."""
+        names = {n.strip() for n in self.models.split(",") if n.strip()}
+        return None if not names or "*" in names else names

@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import numpy as np
 from pydantic import ValidationError
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
 from shared.decorators import retry
@@ -100,15 +102,33 @@ def _http_options(settings: EmbedderClientSettings) -> dict[str, Any]:
 
 
 class AsyncEmbedderClient:
-    """``async with AsyncEmbedderClient() as c: e = await c.embed(["hello"])``"""
+    """``async with AsyncEmbedderClient() as c: e = await c.embed(["hello"])``
+
+    Behind a circuit breaker (purgatory): after ``breaker_threshold`` failed calls in a row the
+    client fails fast with :class:`Unavailable` for ``breaker_ttl_s``, so a dead embedder costs
+    callers a quick 503 instead of a pile of hung requests; then one trial call decides.
+    """
 
     def __init__(self, settings: EmbedderClientSettings | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or EmbedderClientSettings()
         self._http = httpx.AsyncClient(transport=transport, **_http_options(self.settings))
         self._post = _retrying(self.settings, self._post_once)
+        # Refused input is the caller's fault, not the embedder's: it never opens the circuit.
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=self.settings.breaker_threshold,
+            default_ttl=self.settings.breaker_ttl_s, exclude=[InvalidInput])
 
     async def embed(self, texts: list[str]) -> Embeddings:
+        try:
+            async with await self._breakers.get_breaker("embedder"):
+                return await self._embed(texts)
+        except OpenedState:
+            raise Unavailable(f"embedder at {self.settings.url} failed "
+                              f"{self.settings.breaker_threshold} times in a row; failing fast "
+                              "until it recovers", retry_after_s=self.settings.breaker_ttl_s) from None
+
+    async def _embed(self, texts: list[str]) -> Embeddings:
         try:
             parts = [await self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
         except (httpx.TransportError, _Retryable) as exc:
