@@ -42,6 +42,14 @@ class NotFound(PolyheadError):
     """An unknown model, job, version..."""
 
 
+class Unauthorized(PolyheadError):
+    """No API key, or an unknown or revoked one."""
+
+
+class Forbidden(PolyheadError):
+    """A valid API key without the scope the route needs."""
+
+
 class Conflict(PolyheadError):
     """The request clashes with the current state (nothing to roll back to...)."""
 
@@ -58,6 +66,8 @@ class Unavailable(PolyheadError):
 ERROR_TABLE: dict[type[PolyheadError], tuple[int, str]] = {
     InvalidInput: (422, "invalid_request_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
+    Unauthorized: (401, "authentication_error"),
+    Forbidden: (403, "permission_error"),
     NotFound: (404, "not_found_error"),
     Conflict: (409, "conflict_error"),
     Overloaded: (429, "rate_limit_error"),

@@ -153,3 +153,33 @@ class ClassifierSettings(ServiceSettings):
         """None = every model in the registry."""
         names = {n.strip() for n in self.models.split(",") if n.strip()}
         return None if not names or "*" in names else names
+
+
+class GatewaySettings(ServiceSettings):
+    """The public API (``GATEWAY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
+
+    database_url: str = Field("sqlite:///var/polyhead.db",
+                              validation_alias=_env("GATEWAY_", "DATABASE_URL"))
+    classifier_urls: str = Field("http://127.0.0.1:8002", validation_alias=_env(
+        "GATEWAY_", "CLASSIFIER_URLS"), description="comma-separated classifier replicas")
+    routes_refresh_s: float = Field(2.0, gt=0, description="how often to ask who serves what")
+    dead_for_s: float = Field(5.0, gt=0, description="skip a failed replica this long")
+    timeout_s: float = Field(10.0, gt=0)
+    max_texts_per_request: int = Field(64, ge=1)
+    max_chars_per_text: int = Field(2000, ge=1)
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    top_k: int = Field(3, ge=1, le=50)
+    auth: bool = Field(True, description="require API keys (Authorization: Bearer ...)")
+    # Inference log: buffer in memory, spool to disk while the database is down.
+    log_inferences: bool = True
+    spool_dir: str = "var/spool"
+    log_buffer: int = Field(10_000, ge=1)
+    log_batch: int = Field(500, ge=1)
+    log_flush_s: float = Field(0.2, gt=0)
+    log_retry_s: float = Field(1.0, gt=0)
+
+    def classifiers(self) -> list[str]:
+        return [u.strip().rstrip("/") for u in self.classifier_urls.split(",") if u.strip()]

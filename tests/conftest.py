@@ -218,3 +218,35 @@ def to_csv(rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "labe
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue().encode()
+
+
+class PostgresOutage:
+    """Stops and starts the real local PostgreSQL cluster (fault tests; see README)."""
+
+    @staticmethod
+    def _cluster() -> list[str]:
+        version = sorted(os.listdir("/etc/postgresql"))[0]
+        return [version, "main"]
+
+    def stop(self) -> None:
+        subprocess.run(["pg_ctlcluster", *self._cluster(), "stop", "-m", "fast"], check=True,
+                       capture_output=True)
+
+    def start(self) -> None:
+        # No check: "already running" is fine; readiness below is what counts.
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *self._cluster(), "start"],
+                       check=False, capture_output=True)
+        for _ in range(100):
+            if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError("PostgreSQL did not come back")
+
+
+@pytest.fixture
+def postgres_outage() -> Iterator[PostgresOutage]:
+    outage = PostgresOutage()
+    try:
+        yield outage
+    finally:
+        outage.start()  # whatever happened, leave it running for the rest of the suite

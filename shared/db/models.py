@@ -136,3 +136,17 @@ class Inference(Base):
     total_ms: Mapped[float | None]
     feedback_label: Mapped[str | None] = mapped_column(String(200))
     feedback_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """A gateway API key: only its SHA-256 is stored (keys are 32 random bytes, so a plain
+    hash is enough; the key itself is shown once, at creation)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))  # comma-separated: predict,admin
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

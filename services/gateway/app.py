@@ -1,0 +1,100 @@
+"""The gateway's app factory: ``create_app(settings=None)``.
+
+Start-up: migrate the database, start the inference log's writer (it replays any spool a
+previous run left), learn which classifier serves which model, and keep that fresh. Shutdown
+drains the inference log, so a graceful stop loses no record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import anyio
+import httpx
+from fastapi import FastAPI, Request
+
+import shared
+from services.gateway.auth import KeyStore
+from services.gateway.inference_log import InferenceLog
+from services.gateway.router import router
+from services.gateway.routing import Replicas
+from services.gateway.service import PredictService
+from shared.app import build_app
+from shared.contracts.health import Readiness
+from shared.db import make_engine, session_factory
+from shared.db.migrate import upgrade
+from shared.logs import configure_logging
+from shared.registry import Registry
+from shared.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        try:
+            await anyio.to_thread.run_sync(upgrade, engine)
+        except Exception:  # noqa: BLE001 - the database may be down: serve, and spool the log
+            log.warning("could not migrate the database at start-up; serving anyway",
+                        exc_info=True)
+        sessions = session_factory(engine)
+        app.state.registry = Registry(sessions)
+        app.state.keys = KeyStore(sessions) if settings.auth else None
+        inference_log = InferenceLog(
+            engine, Path(settings.spool_dir), buffer_size=settings.log_buffer,
+            batch_size=settings.log_batch, flush_interval_s=settings.log_flush_s,
+            retry_interval_s=settings.log_retry_s) if settings.log_inferences else None
+        if inference_log is not None:
+            inference_log.start()
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_s, connect=2.0),
+                                 limits=httpx.Limits(max_connections=256,
+                                                     max_keepalive_connections=64))
+        replicas = Replicas(settings.classifiers(), http, settings.dead_for_s)
+        app.state.replicas, app.state.inference_log = replicas, inference_log
+        app.state.service = PredictService(settings, replicas, http, inference_log)
+        await replicas.refresh()
+        refresher = asyncio.create_task(_refresh(replicas, settings.routes_refresh_s))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with suppress(asyncio.CancelledError):
+                await refresher
+            await http.aclose()
+            if inference_log is not None:
+                await anyio.to_thread.run_sync(inference_log.stop)
+            engine.dispose()
+
+    return build_app(service="gateway", title="polyhead", version=shared.__version__,
+                     description="The public API: predictions from every classifier head, "
+                                 "each one logged; feedback for retraining.",
+                     lifespan=lifespan, routers=[router], readiness=_readiness,
+                     max_body_bytes=settings.max_body_bytes)
+
+
+async def _refresh(replicas: Replicas, period_s: float) -> None:
+    while True:
+        await asyncio.sleep(period_s)
+        await replicas.refresh()
+
+
+def _readiness(request: Request) -> Readiness:
+    replicas: Replicas | None = getattr(request.app.state, "replicas", None)
+    if replicas is None or not replicas.refreshed:
+        return Readiness(status="not_ready", checks={"classifiers": "not asked yet"})
+    alive = replicas.alive()
+    checks = {"classifiers": f"{len(alive)} of {len(replicas.urls)} up",
+              "models": str(len(replicas.models()))}
+    inference_log: InferenceLog | None = request.app.state.inference_log
+    if inference_log is not None:
+        checks["inference_log"] = "ok" if inference_log.db_ok else "database down: spooling"
+    return Readiness(status="ready" if alive else "not_ready", checks=checks)

@@ -1,0 +1,98 @@
+"""Predict through the classifier replicas and log every inference. No FastAPI here."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from services.gateway.inference_log import InferenceLog
+from services.gateway.routing import Replicas
+from shared.contracts.classify import ClassifyResponse
+from shared.contracts.gateway import Prediction, PredictResponse
+from shared.db.types import utcnow
+from shared.errors import InvalidInput, NotFound, Unavailable
+from shared.request_id import current_request_id, outgoing_headers
+from shared.settings import GatewaySettings
+
+
+class PredictService:
+    def __init__(self, settings: GatewaySettings, replicas: Replicas, http: httpx.AsyncClient,
+                 inference_log: InferenceLog | None) -> None:
+        self.settings, self.replicas, self.http = settings, replicas, http
+        self.inference_log = inference_log
+
+    def check(self, texts: list[str]) -> None:
+        limit = self.settings.max_texts_per_request
+        if len(texts) > limit:
+            raise InvalidInput(f"{len(texts)} texts in one request; the limit is {limit}",
+                               param="texts")
+        for i, text in enumerate(texts):
+            if len(text) > self.settings.max_chars_per_text:
+                raise InvalidInput(f"text {i} has {len(text)} characters; the limit is "
+                                   f"{self.settings.max_chars_per_text}", param=f"texts[{i}]")
+            if not text.strip():
+                raise InvalidInput(f"text {i} is empty or only whitespace", param=f"texts[{i}]")
+
+    async def predict(self, model: str, texts: list[str], top_k: int | None,
+                      client: str) -> PredictResponse:
+        start = time.perf_counter()
+        self.check(texts)
+        result = await self._classify(model, texts, top_k or self.settings.top_k)
+        total_ms = (time.perf_counter() - start) * 1000
+        ids = [uuid.uuid4().hex for _ in texts]
+        if self.inference_log is not None:
+            self.inference_log.submit(self._records(result, texts, ids, client, total_ms))
+        return PredictResponse(model=result.model, version=result.version, predictions=[
+            Prediction(label=p.label, probability=p.probability, top=p.top,
+                       abstained=p.abstained, inference_id=i)
+            for p, i in zip(result.predictions, ids, strict=True)])
+
+    async def _classify(self, model: str, texts: list[str], top_k: int) -> ClassifyResponse:
+        urls = self.replicas.candidates(model)
+        if not urls:
+            known = ", ".join(self.replicas.models()) or "none yet"
+            raise NotFound(f"unknown model {model!r}; known models: {known}", param="model")
+        body = {"texts": texts, "top_k": top_k}
+        last = "unreachable"
+        for url in urls:
+            try:
+                response = await self.http.post(f"{url}/v1/classify/{model}", json=body,
+                                                headers=outgoing_headers())
+            except httpx.TransportError:
+                self.replicas.mark_dead(url)
+                continue
+            if response.status_code == 200:
+                return ClassifyResponse.model_validate_json(response.content)
+            if response.status_code in (404, 429) or response.status_code >= 500:
+                # Not served there (any more), overloaded, or broken: the next replica may do.
+                if response.status_code != 404:
+                    self.replicas.mark_dead(url)
+                last = _message(response)
+                continue
+            raise InvalidInput(_message(response))
+        raise Unavailable(f"no classifier replica for model {model!r} could answer "
+                          f"({len(urls)} tried); last problem: {last}",
+                          retry_after_s=1)
+
+    def _records(self, result: ClassifyResponse, texts: list[str], ids: list[str], client: str,
+                 total_ms: float) -> list[dict[str, Any]]:
+        now, request_id = utcnow(), current_request_id()
+        return [{"id": i, "created_at": now, "request_id": request_id, "client": client,
+                 "model_name": result.model, "model_version": result.version,
+                 "head_type": result.head_type, "embedder_model": result.embedder_model,
+                 "input_text": text, "label": p.label, "probability": p.probability,
+                 "top_k": {"top": [[s.label, s.probability] for s in p.top]},
+                 "abstained": p.abstained, "cache_hit": p.cached,
+                 "embed_ms": result.timings.embed_ms, "head_ms": result.timings.head_ms,
+                 "total_ms": round(total_ms, 3)}
+                for p, text, i in zip(result.predictions, texts, ids, strict=True)]
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"

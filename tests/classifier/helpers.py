@@ -1,0 +1,42 @@
+"""Publishing heads to the registry the way the trainer does, without running a job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from services.trainer.fitters import FitSpec, fit
+from shared.artifacts import ArtifactStore
+from shared.clients.embedder import EmbedderClient
+from shared.db import make_engine, session_factory
+from shared.db.migrate import upgrade
+from shared.registry import Registry
+from shared.settings import EmbedderClientSettings
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def publish(db_url: str, store_dir: Path, name: str, rows: list[tuple[str, str]],
+            embedder_url: str | None, *, embedder_model: str = MODEL, promote: bool = True) -> int:
+    """Fit a head on real embeddings (or random ones) and register it, as the trainer would."""
+    labels = sorted({label for _, label in rows})
+    y = np.array([labels.index(label) for _, label in rows])
+    if embedder_url:
+        with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as client:
+            x = client.embed([t for t, _ in rows]).vectors
+    else:
+        x = np.random.default_rng(0).normal(size=(len(rows), 384)).astype(np.float32)
+    head, _ = fit(FitSpec(kind="logreg"), x, y, labels, embedder_model=embedder_model)
+    engine = make_engine(db_url)
+    upgrade(engine)
+    registry, store = Registry(session_factory(engine)), ArtifactStore(str(store_dir))
+    version = registry.register(name, write=lambda v: store.write_version(name, v, head.to_files()),
+                                head_type="logreg", embedder_model=embedder_model,
+                                embedder_dim=384, num_classes=len(labels), train_rows=len(rows),
+                                weighted_f1=0.9, metrics={}, params={}, data_fingerprint="",
+                                job_id=None).version
+    if promote:
+        registry.promote(name, version)
+    engine.dispose()
+    return version
