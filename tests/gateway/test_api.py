@@ -1,0 +1,187 @@
+"""The public API end to end: real embedder, classifier replicas over real HTTP, real
+PostgreSQL (stopped and started under traffic), API keys with scopes, every input limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.classifier.app import create_app as create_classifier
+from services.gateway.app import create_app
+from services.gateway.auth import KeyStore
+from shared.clients.embedder import AsyncEmbedderClient
+from shared.db import make_engine, session_factory
+from shared.db.migrate import upgrade
+from shared.db.models import Inference
+from shared.settings import ClassifierSettings, EmbedderClientSettings, GatewaySettings
+from tests.classifier.helpers import publish
+from tests.conftest import PostgresOutage, ServerThread, clinc_rows, free_port, running
+
+pytestmark = [pytest.mark.anyio, pytest.mark.model]
+ROWS = clinc_rows(labels=4, per_label=20)
+
+
+@pytest.fixture
+def stack(pg_url: str, tmp_path: Path, embedder_url: str) -> Iterator[dict[str, Any]]:
+    """A published head, a classifier replica serving it, API keys; the gateway is per test."""
+    publish(pg_url, tmp_path / "artifacts", "intents", ROWS, embedder_url)
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    keys = KeyStore(session_factory(engine))
+    predict_key, admin_key = keys.create("app", ["predict"]), keys.create("ops", ["admin"])
+    classifier = create_classifier(
+        ClassifierSettings(database_url=pg_url, artifact_store=str(tmp_path / "artifacts"),
+                           log_json=False, environment="test"),
+        embedder=AsyncEmbedderClient(EmbedderClientSettings(url=embedder_url)))
+    with ServerThread(classifier) as server:
+        yield {"engine": engine, "keys": keys, "predict": predict_key, "admin": admin_key,
+               "classifier": server.url, "db": pg_url, "spool": tmp_path / "spool"}
+    engine.dispose()
+
+
+def gateway(stack: dict[str, Any], *urls: str, **overrides: Any) -> Any:
+    values: dict[str, Any] = {"database_url": stack["db"], "log_json": False,
+                              "environment": "test", "spool_dir": str(stack["spool"]),
+                              "classifier_urls": ",".join(urls or [stack["classifier"]]),
+                              "log_retry_s": 0.3, "max_texts_per_request": 5,
+                              "max_chars_per_text": 100}
+    values.update(overrides)
+    return create_app(GatewaySettings(**values))
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def logged(stack: dict[str, Any]) -> int:
+    with stack["engine"].connect() as c:
+        return int(c.scalar(select(func.count()).select_from(Inference)))
+
+
+async def test_predict_logs_every_inference_and_takes_feedback(stack: dict[str, Any]) -> None:
+    text, label = clinc_rows("test.csv", labels=4, per_label=1)[2]
+    async with running(gateway(stack)) as client:
+        response = await client.post("/v1/models/intents/predict", json={"text": text},
+                                     headers=auth(stack["predict"]) | {"X-Request-ID": "req-42"})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-request-id"] == "req-42"
+        body = response.json()
+        assert body["model"] == "intents" and body["version"] == 1
+        [prediction] = body["predictions"]
+        assert prediction["label"] == label and len(prediction["top"]) == 3
+
+        many = await client.post("/v1/models/intents/predict",
+                                 json={"texts": [t for t, _ in ROWS[:4]], "top_k": 1},
+                                 headers=auth(stack["predict"]))
+        assert [len(p["top"]) for p in many.json()["predictions"]] == [1, 1, 1, 1]
+        models = (await client.get("/v1/models", headers=auth(stack["predict"]))).json()
+        assert models["data"][0]["name"] == "intents"
+
+        for _ in range(100):  # logged off the request path, within a moment
+            if logged(stack) == 5:
+                break
+            await asyncio.sleep(0.05)
+        with stack["engine"].connect() as c:
+            row = c.execute(select(Inference).where(Inference.id == prediction["inference_id"])).one()
+        assert (row.request_id, row.client, row.model_name, row.model_version, row.label,
+                row.input_text, row.head_type) == ("req-42", "app", "intents", 1, label, text,
+                                                   "logreg")
+        assert row.total_ms >= row.embed_ms > 0 and row.top_k["top"][0][0] == label
+
+        feedback = await client.post(f"/v1/inferences/{prediction['inference_id']}/feedback",
+                                     json={"label": "true_label"}, headers=auth(stack["predict"]))
+        assert feedback.json() == {"inference_id": prediction["inference_id"],
+                                   "label": "true_label", "predicted": label}
+        with stack["engine"].connect() as c:
+            assert c.scalar(select(Inference.feedback_label)
+                            .where(Inference.id == prediction["inference_id"])) == "true_label"
+        missing = await client.post("/v1/inferences/nope/feedback", json={"label": "x"},
+                                    headers=auth(stack["predict"]))
+        assert missing.status_code == 404
+
+
+async def test_api_keys_and_scopes(stack: dict[str, Any]) -> None:
+    body = {"text": "hello"}
+    app = gateway(stack)
+    async with running(app) as client:
+        url = "/v1/models/intents/predict"
+        assert (await client.post(url, json=body)).status_code == 401
+        wrong = await client.post(url, json=body, headers=auth("ph_not-a-key"))
+        assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["error"]["message"]
+        admin_only = await client.post(url, json=body, headers=auth(stack["admin"]))
+        assert admin_only.status_code == 403 and "'predict' scope" in admin_only.text
+        assert (await client.post(url, json=body, headers=auth(stack["predict"]))).status_code == 200
+        stack["keys"].revoke("app")
+        app.state.keys._cache.clear()  # the running gateway's cache (30 s) as if expired
+        assert (await client.post(url, json=body, headers=auth(stack["predict"]))).status_code == 401
+
+
+async def test_input_limits(stack: dict[str, Any]) -> None:
+    headers = auth(stack["predict"])
+    cases = [({"text": ""}, 422, "empty"), ({"text": "   "}, 422, "empty"),
+             ({"text": 42}, 422, "text must be a string"),
+             ({"texts": ["ok", None]}, 422, "texts[1] is NoneType"),
+             ({"texts": []}, 422, "non-empty list"),
+             ({"text": "a", "texts": ["b"]}, 422, "either"), ({}, 422, "either"),
+             ({"texts": ["a"] * 6}, 422, "the limit is 5"),
+             ({"text": "x" * 101}, 422, "101 characters"),
+             ({"text": "hi", "top_k": 0}, 422, "top_k")]
+    async with running(gateway(stack)) as client:
+        for body, status, message in cases:
+            response = await client.post("/v1/models/intents/predict", json=body, headers=headers)
+            assert response.status_code == status, (body, response.text)
+            assert message in response.json()["error"]["message"], (body, response.text)
+        unknown = await client.post("/v1/models/nope/predict", json={"text": "hi"}, headers=headers)
+        assert unknown.status_code == 404
+        assert "unknown model 'nope'; known models: intents" in unknown.json()["error"]["message"]
+        huge = await client.post("/v1/models/intents/predict", content=b"x" * 300_000,
+                                 headers=headers | {"content-type": "application/json"})
+        assert huge.status_code == 413
+        broken = await client.post("/v1/models/intents/predict", content=b"{not json",
+                                   headers=headers | {"content-type": "application/json"})
+        assert broken.status_code == 422
+
+
+async def test_dead_replica_is_skipped(stack: dict[str, Any]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = gateway(stack, dead, stack["classifier"])
+    async with running(app) as client:
+        app.state.replicas.routes["intents"] = [dead, stack["classifier"]]  # as if it had served
+        for _ in range(6):
+            response = await client.post("/v1/models/intents/predict", json={"text": "hi"},
+                                         headers=auth(stack["predict"]))
+            assert response.status_code == 200, response.text
+
+
+async def test_database_outage_during_traffic(stack: dict[str, Any],
+                                              postgres_outage: PostgresOutage) -> None:
+    texts = [t for t, _ in clinc_rows("test.csv", labels=4, per_label=10)]
+    ok = 0
+    app = gateway(stack)
+    async with running(app) as client:
+        async def send(n: int) -> None:
+            nonlocal ok
+            for i in range(n):
+                response = await client.post("/v1/models/intents/predict",
+                                             json={"text": texts[i % len(texts)]},
+                                             headers=auth(stack["predict"]))
+                assert response.status_code == 200, response.text
+                ok += 1
+
+        await send(10)
+        await asyncio.to_thread(postgres_outage.stop)
+        await send(30)  # the database is down: every prediction still answers
+        assert app.state.inference_log.spool.pending()
+        await asyncio.to_thread(postgres_outage.start)
+        await send(10)
+        for _ in range(300):
+            if logged(stack) == ok and not app.state.inference_log.spool.pending():
+                break
+            await asyncio.sleep(0.1)
+    assert ok == 50 and logged(stack) == 50
