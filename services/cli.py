@@ -130,6 +130,35 @@ def rollback(client: httpx.Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def keys(args: argparse.Namespace) -> int:
+    """API keys live in the database: this talks to it directly (``DATABASE_URL``)."""
+    from services.gateway.auth import KeyStore
+    from shared.db import make_engine, session_factory
+    from shared.db.migrate import upgrade
+
+    engine = make_engine(args.database_url)
+    try:
+        upgrade(engine)
+        store = KeyStore(session_factory(engine))
+        if args.action == "create":
+            try:
+                key = store.create(args.name, args.scopes.split(","))
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            print(key)
+            print(f"key for {args.name!r} ({args.scopes}); shown once, store it now",
+                  file=sys.stderr)
+        elif not store.revoke(args.name):
+            raise CliError(f"no key named {args.name!r}")
+    except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
+        raise CliError(f"keys: {type(exc).__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="polyhead", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -156,12 +185,21 @@ def parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="production back to the previous version")
     rb.add_argument("name")
     rb.set_defaults(func=rollback)
+    k = sub.add_parser("keys", help="create or revoke gateway API keys (talks to the database)")
+    k.add_argument("action", choices=["create", "revoke"])
+    k.add_argument("name", help="who uses the key, e.g. support-app")
+    k.add_argument("--scopes", default="predict", help="predict, admin or predict,admin")
+    k.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
+                                                            "sqlite:///var/polyhead.db"))
+    k.set_defaults(func=keys, local=True)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "local", False):
+            return int(args.func(args))
         with httpx.Client(base_url=args.url, timeout=httpx.Timeout(300, connect=5)) as client:
             return int(args.func(client, args))
     except CliError as exc:

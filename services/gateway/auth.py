@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.models import ApiKey
@@ -44,8 +45,17 @@ class KeyStore:
         if bad or not scopes:
             raise ValueError(f"scopes must be among {SCOPES}, got {scopes}")
         key = PREFIX + secrets.token_urlsafe(32)
-        with self.sessions.begin() as s:
-            s.add(ApiKey(name=name, key_hash=hash_key(key), scopes=",".join(scopes)))
+        try:
+            with self.sessions.begin() as s:
+                old = s.scalar(select(ApiKey).where(ApiKey.name == name,
+                                                    ApiKey.revoked_at.is_not(None)))
+                if old is not None:  # a revoked name may get a new key (rotation)
+                    s.delete(old)
+                    s.flush()
+                s.add(ApiKey(name=name, key_hash=hash_key(key), scopes=",".join(scopes)))
+        except IntegrityError:
+            raise ValueError(f"a key named {name!r} exists already; revoke it or pick another "
+                             "name") from None
         return key
 
     def revoke(self, name: str) -> bool:
