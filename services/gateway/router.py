@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy import update
 
 from services.gateway.auth import Client, KeyStore
+from services.gateway.reports import model_report
 from services.gateway.service import PredictService
-from shared.contracts.gateway import FeedbackRequest, FeedbackResponse, PredictRequest, PredictResponse
-from shared.contracts.training import ModelInfo, ModelInfoList
+from shared.contracts.gateway import (FeedbackRequest, FeedbackResponse, PredictRequest,
+                                      PredictResponse)
+from shared.contracts.training import (AliasMove, ModelInfo, ModelInfoList, PromoteRequest,
+                                       RollbackRequest)
 from shared.db.models import Inference
 from shared.db.types import utcnow
-from shared.errors import NotFound, Unavailable
+from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
 from shared.registry import Registry
+from shared.responses import JSONBytes
 
 router = APIRouter()
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
@@ -29,6 +34,7 @@ def _require(scope: str):  # type: ignore[no-untyped-def]
 
 
 PredictClient = Annotated[Client, Depends(_require("predict"))]
+AdminClient = Annotated[Client, Depends(_require("admin"))]
 
 
 def get_service(request: Request) -> PredictService:
@@ -95,3 +101,46 @@ def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryDep,
         raise NotFound(f"unknown inference {inference_id!r} (a prediction is logged within a "
                        "second; retry shortly if it is that recent)", param="inference_id")
     return FeedbackResponse(inference_id=inference_id, label=body.label, predicted=row.label)
+
+
+@router.post("/v1/models/{name}/promote", response_model=AliasMove, tags=["admin"])
+def promote(name: str, body: PromoteRequest, registry: RegistryDep,
+            client: AdminClient) -> AliasMove:
+    """Point ``production`` at a version (admin); classifiers serve it within seconds."""
+    return registry.promote(name, body.version, actor=client.name, reason=body.reason)
+
+
+@router.post("/v1/models/{name}/rollback", response_model=AliasMove, tags=["admin"])
+def rollback(name: str, registry: RegistryDep, client: AdminClient,
+             body: RollbackRequest | None = None) -> AliasMove:
+    """Move ``production`` back to the previous version (admin)."""
+    return registry.rollback(name, actor=client.name, reason=body.reason if body else "")
+
+
+@router.get("/v1/reports/models/{name}", tags=["admin"])
+def report(name: str, registry: RegistryDep, client: AdminClient,
+           start: Annotated[datetime | None, Query(alias="from")] = None,
+           end: Annotated[datetime | None, Query(alias="to")] = None) -> JSONBytes:
+    """Volume, latency p50/p95/p99, label distribution, mean confidence, abstain rate,
+    accuracy on feedback and label drift vs the training data (admin). Default: last 24 h.
+
+    ```
+    curl -s 'localhost:8000/v1/reports/models/intents?from=2026-11-01T00:00:00Z' \
+         -H "Authorization: Bearer $ADMIN_KEY"
+    ```
+    """
+    end = _utc(end) if end else utcnow()
+    start = _utc(start) if start else end - timedelta(days=1)
+    if start >= end:
+        raise InvalidInput("from must be before to", param="from")
+    try:
+        return JSONBytes(model_report(registry.sessions, registry, name, start, end))
+    except PolyheadError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable("the inference database is unavailable; retry shortly",
+                          retry_after_s=5) from exc
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

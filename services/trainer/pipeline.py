@@ -206,7 +206,9 @@ class Runtime:
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures stored on the version row (the full report is in the artifact)."""
     keys = ("cv", "train", "train_cv_gap", "threshold", "class_weight", "candidates", "cv_folds")
-    return {k: report[k] for k in keys if k in report}
+    summary = {k: report[k] for k in keys if k in report}
+    summary["class_counts"] = report["data"]["class_counts"]  # the baseline for drift reports
+    return summary
 
 
 def _per_class_csv(rows: list[dict[str, Any]]) -> bytes:

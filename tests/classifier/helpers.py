@@ -34,7 +34,9 @@ def publish(db_url: str, store_dir: Path, name: str, rows: list[tuple[str, str]]
     version = registry.register(name, write=lambda v: store.write_version(name, v, head.to_files()),
                                 head_type="logreg", embedder_model=embedder_model,
                                 embedder_dim=384, num_classes=len(labels), train_rows=len(rows),
-                                weighted_f1=0.9, metrics={}, params={}, data_fingerprint="",
+                                weighted_f1=0.9, params={},
+                                metrics={"class_counts": {lab: [r[1] for r in rows].count(lab)
+                                                          for lab in labels}}, data_fingerprint="",
                                 job_id=None).version
     if promote:
         registry.promote(name, version)

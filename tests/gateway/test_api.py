@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy
 import pytest
 from sqlalchemy import func, select
 
@@ -185,3 +186,60 @@ async def test_database_outage_during_traffic(stack: dict[str, Any],
                 break
             await asyncio.sleep(0.1)
     assert ok == 50 and logged(stack) == 50
+
+
+async def test_reports_views_and_admin_routes(stack: dict[str, Any]) -> None:
+    texts = [t for t, _ in clinc_rows("test.csv", labels=4, per_label=5)]
+    predict, admin = auth(stack["predict"]), auth(stack["admin"])
+    async with running(gateway(stack)) as client:
+        ids = []
+        for text in texts:
+            body = (await client.post("/v1/models/intents/predict", json={"text": text},
+                                      headers=predict)).json()
+            ids.append((body["predictions"][0]["inference_id"], body["predictions"][0]["label"]))
+        for _ in range(100):
+            if logged(stack) == len(texts):
+                break
+            await asyncio.sleep(0.05)
+        for inference_id, label in ids[:4]:  # 3 confirmed, 1 corrected
+            await client.post(f"/v1/inferences/{inference_id}/feedback",
+                              json={"label": label if inference_id != ids[3][0] else "other"},
+                              headers=predict)
+
+        assert (await client.get("/v1/reports/models/intents", headers=predict)).status_code == 403
+        report = (await client.get("/v1/reports/models/intents", headers=admin)).json()
+        assert report["volume"] == 20 and report["versions"] == {"1": 20}
+        assert sum(report["label_distribution"].values()) == 20
+        assert report["feedback"] == {"rows": 4, "accuracy": 0.75}
+        assert 0 < report["mean_confidence"] <= 1 and report["abstain_rate"] == 0
+        assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
+        drift = report["drift"]  # served labels vs the training labels of v1
+        assert drift["against_version"] == 1 and drift["psi"] >= 0
+        assert len(drift["top_changes"]) == 4
+        empty = (await client.get("/v1/reports/models/intents?from=2020-01-01T00:00:00&"
+                                  "to=2020-01-02T00:00:00", headers=admin)).json()
+        assert empty["volume"] == 0 and empty["latency_ms"]["p50"] is None
+        bad = await client.get("/v1/reports/models/intents?from=2020-01-02&to=2020-01-01",
+                               headers=admin)
+        assert bad.status_code == 422
+        assert (await client.get("/v1/reports/models/nope", headers=admin)).status_code == 404
+
+        # The same figures for dashboards, straight from SQL.
+        with stack["engine"].connect() as c:
+            row = c.execute(sqlalchemy.text(
+                "SELECT inferences, feedback, feedback_accuracy, p95_ms FROM inference_hourly "
+                "WHERE model_name = 'intents'")).one()
+        assert (row.inferences, row.feedback, float(row.feedback_accuracy)) == (20, 4, 0.75)
+        assert row.p95_ms is not None
+
+        # Admin: promotion and rollback through the public API.
+        publish(stack["db"], stack["spool"].parent / "artifacts", "intents", ROWS, None,
+                promote=False)
+        assert (await client.post("/v1/models/intents/promote", json={"version": 2},
+                                  headers=predict)).status_code == 403
+        move = await client.post("/v1/models/intents/promote", json={"version": 2},
+                                 headers=admin)
+        assert move.json()["to_version"] == 2
+        back = await client.post("/v1/models/intents/rollback", headers=admin)
+        assert back.json() == {"model": "intents", "from_version": 2, "to_version": 1,
+                               "action": "rollback"}
