@@ -1,0 +1,192 @@
+"""Serving benchmark: embedder + classifier + gateway with PostgreSQL and Redis, as users run it.
+
+Starts the services as processes (a fresh PostgreSQL schema, a fresh Redis namespace), trains
+a 150-intent head through the trainer (20 CLINC150 phrases per intent), then sends realistic
+traffic to two gateways in the same run: one logging every inference to PostgreSQL, one with
+logging disabled. Phases alternate (no-log, log, no-log, log) so machine noise hits both.
+Traffic: CLINC150 phrases, ~70% repeats (Zipf over a pool) and never-seen variants
+(loadtests/phrases.py), from ``--clients`` concurrent closed-loop clients.
+
+Prints one JSON line last: gateway_rps, p50_ms, p99_ms (logging gateway), logged_rows (must
+equal successes), logging_overhead = rps with logging / rps without.
+
+    .venv/bin/python bench/serving.py [--duration 15] [--clients 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import func, select, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from loadtests.phrases import PhraseConfig, PhraseGenerator  # noqa: E402
+from services.cli import follow  # noqa: E402
+from services.gateway.auth import KeyStore  # noqa: E402
+from shared.db import make_engine, session_factory  # noqa: E402
+from shared.db.migrate import upgrade  # noqa: E402
+from shared.db.models import Inference  # noqa: E402
+
+PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
+          ) -> subprocess.Popen[bytes]:
+    log = (work / f"{name}.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", f"services.{args[0]}", "--port", str(port)],
+                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited: see {work / name}.log")
+        time.sleep(0.3)
+    raise SystemExit(f"{name} not ready: see {work / name}.log")
+
+
+def training_csv(per_label: int) -> bytes:
+    with open(ROOT / "data/clinc150/train.csv", newline="", encoding="utf-8") as f:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+    seen: dict[str, int] = {}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["text", "label"])
+    for text_, label in rows:
+        if seen.get(label, 0) < per_label:
+            seen[label] = seen.get(label, 0) + 1
+            writer.writerow([text_, label])
+    return out.getvalue().encode()
+
+
+async def phase(url: str, key: str, phrases: PhraseGenerator, clients: int, duration_s: float
+                ) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + duration_s
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers,
+                                 limits=httpx.Limits(max_connections=clients)) as http:
+        async def client() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = await http.post("/v1/models/intents/predict",
+                                               json={"text": phrases.next()})
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+
+        begun = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.monotonic() - begun
+    return {"ok": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+            "p50_ms": float(np.percentile(latencies, 50)) if latencies else 0.0,
+            "p99_ms": float(np.percentile(latencies, 99)) if latencies else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--per-label", type=int, default=20)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="polyhead-serving-"))
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(PG)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    db = f"{PG}?options=-csearch_path%3D{schema}"
+    engine = make_engine(db)
+    upgrade(engine)
+    key = KeyStore(session_factory(engine)).create("bench", ["predict", "admin"])
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1", "LOG_JSON": "false", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        "DATABASE_URL": db, "ARTIFACT_STORE": str(work / "artifacts"), "REDIS_URL": REDIS,
+        "TRAINER_RUN_WORKER": "true", "TRAINER_QUEUE_NAMESPACE": f"bench-{schema}",
+        "EMBEDDER_CACHE_NAMESPACE": f"bench:{schema}",
+        "EMBEDDER_URL": "http://127.0.0.1:18101", "CLASSIFIER_URLS": "http://127.0.0.1:18102",
+        "GATEWAY_SPOOL_DIR": str(work / "spool")}
+    procs = []
+    try:
+        procs.append(start("embedder", ["embedder"], env, 18101, work))
+        procs.append(start("trainer", ["trainer"], env, 18103, work))
+        with httpx.Client(base_url="http://127.0.0.1:18103", timeout=300) as trainer:
+            job = trainer.post("/v1/jobs", data={"name": "intents", "head": "logreg"},
+                               files={"file": ("train.csv", training_csv(args.per_label))}).json()
+            job = follow(trainer, job["id"], quiet=True)
+            assert job.status == "succeeded", job.error
+        procs.append(start("classifier", ["classifier"], env, 18102, work))
+        procs.append(start("gateway-log", ["gateway"], env, 18100, work))
+        procs.append(start("gateway-nolog", ["gateway"],
+                           env | {"GATEWAY_LOG_INFERENCES": "false",
+                                  "GATEWAY_SPOOL_DIR": str(work / "spool-nolog")}, 18104, work))
+        config = PhraseConfig(repeat_ratio=0.7)
+        urls = {"log": "http://127.0.0.1:18100", "nolog": "http://127.0.0.1:18104"}
+        warm = {name: asyncio.run(phase(url, key, PhraseGenerator.from_config(
+            config, random.Random(9)), args.clients, 3)) for name, url in urls.items()}
+        results: dict[str, list[dict[str, float]]] = {"log": [], "nolog": []}
+        for i, name in enumerate(["nolog", "log", "nolog", "log"]):
+            phrases = PhraseGenerator.from_config(config, random.Random(i))
+            result = asyncio.run(phase(urls[name], key, phrases, args.clients, args.duration))
+            results[name].append(result)
+            print(json.dumps({"phase": i, "gateway": name} | {k: round(v, 1) for k, v in result.items()}),
+                  flush=True)
+        # Count what the logging gateway answered (warm-up included) against the rows it wrote.
+        procs[3].terminate()  # graceful: drains its buffer
+        procs[3].wait(60)
+        with engine.connect() as c:
+            logged = int(c.scalar(select(func.count()).select_from(Inference)))
+        answered = warm["log"]["ok"] + sum(int(r["ok"]) for r in results["log"])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+        engine.dispose()
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+    log_ok = sum(r["ok"] for r in results["log"])
+    log_time = sum(r["ok"] / r["rps"] for r in results["log"] if r["rps"])
+    nolog_ok = sum(r["ok"] for r in results["nolog"])
+    nolog_time = sum(r["ok"] / r["rps"] for r in results["nolog"] if r["rps"])
+    rps_log, rps_nolog = log_ok / log_time, nolog_ok / nolog_time
+    summary = {"gateway_rps": round(rps_log, 1), "gateway_rps_without_logging": round(rps_nolog, 1),
+               "p50_ms": round(float(np.mean([r["p50_ms"] for r in results["log"]])), 1),
+               "p99_ms": round(float(np.mean([r["p99_ms"] for r in results["log"]])), 1),
+               "errors": int(sum(r["errors"] for rs in results.values() for r in rs)),
+               "logged_rows": logged, "successes": answered,
+               "logging_overhead": round(rps_log / rps_nolog, 3),
+               "clients": args.clients, "phase_seconds": args.duration, "cpus": os.cpu_count()}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
