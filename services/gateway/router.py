@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy import update
 
@@ -79,28 +82,46 @@ def get_model(name: str, registry: RegistryDep, client: PredictClient) -> ModelI
 
 @router.post("/v1/inferences/{inference_id}/feedback", response_model=FeedbackResponse,
              tags=["feedback"])
-def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryDep,
-             client: PredictClient) -> FeedbackResponse:
+async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryDep,
+                   client: PredictClient) -> FeedbackResponse:
     """Record the true label of an earlier prediction (ground truth for retraining).
 
     ```
     curl -s localhost:8000/v1/inferences/$ID/feedback -H "Authorization: Bearer $KEY" \\
          -H 'content-type: application/json' -d '{"label": "track_parcel"}'
     ```
+    A prediction reaches the database a moment after its answer (the log is batched), so
+    feedback sent right away waits up to ``FEEDBACK_WAIT_S`` for its row before a 404.
     """
-    try:
-        with registry.sessions.begin() as s:
-            row = s.get(Inference, inference_id)
-            if row is not None:
-                s.execute(update(Inference).where(Inference.id == inference_id)
-                          .values(feedback_label=body.label, feedback_at=utcnow()))
-    except Exception as exc:  # noqa: BLE001
-        raise Unavailable("the inference database is unavailable; retry shortly",
-                          retry_after_s=5) from exc
-    if row is None:
-        raise NotFound(f"unknown inference {inference_id!r} (a prediction is logged within a "
-                       "second; retry shortly if it is that recent)", param="inference_id")
-    return FeedbackResponse(inference_id=inference_id, label=body.label, predicted=row.label)
+    deadline = time.monotonic() + FEEDBACK_WAIT_S
+    while True:
+        try:
+            predicted = await anyio.to_thread.run_sync(_store_feedback, registry, inference_id,
+                                                       body.label)
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable("the inference database is unavailable; retry shortly",
+                              retry_after_s=5) from exc
+        if predicted is not _MISSING:
+            return FeedbackResponse(inference_id=inference_id, label=body.label,
+                                    predicted=predicted)  # type: ignore[arg-type]
+        if time.monotonic() >= deadline:
+            raise NotFound(f"unknown inference {inference_id!r}", param="inference_id")
+        await asyncio.sleep(0.1)
+
+
+FEEDBACK_WAIT_S = 2.0
+_MISSING = object()
+
+
+def _store_feedback(registry: Registry, inference_id: str, label: str) -> object:
+    """The predicted label of the updated row, or ``_MISSING`` when there is no such row."""
+    with registry.sessions.begin() as s:
+        row = s.get(Inference, inference_id)
+        if row is None:
+            return _MISSING
+        s.execute(update(Inference).where(Inference.id == inference_id)
+                  .values(feedback_label=label, feedback_at=utcnow()))
+        return row.label
 
 
 @router.post("/v1/models/{name}/promote", response_model=AliasMove, tags=["admin"])

@@ -81,6 +81,11 @@ async def test_predict_logs_every_inference_and_takes_feedback(stack: dict[str, 
                                  json={"texts": [t for t, _ in ROWS[:4]], "top_k": 1},
                                  headers=auth(stack["predict"]))
         assert [len(p["top"]) for p in many.json()["predictions"]] == [1, 1, 1, 1]
+        # Feedback right away: the row is still in the log's buffer; the route waits for it.
+        first_id = many.json()["predictions"][0]["inference_id"]
+        quick = await client.post(f"/v1/inferences/{first_id}/feedback", json={"label": "x"},
+                                  headers=auth(stack["predict"]))
+        assert quick.status_code == 200, quick.text
         models = (await client.get("/v1/models", headers=auth(stack["predict"]))).json()
         assert models["data"][0]["name"] == "intents"
 

@@ -1,0 +1,72 @@
+"""Locust scenario for the public API: predictions (single and batch) and some feedback.
+
+    LOCUST_API_KEY=ph_... locust -f loadtests/gateway.py --host http://127.0.0.1:8000 \\
+        --headless -u 20 -r 5 -t 1m
+
+Bodies use the shared request contract and every answer is validated against the response
+contract. Settings: ``LOCUST_API_KEY`` (a key with the predict scope), ``LOCUST_MODEL``
+(intents), ``LOCUST_BATCH_MAX`` (texts per batch request, 8), ``LOCUST_FEEDBACK_RATIO`` (share
+of predictions that get a feedback call, 0.05), plus the phrase settings of ``phrases.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from locust import FastHttpUser, between, task
+from phrases import PhraseConfig, PhraseGenerator, load_corpus  # locust puts this dir on sys.path
+from pydantic import ValidationError
+
+from shared.contracts.gateway import FeedbackRequest, PredictRequest, PredictResponse
+
+CONFIG = PhraseConfig.from_env()
+CORPUS = load_corpus(CONFIG.csv_path)
+KEY = os.environ.get("LOCUST_API_KEY", "")
+MODEL = os.environ.get("LOCUST_MODEL", "intents")
+BATCH_MAX = int(os.environ.get("LOCUST_BATCH_MAX", "8"))
+FEEDBACK_RATIO = float(os.environ.get("LOCUST_FEEDBACK_RATIO", "0.05"))
+
+
+class GatewayUser(FastHttpUser):
+    wait_time = between(0.0, float(os.environ.get("LOCUST_MAX_WAIT_S", "0")))
+
+    def on_start(self) -> None:
+        self.phrases = PhraseGenerator(CORPUS, CONFIG, random.Random())
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+    @task(4)
+    def single(self) -> None:
+        self._predict(PredictRequest(text=self.phrases.next()), "predict [1]")
+
+    @task(1)
+    def batch(self) -> None:
+        texts = self.phrases.batch(self.phrases.rng.randint(2, BATCH_MAX))
+        self._predict(PredictRequest(texts=texts), "predict [batch]")
+
+    def _predict(self, body: PredictRequest, name: str) -> None:
+        expected = len(body.all_texts())
+        with self.client.post(f"/v1/models/{MODEL}/predict", headers=self.headers,
+                              json=body.model_dump(exclude_none=True), name=name,
+                              catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            answer = self._parse(response.content)
+            if isinstance(answer, str) or len(answer.predictions) != expected:
+                response.failure(answer if isinstance(answer, str) else
+                                 f"{len(answer.predictions)} predictions for {expected} texts")
+                return
+        first = answer.predictions[0]
+        if first.label is not None and self.phrases.rng.random() < FEEDBACK_RATIO:
+            self.client.post(f"/v1/inferences/{first.inference_id}/feedback",
+                             headers=self.headers, name="feedback",
+                             json=FeedbackRequest(label=first.label).model_dump())
+
+    @staticmethod
+    def _parse(content: Any) -> PredictResponse | str:
+        try:
+            return PredictResponse.model_validate_json(content)
+        except ValidationError as exc:
+            return f"response breaks the contract: {exc.errors()[0]['msg']}"
