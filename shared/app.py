@@ -34,7 +34,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 def build_app(*, service: str, title: str, description: str, version: str,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
               routers: Sequence[APIRouter], readiness: ReadinessCheck,
-              max_body_bytes: int) -> FastAPI:
+              max_body_bytes: int, body_limits: dict[str, int] | None = None) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
                   responses=ERROR_RESPONSES)
     install_error_handlers(app)
@@ -42,7 +42,7 @@ def build_app(*, service: str, title: str, description: str, version: str,
     for router in routers:
         app.include_router(router)
     # Outermost last: the request id exists before metrics and limits run.
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, overrides=body_limits)
     app.add_middleware(RequestMetrics, service=service)
     app.add_middleware(request_id_middleware)  # type: ignore[arg-type]
     return app

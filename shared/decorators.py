@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -52,16 +53,43 @@ def timed(histogram: Histogram | None = None, *, log_level: int = logging.DEBUG
     return decorate
 
 
+class RetryBudget:
+    """Retries as a share of calls (Finagle/Envoy style): each call earns ``ratio`` of a
+    retry, each retry spends one, at most ``burst`` saved. When a dependency fails for
+    everyone, retries stop at about ``ratio`` of the traffic instead of multiplying it."""
+
+    def __init__(self, ratio: float = 0.2, burst: float = 10.0) -> None:
+        self.ratio, self.burst = ratio, burst
+        self._tokens = burst
+        self._lock = threading.Lock()
+
+    def earn(self) -> None:
+        with self._lock:
+            self._tokens = min(self.burst, self._tokens + self.ratio)
+
+    def spend(self) -> bool:
+        with self._lock:
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
 def retry(*, attempts: int = 3, on: tuple[type[BaseException], ...] = (Exception,),
-          first_wait_s: float = 0.05, max_wait_s: float = 2.0) -> Callable[[F], F]:
+          first_wait_s: float = 0.05, max_wait_s: float = 2.0,
+          budget: RetryBudget | None = None) -> Callable[[F], F]:
     """Retry ``on`` the given errors with jittered exponential backoff; sync or async.
 
-    The last error is re-raised unchanged, so callers handle one error type either way.
+    With a ``budget``, a retry happens only while the budget allows it. The last error is
+    re-raised unchanged, so callers handle one error type either way.
     """
+    condition = tenacity.retry_if_exception_type(on)
+    if budget is not None:
+        condition = condition & tenacity.retry_if_exception(lambda _: budget.spend())
     return tenacity.retry(
         stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential_jitter(multiplier=first_wait_s, max=max_wait_s),
-        retry=tenacity.retry_if_exception_type(on),
+        retry=condition,
         before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
         reraise=True,
     )

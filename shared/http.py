@@ -8,19 +8,26 @@ from shared.errors import error_response
 
 
 class BodySizeLimit:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``overrides`` maps path prefixes to their own limit (e.g. uploads of training data).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next((n for prefix, n in self.overrides.items()
+                      if scope["path"].startswith(prefix)), self.max_bytes)
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                response = error_response(413, "invalid_request_error", self._message())
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                response = error_response(413, "invalid_request_error", self._message(limit))
                 await response(scope, receive, send)
                 return
         seen, exceeded = 0, False
@@ -33,7 +40,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     exceeded = True
                     return {"type": "http.disconnect"}
             return message
@@ -48,7 +55,9 @@ class BodySizeLimit:
             if not exceeded:
                 raise
         if exceeded:
-            await error_response(413, "invalid_request_error", self._message())(scope, receive, send)
+            await error_response(413, "invalid_request_error",
+                                 self._message(limit))(scope, receive, send)
 
-    def _message(self) -> str:
-        return f"request body is larger than the limit of {self.max_bytes} bytes"
+    @staticmethod
+    def _message(limit: int) -> str:
+        return f"request body is larger than the limit of {limit} bytes"

@@ -84,6 +84,7 @@ class EmbedderClientSettings(BaseSettings):
     connect_timeout_s: float = Field(2.0, gt=0)
     max_connections: int = Field(32, ge=1)
     retries: int = Field(2, ge=0)
+    retry_budget_ratio: float = Field(0.2, ge=0, description="retries at most ~this share of calls")
     batch_size: int = Field(256, ge=1, description="texts per HTTP call for large inputs")
     # Circuit breaker: after this many failed calls in a row, fail fast for breaker_ttl_s.
     breaker_threshold: int = Field(5, ge=1)
@@ -173,6 +174,9 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     top_k: int = Field(3, ge=1, le=50)
     auth: bool = Field(True, description="require API keys (Authorization: Bearer ...)")
+    trainer_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("GATEWAY_",
+                             "TRAINER_URL"), description="admin training routes go there")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="training CSVs")
     # Inference log: buffer in memory, spool to disk while the database is down.
     log_inferences: bool = True
     spool_dir: str = "var/spool"

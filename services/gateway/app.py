@@ -18,6 +18,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 import shared
+from services.gateway.admin import router as admin_router
 from services.gateway.auth import KeyStore
 from services.gateway.inference_log import InferenceLog
 from services.gateway.router import router
@@ -60,6 +61,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                                      max_keepalive_connections=64))
         replicas = Replicas(settings.classifiers(), http, settings.dead_for_s)
         app.state.replicas, app.state.inference_log = replicas, inference_log
+        app.state.http, app.state.settings = http, settings
         app.state.service = PredictService(settings, replicas, http, inference_log)
         await replicas.refresh()
         refresher = asyncio.create_task(_refresh(replicas, settings.routes_refresh_s))
@@ -77,8 +79,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return build_app(service="gateway", title="polyhead", version=shared.__version__,
                      description="The public API: predictions from every classifier head, "
                                  "each one logged; feedback for retraining.",
-                     lifespan=lifespan, routers=[router], readiness=_readiness,
-                     max_body_bytes=settings.max_body_bytes)
+                     lifespan=lifespan, routers=[router, admin_router], readiness=_readiness,
+                     max_body_bytes=settings.max_body_bytes,
+                     body_limits={"/v1/jobs": settings.max_upload_bytes})
 
 
 async def _refresh(replicas: Replicas, period_s: float) -> None:

@@ -19,7 +19,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
-from shared.decorators import retry
+from shared.decorators import RetryBudget, retry
 from shared.errors import InvalidInput, PolyheadError, Unavailable
 from shared.request_id import outgoing_headers
 from shared.settings import EmbedderClientSettings
@@ -89,9 +89,11 @@ def _unavailable(exc: BaseException, url: str) -> PolyheadError:
     return Unavailable(f"embedder at {url} is unreachable ({type(exc).__name__})", retry_after_s=1)
 
 
-def _retrying(settings: EmbedderClientSettings, post: Any) -> Any:
-    """``post`` retried on connection errors and 429/503, as the settings say (sync or async)."""
-    return retry(attempts=settings.retries + 1, on=(httpx.TransportError, _Retryable))(post)
+def _retrying(settings: EmbedderClientSettings, post: Any, budget: RetryBudget) -> Any:
+    """``post`` retried on connection errors and 429/503, as the settings say (sync or async),
+    within a retry budget shared by all calls of the client."""
+    return retry(attempts=settings.retries + 1, on=(httpx.TransportError, _Retryable),
+                 budget=budget)(post)
 
 
 def _http_options(settings: EmbedderClientSettings) -> dict[str, Any]:
@@ -113,7 +115,8 @@ class AsyncEmbedderClient:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or EmbedderClientSettings()
         self._http = httpx.AsyncClient(transport=transport, **_http_options(self.settings))
-        self._post = _retrying(self.settings, self._post_once)
+        self.budget = RetryBudget(self.settings.retry_budget_ratio)
+        self._post = _retrying(self.settings, self._post_once, self.budget)
         # Refused input is the caller's fault, not the embedder's: it never opens the circuit.
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=self.settings.breaker_threshold,
@@ -129,6 +132,7 @@ class AsyncEmbedderClient:
                               "until it recovers", retry_after_s=self.settings.breaker_ttl_s) from None
 
     async def _embed(self, texts: list[str]) -> Embeddings:
+        self.budget.earn()
         try:
             parts = [await self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
         except (httpx.TransportError, _Retryable) as exc:
@@ -162,9 +166,11 @@ class EmbedderClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings or EmbedderClientSettings()
         self._http = httpx.Client(transport=transport, **_http_options(self.settings))
-        self._post = _retrying(self.settings, self._post_once)
+        self.budget = RetryBudget(self.settings.retry_budget_ratio)
+        self._post = _retrying(self.settings, self._post_once, self.budget)
 
     def embed(self, texts: list[str]) -> Embeddings:
+        self.budget.earn()
         try:
             parts = [self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
         except (httpx.TransportError, _Retryable) as exc:

@@ -248,3 +248,39 @@ async def test_reports_views_and_admin_routes(stack: dict[str, Any]) -> None:
         back = await client.post("/v1/models/intents/rollback", headers=admin)
         assert back.json() == {"model": "intents", "from_version": 2, "to_version": 1,
                                "action": "rollback"}
+
+
+async def test_training_through_the_gateway(stack: dict[str, Any], tmp_path: Path,
+                                            embedder_url: str) -> None:
+    from tests.conftest import to_csv
+    from tests.trainer.helpers import trainer_app, trainer_settings
+
+    trainer = trainer_app(trainer_settings(stack["db"], tmp_path / "trainer"), embedder_url)
+    with ServerThread(trainer) as server:
+        app = gateway(stack, trainer_url=server.url)
+        async with running(app) as client:
+            files = {"file": ("data.csv", to_csv(ROWS), "text/csv")}
+            form = {"name": "intents", "head": "logreg", "cv_folds": "3"}
+            denied = await client.post("/v1/jobs", data=form, files=files,
+                                       headers=auth(stack["predict"]))
+            assert denied.status_code == 403
+            created = await client.post("/v1/jobs", data=form, files=files,
+                                        headers=auth(stack["admin"]))
+            assert created.status_code == 202, created.text
+            job_id = created.json()["id"]
+            for _ in range(300):
+                job = (await client.get(f"/v1/jobs/{job_id}", headers=auth(stack["admin"]))).json()
+                if job["status"] in ("succeeded", "failed"):
+                    break
+                await asyncio.sleep(0.1)
+            assert job["status"] == "succeeded", job["error"]
+            assert job["model"] == {"name": "intents", "version": 2}
+            listed = (await client.get("/v1/jobs", headers=auth(stack["admin"]))).json()
+            assert [j["id"] for j in listed["data"]] == [job_id]
+            refused = await client.post("/v1/jobs", data={"name": "x"},
+                                        files={"file": ("a.csv", b"phrase,intent\nhi,a\n")},
+                                        headers=auth(stack["admin"]))
+            assert refused.status_code == 422 and "missing column" in refused.text
+    async with running(gateway(stack, trainer_url=f"http://127.0.0.1:{free_port()}")) as client:
+        down = await client.get("/v1/jobs", headers=auth(stack["admin"]))
+        assert down.status_code == 503 and "trainer" in down.json()["error"]["message"]

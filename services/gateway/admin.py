@@ -1,0 +1,66 @@
+"""Training through the public API (admin scope): the gateway forwards to the trainer.
+
+Ops get one endpoint and one set of keys; the trainer stays internal. Bodies and answers pass
+through unchanged (same contracts as the trainer's own routes, see its /docs).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.gateway.auth import Client
+from services.gateway.router import _require
+from shared.contracts.training import Job, JobList
+from shared.errors import Unavailable
+from shared.request_id import outgoing_headers
+
+router = APIRouter(tags=["admin"])
+AdminClient = Annotated[Client, Depends(_require("admin"))]
+_PASSED = ("content-type", "location", "retry-after")
+
+
+async def _forward(request: Request, method: str, path: str) -> Response:
+    http: httpx.AsyncClient = request.app.state.http
+    url = request.app.state.settings.trainer_url.rstrip("/") + path
+    headers = outgoing_headers()
+    if "content-type" in request.headers:
+        headers["content-type"] = request.headers["content-type"]
+    try:
+        answer = await http.request(method, url, content=await request.body(), headers=headers,
+                                    params=request.query_params, timeout=120)
+    except httpx.TransportError as exc:
+        raise Unavailable(f"the trainer at {url.split('/v1')[0]} is unreachable "
+                          f"({type(exc).__name__})", retry_after_s=5) from None
+    return Response(answer.content, status_code=answer.status_code,
+                    headers={k: v for k, v in answer.headers.items() if k in _PASSED})
+
+
+@router.post("/v1/jobs", response_model=Job, status_code=202)
+async def create_job(request: Request, client: AdminClient) -> Response:
+    """Train a head from a CSV (multipart, the trainer's form fields). Admin scope.
+
+    ```
+    curl -s localhost:8000/v1/jobs -H "Authorization: Bearer $ADMIN_KEY" \\
+         -F name=intents -F file=@data/clinc150/train.csv
+    ```
+    """
+    return await _forward(request, "POST", "/v1/jobs")
+
+
+@router.post("/v1/jobs/feedback", response_model=Job, status_code=202)
+async def create_feedback_job(request: Request, client: AdminClient) -> Response:
+    """Retrain from inferences that received feedback. Admin scope."""
+    return await _forward(request, "POST", "/v1/jobs/feedback")
+
+
+@router.get("/v1/jobs", response_model=JobList)
+async def list_jobs(request: Request, client: AdminClient) -> Response:
+    return await _forward(request, "GET", "/v1/jobs")
+
+
+@router.get("/v1/jobs/{job_id}", response_model=Job)
+async def get_job(job_id: str, request: Request, client: AdminClient) -> Response:
+    return await _forward(request, "GET", f"/v1/jobs/{job_id}")
