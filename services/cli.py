@@ -3,6 +3,8 @@
     polyhead train data.csv --name intents        # upload, follow with a progress bar, report
     polyhead models                                # models, versions, production aliases
     polyhead promote intents 3 | polyhead rollback intents
+    polyhead keys create support-app --scopes predict
+    polyhead up                                    # the whole suite, locally
 """
 
 from __future__ import annotations
@@ -192,6 +194,11 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
                                                             "sqlite:///var/polyhead.db"))
     k.set_defaults(func=keys, local=True)
+    from services import up as up_module
+
+    u = sub.add_parser("up", help="run the whole suite locally (embedded defaults)")
+    up_module.add_arguments(u)
+    u.set_defaults(func=up_module.up, local=True)
     return p
 
 
