@@ -1,11 +1,12 @@
 """Locust scenario for the public API: predictions (single and batch) and some feedback.
 
-    LOCUST_API_KEY=ph_... locust -f loadtests/gateway.py --host http://127.0.0.1:8000 \\
-        --headless -u 20 -r 5 -t 1m
+    LOCUST_API_KEY=ph_... locust -f loadtests/locustfile.py GatewayUser \\
+        --host http://127.0.0.1:8000 --headless -u 20 -r 5 -t 1m
 
 Bodies use the shared request contract and every answer is validated against the response
-contract. Settings: ``LOCUST_API_KEY`` (a key with the predict scope), ``LOCUST_MODEL``
-(intents), ``LOCUST_BATCH_MAX`` (texts per batch request, 8), ``LOCUST_FEEDBACK_RATIO`` (share
+contract. Settings: ``LOCUST_API_KEY`` (a key with the predict scope), ``LOCUST_MODELS``
+(comma-separated models to spread traffic over; default clinc-intents, the demo head of
+``polyhead up``), ``LOCUST_BATCH_MAX`` (texts per batch request, 8), ``LOCUST_FEEDBACK_RATIO`` (share
 of predictions that get a feedback call, 0.05), plus the phrase settings of ``phrases.py``.
 """
 
@@ -24,7 +25,8 @@ from shared.contracts.gateway import FeedbackRequest, PredictRequest, PredictRes
 CONFIG = PhraseConfig.from_env()
 CORPUS = load_corpus(CONFIG.csv_path)
 KEY = os.environ.get("LOCUST_API_KEY", "")
-MODEL = os.environ.get("LOCUST_MODEL", "intents")
+MODELS = [m.strip() for m in os.environ.get("LOCUST_MODELS", "clinc-intents").split(",")
+          if m.strip()]
 BATCH_MAX = int(os.environ.get("LOCUST_BATCH_MAX", "8"))
 FEEDBACK_RATIO = float(os.environ.get("LOCUST_FEEDBACK_RATIO", "0.05"))
 
@@ -47,8 +49,9 @@ class GatewayUser(FastHttpUser):
 
     def _predict(self, body: PredictRequest, name: str) -> None:
         expected = len(body.all_texts())
-        with self.client.post(f"/v1/models/{MODEL}/predict", headers=self.headers,
-                              json=body.model_dump(exclude_none=True), name=name,
+        model = self.phrases.rng.choice(MODELS)
+        with self.client.post(f"/v1/models/{model}/predict", headers=self.headers,
+                              json=body.model_dump(exclude_none=True), name=f"{name} {model}",
                               catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
