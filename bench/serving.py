@@ -46,11 +46,19 @@ PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
-          ) -> subprocess.Popen[bytes]:
+def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path,
+          workers: int = 0) -> subprocess.Popen[bytes]:
+    """``workers`` > 0: under gunicorn with that many uvicorn workers (deploy/gunicorn/)."""
+    service = args[0]
+    if workers:
+        cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c",
+               f"deploy/gunicorn/{service}.py"]
+        env = env | {f"{service.upper()}_WORKERS": str(workers),
+                     f"{service.upper()}_BIND": f"127.0.0.1:{port}"}
+    else:
+        cmd = [sys.executable, "-m", f"services.{service}", "--port", str(port)]
     log = (work / f"{name}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", f"services.{args[0]}", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -115,6 +123,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--per-label", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run classifier and gateways under gunicorn with N workers each "
+                             "(0: one uvicorn process each)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="polyhead-serving-"))
@@ -142,11 +153,12 @@ def main() -> None:
                                files={"file": ("train.csv", training_csv(args.per_label))}).json()
             job = follow(trainer, job["id"], quiet=True)
             assert job.status == "succeeded", job.error
-        procs.append(start("classifier", ["classifier"], env, 18102, work))
-        procs.append(start("gateway-log", ["gateway"], env, 18100, work))
+        procs.append(start("classifier", ["classifier"], env, 18102, work, args.workers))
+        procs.append(start("gateway-log", ["gateway"], env, 18100, work, args.workers))
         procs.append(start("gateway-nolog", ["gateway"],
                            env | {"GATEWAY_LOG_INFERENCES": "false",
-                                  "GATEWAY_SPOOL_DIR": str(work / "spool-nolog")}, 18104, work))
+                                  "GATEWAY_SPOOL_DIR": str(work / "spool-nolog")}, 18104, work,
+                           args.workers))
         config = PhraseConfig(repeat_ratio=0.7)
         urls = {"log": "http://127.0.0.1:18100", "nolog": "http://127.0.0.1:18104"}
         warm = {name: asyncio.run(phase(url, key, PhraseGenerator.from_config(
@@ -184,7 +196,8 @@ def main() -> None:
                "errors": int(sum(r["errors"] for rs in results.values() for r in rs)),
                "logged_rows": logged, "successes": answered,
                "logging_overhead": round(rps_log / rps_nolog, 3),
-               "clients": args.clients, "phase_seconds": args.duration, "cpus": os.cpu_count()}
+               "clients": args.clients, "phase_seconds": args.duration,
+               "workers": args.workers or "uvicorn", "cpus": os.cpu_count()}
     print(json.dumps(summary))
 
 
