@@ -3,7 +3,7 @@
 Starts the services as processes (a fresh PostgreSQL schema, a fresh Redis namespace), trains
 a 150-intent head through the trainer (20 CLINC150 phrases per intent), then sends realistic
 traffic to two gateways in the same run: one logging every inference to PostgreSQL, one with
-logging disabled. Phases alternate (no-log, log, no-log, log) so machine noise hits both.
+logging disabled. Eight phases in ABBA ABBA order, so machine noise and drift hit both alike.
 Traffic: CLINC150 phrases, ~70% repeats (Zipf over a pool) and never-seen variants
 (loadtests/phrases.py), from ``--clients`` concurrent closed-loop clients.
 
@@ -73,6 +73,22 @@ def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
     raise SystemExit(f"{name} not ready: see {work / name}.log")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn workers), from /proc."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def training_csv(per_label: int) -> bytes:
     with open(ROOT / "data/clinc150/train.csv", newline="", encoding="utf-8") as f:
         rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
@@ -120,7 +136,7 @@ async def phase(url: str, key: str, phrases: PhraseGenerator, clients: int, dura
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per phase (8 phases)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--per-label", type=int, default=20)
     parser.add_argument("--workers", type=int, default=0,
@@ -164,9 +180,15 @@ def main() -> None:
         warm = {name: asyncio.run(phase(url, key, PhraseGenerator.from_config(
             config, random.Random(9)), args.clients, 3)) for name, url in urls.items()}
         results: dict[str, list[dict[str, float]]] = {"log": [], "nolog": []}
-        for i, name in enumerate(["nolog", "log", "nolog", "log"]):
+        # ABBA ABBA: a linear drift of the machine's speed cancels out between the two.
+        order = ["nolog", "log", "log", "nolog", "nolog", "log", "log", "nolog"]
+        pids = {"log": procs[3].pid, "nolog": procs[4].pid}
+        for i, name in enumerate(order):
             phrases = PhraseGenerator.from_config(config, random.Random(i))
+            cpu_before = cpu_seconds(pids[name])
             result = asyncio.run(phase(urls[name], key, phrases, args.clients, args.duration))
+            result["cpu_ms_per_request"] = ((cpu_seconds(pids[name]) - cpu_before) * 1000
+                                            / max(result["ok"], 1))
             results[name].append(result)
             print(json.dumps({"phase": i, "gateway": name} | {k: round(v, 1) for k, v in result.items()}),
                   flush=True)
@@ -190,12 +212,17 @@ def main() -> None:
     nolog_ok = sum(r["ok"] for r in results["nolog"])
     nolog_time = sum(r["ok"] / r["rps"] for r in results["nolog"] if r["rps"])
     rps_log, rps_nolog = log_ok / log_time, nolog_ok / nolog_time
+    cpu_log = float(np.mean([r["cpu_ms_per_request"] for r in results["log"]]))
+    cpu_nolog = float(np.mean([r["cpu_ms_per_request"] for r in results["nolog"]]))
     summary = {"gateway_rps": round(rps_log, 1), "gateway_rps_without_logging": round(rps_nolog, 1),
                "p50_ms": round(float(np.mean([r["p50_ms"] for r in results["log"]])), 1),
                "p99_ms": round(float(np.mean([r["p99_ms"] for r in results["log"]])), 1),
                "errors": int(sum(r["errors"] for rs in results.values() for r in rs)),
                "logged_rows": logged, "successes": answered,
                "logging_overhead": round(rps_log / rps_nolog, 3),
+               # Steadier than throughput on a noisy VM: the gateway process's own CPU.
+               "gateway_cpu_ms_per_request": round(cpu_log, 2),
+               "gateway_cpu_ms_per_request_without_logging": round(cpu_nolog, 2),
                "clients": args.clients, "phase_seconds": args.duration,
                "workers": args.workers or "uvicorn", "cpus": os.cpu_count()}
     print(json.dumps(summary))

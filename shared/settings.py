@@ -182,7 +182,7 @@ class GatewaySettings(ServiceSettings):
     spool_dir: str = "var/spool"
     log_buffer: int = Field(10_000, ge=1)
     log_batch: int = Field(500, ge=1)
-    log_flush_s: float = Field(0.2, gt=0)
+    log_flush_s: float = Field(0.5, gt=0, description="how often the writer flushes")
     log_retry_s: float = Field(1.0, gt=0)
 
     def classifiers(self) -> list[str]:

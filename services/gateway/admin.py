@@ -6,19 +6,15 @@ through unchanged (same contracts as the trainer's own routes, see its /docs).
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from services.gateway.auth import Client
-from services.gateway.router import _require
+from services.gateway.router import AdminClient
 from shared.contracts.training import Job, JobList
 from shared.errors import Unavailable
 from shared.request_id import outgoing_headers
 
 router = APIRouter(tags=["admin"])
-AdminClient = Annotated[Client, Depends(_require("admin"))]
 _PASSED = ("content-type", "location", "retry-after")
 
 

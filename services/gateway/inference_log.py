@@ -1,9 +1,9 @@
 """Every inference becomes one database row, off the request path, and none is ever lost.
 
 Requests hand records to :meth:`InferenceLog.submit`, which only puts them in a bounded
-in-memory buffer (or, if that is full, appends them to the spool). A writer thread takes
-batches from the buffer and inserts them with one multi-row ``INSERT ... ON CONFLICT DO
-NOTHING``. When the database fails, batches go to the **spool**: append-only JSON-lines files,
+in-memory buffer (or, if that is full, appends them to the spool). Every ``flush_interval_s``
+a writer thread takes what the buffer holds and writes it in batches (``COPY`` on PostgreSQL,
+a multi-row ``INSERT`` on SQLite). When the database fails, batches go to the **spool**: append-only JSON-lines files,
 fsync'd, one per process. Every ``retry_interval_s`` the writer tries the database again and,
 once it answers, replays the spool files (its own and those a crashed process left behind,
 each claimed with a file lock) and deletes them. The inference id is the primary key, so a
@@ -31,7 +31,6 @@ from shared.db.models import Inference
 
 log = logging.getLogger(__name__)
 Record = dict[str, Any]
-_STOP = object()
 
 
 class Spool:
@@ -83,7 +82,7 @@ def read_spool(path: Path) -> list[Record]:
 
 class InferenceLog:
     def __init__(self, engine: Engine, spool_dir: Path, *, buffer_size: int = 10_000,
-                 batch_size: int = 500, flush_interval_s: float = 0.2,
+                 batch_size: int = 500, flush_interval_s: float = 0.5,
                  retry_interval_s: float = 1.0) -> None:
         self.engine = engine
         self.spool = Spool(spool_dir)
@@ -91,6 +90,7 @@ class InferenceLog:
         self.retry_interval_s = retry_interval_s
         self._buffer: queue.Queue[Any] = queue.Queue(maxsize=buffer_size)
         self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
+        self._stopping = threading.Event()
         self._next_try = 0.0  # when the database may be tried again (0: now)
         self.db_ok = True
         self.stats = {"written": 0, "spooled": 0, "replayed": 0, "overflow": 0}
@@ -121,46 +121,37 @@ class InferenceLog:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Flush the buffer (to the database, or the spool), then end the writer."""
-        self._buffer.put(_STOP)
+        self._stopping.set()
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        # Wake every flush interval and take what is there, rather than waking per record:
+        # at a few hundred records a second, per-record wake-ups cost more CPU than the inserts.
         while True:
-            batch, stopping = self._take()
+            stopping = self._stopping.wait(self.flush_interval_s)
+            batch = self._drain()
             if self.spool.pending() and time.monotonic() >= self._next_try:
                 self._replay()
-            if batch:
-                self._write_or_spool(batch)
+            for start in range(0, len(batch), self.batch_size):
+                self._write_or_spool(batch[start:start + self.batch_size])
             if stopping:
+                rest = self._drain()  # submitted while we wrote
+                if rest:
+                    self._write_or_spool(rest)
                 if self.db_ok and self.spool.pending():
                     self._replay()
                 return
-
-    def _take(self) -> tuple[list[Record], bool]:
-        batch: list[Record] = []
-        deadline = time.monotonic() + self.flush_interval_s
-        while len(batch) < self.batch_size:
-            try:
-                item = self._buffer.get(timeout=max(deadline - time.monotonic(), 0.001))
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return batch + self._drain(), True
-            batch.append(item)
-        return batch, False
 
     def _drain(self) -> list[Record]:
         out = []
         while True:
             try:
-                item = self._buffer.get_nowait()
+                out.append(self._buffer.get_nowait())
             except queue.Empty:
                 return out
-            if item is not _STOP:
-                out.append(item)
 
     def _write_or_spool(self, batch: list[Record]) -> None:
-        if time.monotonic() >= self._next_try and self._insert(batch):
+        if time.monotonic() >= self._next_try and self._insert(batch, fresh=True):
             self.stats["written"] += len(batch)
             return
         try:
@@ -171,13 +162,24 @@ class InferenceLog:
             for record in batch:  # last resort: back into the buffer, retried later
                 self.submit([record])
 
-    def _insert(self, records: list[Record]) -> bool:
+    def _insert(self, records: list[Record], *, fresh: bool = False) -> bool:
+        """Write records; False (and the database marked down) on any failure.
+
+        Fresh batches on PostgreSQL go in with ``COPY`` (about 3x less CPU per row than a
+        multi-row INSERT): their ids are new, so no conflict is possible. Replays use
+        ``INSERT ... ON CONFLICT DO NOTHING``: a record may already be there.
+        """
         try:
-            insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-            statement = insert(Inference).on_conflict_do_nothing(index_elements=["id"])
+            postgres = self.engine.dialect.name == "postgresql"
             with self.engine.begin() as connection:
-                for start in range(0, len(records), self.batch_size):
-                    connection.execute(statement, [_row(r) for r in records[start:start + self.batch_size]])
+                if postgres and fresh:
+                    _copy(connection, records)
+                else:
+                    insert = pg_insert if postgres else sqlite_insert
+                    statement = insert(Inference).on_conflict_do_nothing(index_elements=["id"])
+                    for start in range(0, len(records), self.batch_size):
+                        connection.execute(statement, [_row(r) for r in
+                                                       records[start:start + self.batch_size]])
         except Exception as exc:  # noqa: BLE001 - any database failure: spool and retry later
             if self.db_ok:
                 log.warning("inference database unavailable (%s); spooling to %s",
@@ -224,6 +226,18 @@ class InferenceLog:
         except PermissionError:
             return True
         return True
+
+
+_COLUMNS = [c.name for c in Inference.__table__.columns]
+
+
+def _copy(connection: Any, records: list[Record]) -> None:
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor, cursor.copy(f"COPY inferences ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for record in records:
+            row = _row(record)
+            copy.write_row([json.dumps(row[c]) if c == "top_k" else row.get(c)
+                            for c in _COLUMNS])
 
 
 def _row(record: Record) -> Record:

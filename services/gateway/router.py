@@ -28,7 +28,8 @@ router = APIRouter()
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 
-def _require(scope: str):  # type: ignore[no-untyped-def]
+def require(scope: str):  # type: ignore[no-untyped-def]
+    """A dependency: the calling client if its key has ``scope`` (401/403 otherwise)."""
     def dependency(request: Request,
                    authorization: Annotated[str | None, Header()] = None) -> Client:
         keys: KeyStore | None = request.app.state.keys
@@ -36,8 +37,8 @@ def _require(scope: str):  # type: ignore[no-untyped-def]
     return dependency
 
 
-PredictClient = Annotated[Client, Depends(_require("predict"))]
-AdminClient = Annotated[Client, Depends(_require("admin"))]
+PredictClient = Annotated[Client, Depends(require("predict"))]
+AdminClient = Annotated[Client, Depends(require("admin"))]
 
 
 def get_service(request: Request) -> PredictService:
