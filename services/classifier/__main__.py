@@ -1,22 +1,13 @@
-"""Development entry point: ``python -m services.classifier`` (one uvicorn process).
+"""``python -m services.classifier``: the classifier in one uvicorn process (development).
 
 Production: gunicorn with deploy/gunicorn/classifier.py.
 """
 
-from __future__ import annotations
-
-import argparse
-
-import uvicorn
+from shared.devserver import main as _serve
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run a polyhead classifier (development).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
-    args = parser.parse_args()
-    uvicorn.run("services.classifier.app:create_app", factory=True, host=args.host,
-                port=args.port, log_config=None, access_log=False)
+    _serve("classifier", 8002)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,13 @@
-"""Development entry point: ``python -m services.embedder`` (one uvicorn process).
+"""``python -m services.embedder``: the embedder in one uvicorn process (development).
 
-Production runs gunicorn with uvicorn workers: see deploy/gunicorn/embedder.py.
+Production: gunicorn with deploy/gunicorn/embedder.py.
 """
 
-from __future__ import annotations
-
-import argparse
-
-import uvicorn
-
+from shared.devserver import main as _serve
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the polyhead embedder (development).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    args = parser.parse_args()
-    uvicorn.run("services.embedder.app:create_app", factory=True, host=args.host, port=args.port,
-                log_config=None, access_log=False)
+    _serve("embedder", 8001)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,13 @@
-"""Development entry point: ``python -m services.trainer`` (one uvicorn process).
+"""``python -m services.trainer``: the trainer in one uvicorn process (development).
 
-Production: gunicorn (deploy/gunicorn/trainer.py) plus ``polyhead-trainer-worker`` processes.
+Production: gunicorn with deploy/gunicorn/trainer.py.
 """
 
-from __future__ import annotations
-
-import argparse
-
-import uvicorn
+from shared.devserver import main as _serve
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the polyhead trainer (development).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8003)
-    args = parser.parse_args()
-    uvicorn.run("services.trainer.app:create_app", factory=True, host=args.host, port=args.port,
-                log_config=None, access_log=False)
+    _serve("trainer", 8003)
 
 
 if __name__ == "__main__":
