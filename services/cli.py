@@ -144,11 +144,12 @@ def keys(args: argparse.Namespace) -> int:
         store = KeyStore(session_factory(engine))
         if args.action == "create":
             try:
-                key = store.create(args.name, args.scopes.split(","))
+                key = store.create(args.name, args.scopes.split(","), args.rate_limit)
             except ValueError as exc:
                 raise CliError(str(exc)) from None
             print(key)
-            print(f"key for {args.name!r} ({args.scopes}); shown once, store it now",
+            limit = f", {args.rate_limit}" if args.rate_limit else ""
+            print(f"key for {args.name!r} ({args.scopes}{limit}); shown once, store it now",
                   file=sys.stderr)
         elif not store.revoke(args.name):
             raise CliError(f"no key named {args.name!r}")
@@ -191,6 +192,8 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("action", choices=["create", "revoke"])
     k.add_argument("name", help="who uses the key, e.g. support-app")
     k.add_argument("--scopes", default="predict", help="predict, admin or predict,admin")
+    k.add_argument("--rate-limit", help="this key's limit, e.g. 100/second or 5000/minute "
+                   "(default: the gateway's GATEWAY_RATE_LIMIT)")
     k.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
                                                             "sqlite:///var/polyhead.db"))
     k.set_defaults(func=keys, local=True)

@@ -34,9 +34,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 def build_app(*, service: str, title: str, description: str, version: str,
               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
               routers: Sequence[APIRouter], readiness: ReadinessCheck,
-              max_body_bytes: int, body_limits: dict[str, int] | None = None) -> FastAPI:
+              max_body_bytes: int, body_limits: dict[str, int] | None = None,
+              docs: bool = True) -> FastAPI:
+    """``docs=False`` serves no /docs, /redoc or /openapi.json (the gateway in production)."""
+    hidden: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
-                  responses=ERROR_RESPONSES)
+                  responses=ERROR_RESPONSES, **({} if docs else hidden))
     install_error_handlers(app)
     app.include_router(_ops_router(readiness))
     for router in routers:

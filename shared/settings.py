@@ -174,6 +174,12 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     top_k: int = Field(3, ge=1, le=50)
     auth: bool = Field(True, description="require API keys (Authorization: Bearer ...)")
+    rate_limit: str | None = Field(None, description="per key, for keys without their own "
+                                   "limit, e.g. 100/second; unset: unlimited")
+    redis_url: str | None = Field(None, validation_alias=_env("GATEWAY_", "REDIS_URL"),
+                                  description="rate-limit counters shared by all gateways")
+    docs: bool | None = Field(None, description="serve /docs and /openapi.json without a key; "
+                              "default: yes except when POLYHEAD_ENV=prod")
     trainer_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("GATEWAY_",
                              "TRAINER_URL"), description="admin training routes go there")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="training CSVs")
@@ -187,3 +193,17 @@ class GatewaySettings(ServiceSettings):
 
     def classifiers(self) -> list[str]:
         return [u.strip().rstrip("/") for u in self.classifier_urls.split(",") if u.strip()]
+
+    def public_docs(self) -> bool:
+        return self.docs if self.docs is not None else self.environment != "prod"
+
+    @model_validator(mode="after")
+    def _check_rate_limit(self) -> GatewaySettings:
+        if self.rate_limit:
+            from limits import parse  # light; only the gateway needs it
+            try:
+                parse(self.rate_limit)
+            except ValueError:
+                raise ValueError(f"rate_limit {self.rate_limit!r} is not like '100/second'"
+                                 ) from None
+        return self

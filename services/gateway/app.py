@@ -21,6 +21,7 @@ import shared
 from services.gateway.admin import router as admin_router
 from services.gateway.auth import KeyStore
 from services.gateway.inference_log import InferenceLog
+from services.gateway.ratelimit import RateLimits
 from services.gateway.router import router
 from services.gateway.routing import Replicas
 from services.gateway.service import PredictService
@@ -50,6 +51,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         sessions = session_factory(engine)
         app.state.registry = Registry(sessions)
         app.state.keys = KeyStore(sessions) if settings.auth else None
+        app.state.limits = RateLimits(settings.rate_limit, settings.redis_url)
         inference_log = InferenceLog(
             engine, Path(settings.spool_dir), buffer_size=settings.log_buffer,
             batch_size=settings.log_batch, flush_interval_s=settings.log_flush_s,
@@ -81,7 +83,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                  "each one logged; feedback for retraining.",
                      lifespan=lifespan, routers=[router, admin_router], readiness=_readiness,
                      max_body_bytes=settings.max_body_bytes,
-                     body_limits={"/v1/jobs": settings.max_upload_bytes})
+                     body_limits={"/v1/jobs": settings.max_upload_bytes},
+                     docs=settings.public_docs())
 
 
 async def _refresh(replicas: Replicas, period_s: float) -> None:

@@ -1,25 +1,35 @@
 """API keys: ``Authorization: Bearer <key>``, scopes ``predict`` and ``admin``.
 
 Only the SHA-256 of a key is stored; keys are 32 random bytes, so a plain hash cannot be
-brute-forced and needs no slow KDF. Lookups are cached for ``ttl_s`` so a request costs no
-database query; a revoked key stops working within that time.
+brute-forced and needs no slow KDF. The stored hash is found by the hash of what the caller
+sent and then compared with :func:`hmac.compare_digest`: the caller cannot steer a SHA-256 byte
+by byte, and the final comparison takes the same time whatever matches.
+
+Lookups are cached for ``ttl_s`` so a request costs no database query; a revoked key stops
+working within that time. While the database is down, keys seen before keep working (their
+last known answer is served) and unseen keys get a 503: an outage never locks out clients.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 
+from cachetools import LRUCache
+from limits import parse
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.models import ApiKey
 from shared.db.types import utcnow
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized, Unavailable
 
+log = logging.getLogger(__name__)
 SCOPES = ("predict", "admin")
 PREFIX = "ph_"
 
@@ -28,6 +38,7 @@ PREFIX = "ph_"
 class Client:
     name: str
     scopes: frozenset[str]
+    rate_limit: str | None = None  # "100/second"; None: the gateway's default
 
 
 def hash_key(key: str) -> str:
@@ -35,15 +46,23 @@ def hash_key(key: str) -> str:
 
 
 class KeyStore:
-    def __init__(self, sessions: sessionmaker[Session], ttl_s: float = 30.0) -> None:
-        self.sessions, self.ttl_s = sessions, ttl_s
-        self._cache: dict[str, tuple[float, Client | None]] = {}
+    def __init__(self, sessions: sessionmaker[Session], ttl_s: float = 30.0,
+                 cache_size: int = 10_000, retry_s: float = 2.0) -> None:
+        self.sessions, self.ttl_s, self.retry_s = sessions, ttl_s, retry_s
+        # Bounded: a flood of made-up keys cannot grow memory without limit.
+        self._cache: LRUCache[str, tuple[float, Client | None]] = LRUCache(cache_size)
 
-    def create(self, name: str, scopes: list[str]) -> str:
+    def create(self, name: str, scopes: list[str], rate_limit: str | None = None) -> str:
         """A new key for ``name``; the only time the key itself exists."""
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
             raise ValueError(f"scopes must be among {SCOPES}, got {scopes}")
+        if rate_limit is not None:
+            try:
+                parse(rate_limit)
+            except ValueError:
+                raise ValueError(f"rate limit {rate_limit!r} is not like '100/second' or "
+                                 "'5000/minute'") from None
         key = PREFIX + secrets.token_urlsafe(32)
         try:
             with self.sessions.begin() as s:
@@ -52,7 +71,8 @@ class KeyStore:
                 if old is not None:  # a revoked name may get a new key (rotation)
                     s.delete(old)
                     s.flush()
-                s.add(ApiKey(name=name, key_hash=hash_key(key), scopes=",".join(scopes)))
+                s.add(ApiKey(name=name, key_hash=hash_key(key), scopes=",".join(scopes),
+                             rate_limit=rate_limit))
         except IntegrityError:
             raise ValueError(f"a key named {name!r} exists already; revoke it or pick another "
                              "name") from None
@@ -71,20 +91,36 @@ class KeyStore:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthorized("missing API key: send Authorization: Bearer <key>")
         key = authorization[7:].strip()
-        digest = hash_key(key)
-        cached = self._cache.get(digest)
-        if cached is None or time.monotonic() - cached[0] > self.ttl_s:
-            cached = (time.monotonic(), self._lookup(digest))
-            self._cache[digest] = cached
-        client = cached[1]
+        client = self._client(hash_key(key))
         if client is None:
             raise Unauthorized("unknown or revoked API key")
         if scope not in client.scopes:
             raise Forbidden(f"this key ({client.name}) lacks the {scope!r} scope")
         return client
 
+    def _client(self, digest: str) -> Client | None:
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] <= self.ttl_s:
+            return cached[1]
+        try:
+            client = self._lookup(digest)
+        except SQLAlchemyError as exc:
+            if cached is None:
+                raise Unavailable("cannot check the API key: the database is unavailable; "
+                                  "retry shortly", retry_after_s=5) from exc
+            log.warning("database unavailable; serving the last known answer for key %s",
+                        cached[1].name if cached[1] else "(unknown)")
+            # Ask the database again in retry_s, not on every request meanwhile.
+            self._cache[digest] = (now - self.ttl_s + self.retry_s, cached[1])
+            return cached[1]
+        self._cache[digest] = (now, client)
+        return client
+
     def _lookup(self, digest: str) -> Client | None:
         with self.sessions() as s:
             row = s.scalar(select(ApiKey).where(ApiKey.key_hash == digest,
                                                 ApiKey.revoked_at.is_(None)))
-            return Client(row.name, frozenset(row.scopes.split(","))) if row else None
+            if row is None or not hmac.compare_digest(row.key_hash, digest):
+                return None
+            return Client(row.name, frozenset(row.scopes.split(",")), row.rate_limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy import update
 
 from services.gateway.auth import Client, KeyStore
+from services.gateway.ratelimit import RateLimits
 from services.gateway.reports import model_report
 from services.gateway.service import PredictService
 from shared.contracts.gateway import (FeedbackRequest, FeedbackResponse, PredictRequest,
@@ -29,11 +31,18 @@ ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 
 def require(scope: str):  # type: ignore[no-untyped-def]
-    """A dependency: the calling client if its key has ``scope`` (401/403 otherwise)."""
+    """A dependency: the calling client if its key has ``scope`` (401/403 otherwise) and is
+    within its rate limit (429 otherwise). Sync: FastAPI runs it in a worker thread, so the
+    rare database lookup or Redis counter never blocks the event loop."""
     def dependency(request: Request,
                    authorization: Annotated[str | None, Header()] = None) -> Client:
         keys: KeyStore | None = request.app.state.keys
-        return ANONYMOUS if keys is None else keys.authenticate(authorization, scope)
+        if keys is None:
+            return ANONYMOUS
+        client = keys.authenticate(authorization, scope)
+        limits: RateLimits = request.app.state.limits
+        limits.check(client)
+        return client
     return dependency
 
 
@@ -94,6 +103,8 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
     A prediction reaches the database a moment after its answer (the log is batched), so
     feedback sent right away waits up to ``FEEDBACK_WAIT_S`` for its row before a 404.
     """
+    if not _INFERENCE_ID.fullmatch(inference_id):  # ids are uuid4 hex; nothing else exists
+        raise NotFound(f"unknown inference {inference_id[:64]!r}", param="inference_id")
     deadline = time.monotonic() + FEEDBACK_WAIT_S
     while True:
         try:
@@ -111,6 +122,7 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
 
 
 FEEDBACK_WAIT_S = 2.0
+_INFERENCE_ID = re.compile(r"[0-9a-f]{32}")
 _MISSING = object()
 
 

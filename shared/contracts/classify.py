@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared.text import problem
+
 
 class ClassifyRequest(BaseModel):
     texts: list[str] = Field(min_length=1, examples=[["where is my parcel", "book a table"]])
@@ -19,6 +21,8 @@ class ClassifyRequest(BaseModel):
             for i, item in enumerate(value):
                 if not isinstance(item, str):
                     raise ValueError(f"texts[{i}] is {type(item).__name__}, not a string")
+                if why := problem(item):
+                    raise ValueError(f"texts[{i}] {why}")
         return value
 
 

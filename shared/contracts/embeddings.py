@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.text import problem
+
 
 class EmbeddingRequest(BaseModel):
     """``input`` is one text or a list of texts; numbers or token arrays are refused."""
@@ -35,12 +37,16 @@ class EmbeddingRequest(BaseModel):
     def _strings_only(cls, value: Any) -> Any:
         """Say which item is wrong, instead of pydantic's per-union-branch messages."""
         if isinstance(value, str):
+            if why := problem(value):
+                raise ValueError(f"input {why}")
             return value
         if isinstance(value, list):
             for i, item in enumerate(value):
                 if not isinstance(item, str):
                     raise ValueError(f"input[{i}] is {type(item).__name__}, not a string "
                                      "(token arrays are not supported)")
+                if why := problem(item):
+                    raise ValueError(f"input[{i}] {why}")
             return value
         raise ValueError(f"input must be a string or a list of strings, not {type(value).__name__}")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.contracts.classify import LabelScore
+from shared.text import problem
 
 
 class PredictRequest(BaseModel):
@@ -25,12 +26,16 @@ class PredictRequest(BaseModel):
                 raise ValueError("send either \"text\" (a string) or \"texts\" (a list of strings)")
             if has_text and not isinstance(data["text"], str):
                 raise ValueError(f"text must be a string, not {type(data['text']).__name__}")
+            if has_text and (why := problem(data["text"])):
+                raise ValueError(f"text {why}")
             if has_texts:
                 if not isinstance(data["texts"], list) or not data["texts"]:
                     raise ValueError("texts must be a non-empty list of strings")
                 for i, item in enumerate(data["texts"]):
                     if not isinstance(item, str):
                         raise ValueError(f"texts[{i}] is {type(item).__name__}, not a string")
+                    if why := problem(item):
+                        raise ValueError(f"texts[{i}] {why}")
         return data
 
     def all_texts(self) -> list[str]:
@@ -53,6 +58,15 @@ class PredictResponse(BaseModel):
 
 class FeedbackRequest(BaseModel):
     label: str = Field(min_length=1, max_length=200, description="the true label")
+
+    @field_validator("label")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        if why := problem(value):
+            raise ValueError(f"label {why}")
+        if not value.strip():
+            raise ValueError("label is empty or only whitespace")
+        return value
 
 
 class FeedbackResponse(BaseModel):

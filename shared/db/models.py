@@ -148,5 +148,6 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(String(200))  # comma-separated: predict,admin
+    rate_limit: Mapped[str | None] = mapped_column(String(100))  # "100/second"; None: default
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
