@@ -88,7 +88,9 @@ def retry(*, attempts: int = 3, on: tuple[type[BaseException], ...] = (Exception
         condition = condition & tenacity.retry_if_exception(lambda _: budget.spend())
     return tenacity.retry(
         stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential_jitter(multiplier=first_wait_s, max=max_wait_s),
+        # Jitter of the same size as the first wait (tenacity's default is a whole second).
+        wait=tenacity.wait_exponential_jitter(multiplier=first_wait_s, jitter=first_wait_s,
+                                              max=max_wait_s),
         retry=condition,
         before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
         reraise=True,

@@ -40,3 +40,5 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         logging.getLogger(name).propagate = True
     # Access logs cost more than the request on the hot path; request metrics cover them.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every outgoing request at INFO: one line per hop per prediction.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

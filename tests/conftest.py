@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -137,24 +137,34 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL schema of the test's own on the real server (dropped afterwards)."""
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL schema of our own on the real server (dropped afterwards): its URL."""
     from sqlalchemy import text
 
     from shared.db import make_engine
 
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"t_{uuid.uuid4().hex[:12]}"  # made here, never from input: safe to format
     admin = make_engine(PG_URL)
     try:
         with admin.begin() as c:
             c.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"PostgreSQL is not reachable at {PG_URL} ({exc}); start it (see README)")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as c:
-        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        PostgresOutage().start()  # a fault test may have left it stopped
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL schema of the test's own on the real server (dropped afterwards)."""
+    with pg_schema() as url:
+        yield url
 
 
 class ServerThread:
@@ -232,12 +242,18 @@ class PostgresOutage:
         subprocess.run(["pg_ctlcluster", *self._cluster(), "stop", "-m", "fast"], check=True,
                        capture_output=True)
 
+    @staticmethod
+    def ready() -> bool:
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0
+
     def start(self) -> None:
+        if self.ready():
+            return
         # No check: "already running" is fine; readiness below is what counts.
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *self._cluster(), "start"],
                        check=False, capture_output=True)
         for _ in range(100):
-            if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0:
+            if self.ready():
                 return
             time.sleep(0.1)
         raise AssertionError("PostgreSQL did not come back")
