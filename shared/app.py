@@ -22,13 +22,21 @@ from shared.responses import JSONBytes
 
 ReadinessCheck = Callable[[Request], Readiness]
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in [(413, "Body too large"), (422, "Invalid input"),
-                       (429, "Overloaded: retry after the Retry-After header"),
-                       (500, "Internal error (logged with the request id)"),
-                       (503, "Not ready, or a dependency is down")]
-}
+_ERRORS = {401: "Missing, unknown or revoked API key", 403: "The key lacks the needed scope",
+           404: "Unknown model, version, job or inference", 409: "Clashes with the current state",
+           413: "Body too large", 422: "Invalid input",
+           429: "Overloaded or over the key's rate limit: retry after the Retry-After header",
+           500: "Internal error (logged with the request id)",
+           503: "Not ready, or a dependency is down"}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses (all share the error body)."""
+    return {code: {"model": ErrorResponse, "description": _ERRORS[code]} for code in codes}
+
+
+# Every route of every service may answer these.
+ERROR_RESPONSES = error_responses(413, 422, 429, 500, 503)
 
 
 def build_app(*, service: str, title: str, description: str, version: str,

@@ -118,6 +118,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONBytes:
 
 async def _http_error(_: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode (not UTF-8...)
+        return error_response(422, "invalid_request_error", "the request body could not be "
+                              "parsed: send UTF-8 JSON (or the form the route documents)",
+                              param="body")
     type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     return error_response(exc.status_code, type_, str(exc.detail), headers=exc.headers)
 

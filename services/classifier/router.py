@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request
 
 from services.classifier.service import ClassifierService
 from shared.contracts.classify import ClassifyRequest, ClassifyResponse, LoadedHead, LoadedHeadList
+from shared.app import error_responses
 
-router = APIRouter(tags=["classify"])
+router = APIRouter(tags=["classify"], responses=error_responses(404))
 
 
 def get_service(request: Request) -> ClassifierService:

@@ -11,8 +11,9 @@ from services.embedder.service import EmbeddingService, Result
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelCard, ModelList
 from shared.errors import Unavailable
 from shared.responses import JSONBytes
+from shared.app import error_responses
 
-router = APIRouter(tags=["embeddings"])
+router = APIRouter(tags=["embeddings"], responses=error_responses(404))
 
 
 def get_service(request: Request) -> EmbeddingService:

@@ -25,8 +25,9 @@ from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
 from shared.registry import Registry
 from shared.responses import JSONBytes
+from shared.app import error_responses
 
-router = APIRouter()
+router = APIRouter(responses=error_responses(401, 403, 404, 409))
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 

@@ -19,8 +19,9 @@ from shared.contracts.training import (MODEL_NAME, AliasMove, FeedbackJobRequest
                                        RollbackRequest, TrainOptions, Version)
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge
 from shared.responses import JSONBytes
+from shared.app import error_responses
 
-router = APIRouter()
+router = APIRouter(responses=error_responses(404, 409))
 
 
 def get_runtime(request: Request) -> Runtime:
