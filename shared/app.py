@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from shared.contracts.errors import ErrorResponse
 from shared.contracts.health import Health, Readiness
 from shared.errors import install_error_handlers
-from shared.http import BodySizeLimit
+from shared.http import BodySizeLimit, RefuseNul
 from shared.metrics import RequestMetrics, metrics_response
 from shared.request_id import request_id_middleware
 from shared.responses import JSONBytes
@@ -54,6 +54,7 @@ def build_app(*, service: str, title: str, description: str, version: str,
         app.include_router(router)
     # Outermost last: the request id exists before metrics and limits run.
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, overrides=body_limits)
+    app.add_middleware(RefuseNul)
     app.add_middleware(RequestMetrics, service=service)
     app.add_middleware(request_id_middleware)  # type: ignore[arg-type]
     return app

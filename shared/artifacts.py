@@ -8,9 +8,12 @@ written last, so a reader never loads a half-written head.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import fsspec
+
+from shared.contracts.training import MODEL_NAME
 
 MARKER = "_COMPLETE"
 
@@ -45,7 +48,11 @@ class ArtifactStore:
 
     def write_version(self, name: str, version: int, files: dict[str, bytes]) -> str:
         """Write a version folder (marker last); returns its URI."""
-        folder = f"{self.root}/{name}/{version}"
+        if not re.fullmatch(MODEL_NAME, name) or not all(re.fullmatch(r"[\w.-]+", f)
+                                                          and ".." not in f for f in files):
+            raise ArtifactError(f"refusing to write {name!r}: model and file names must match "
+                                f"{MODEL_NAME} and stay inside the store")
+        folder = f"{self.root}/{name}/{int(version)}"
         self.fs.makedirs(folder, exist_ok=True)
         for filename, data in files.items():
             self.fs.pipe_file(f"{folder}/{filename}", data)
@@ -54,6 +61,8 @@ class ArtifactStore:
 
     def read_version(self, uri: str, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
         folder = self._path(uri).rstrip("/")
+        if not folder.startswith(self.root + "/") or ".." in folder.split("/"):
+            raise ArtifactError(f"artifact {uri} is outside the store {self.url}")
         if not self.fs.exists(f"{folder}/{MARKER}"):
             raise ArtifactError(f"artifact {uri} is missing or incomplete")
         wanted = [f"{folder}/{n}" for n in names] if names else [

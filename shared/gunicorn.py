@@ -17,7 +17,9 @@ def common(service: str, default_bind: str, default_workers: int = 1) -> dict[st
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"polyhead-{service}-")
     return {
-        "bind": os.environ.get(f"{prefix}_BIND", default_bind),
+        # Internal services default to loopback; images set POLYHEAD_BIND=0.0.0.0:<port>, which
+        # exposes them on the container network only (see docker-compose.yml, deploy/k8s).
+        "bind": os.environ.get(f"{prefix}_BIND") or os.environ.get("POLYHEAD_BIND") or default_bind,
         "workers": workers,
         "worker_class": "uvicorn_worker.UvicornWorker",
         "timeout": int(os.environ.get(f"{prefix}_WORKER_TIMEOUT_S", 120)),

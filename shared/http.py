@@ -61,3 +61,20 @@ class BodySizeLimit:
     @staticmethod
     def _message(limit: int) -> str:
         return f"request body is larger than the limit of {limit} bytes"
+
+
+class RefuseNul:
+    """Answer 422 to a URL holding a NUL character (``%00``): no route wants one, and
+    PostgreSQL refuses NUL in text, so it would otherwise surface deep in a query."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"]
+                                        or b"%00" in scope.get("query_string", b"")):
+            response = error_response(422, "invalid_request_error",
+                                      "the URL holds a NUL character (%00)", param="url")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,8 +1,8 @@
 """Container health probe: ``python deploy/docker/healthcheck.py [/path]`` exits 0 on HTTP 200.
 
 Slim images have no curl, and this needs only the standard library. The port is read from
-``<SERVICE>_BIND`` (the same variable gunicorn binds with, so overriding it keeps the probe
-right), else ``POLYHEAD_PORT``; ``POLYHEAD_SERVICE`` names the service.
+``<SERVICE>_BIND`` or ``POLYHEAD_BIND`` (the variables gunicorn binds with, so overriding them keeps
+the probe right), else ``POLYHEAD_PORT``; ``POLYHEAD_SERVICE`` names the service.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib.request
 
 def port() -> str:
     service = os.environ.get("POLYHEAD_SERVICE", "embedder").upper()
-    bind = os.environ.get(f"{service}_BIND", "")
+    bind = os.environ.get(f"{service}_BIND") or os.environ.get("POLYHEAD_BIND", "")
     return bind.rsplit(":", 1)[1] if ":" in bind else os.environ.get("POLYHEAD_PORT", "8001")
 
 

@@ -42,7 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     POLYHEAD_ENV=prod \
     POLYHEAD_SERVICE=${SERVICE} \
-    POLYHEAD_PORT=${PORT}
+    POLYHEAD_PORT=${PORT} \
+    POLYHEAD_BIND=0.0.0.0:${PORT}
 RUN useradd --create-home --uid 10001 --user-group polyhead
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

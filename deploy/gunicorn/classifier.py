@@ -6,5 +6,5 @@ copy of the heads and reloads them on promotion.
 
 from shared.gunicorn import child_exit, common
 
-globals().update(common("classifier", default_bind="0.0.0.0:8002", default_workers=2))
+globals().update(common("classifier", default_bind="127.0.0.1:8002", default_workers=2))
 __all__ = ["child_exit"]

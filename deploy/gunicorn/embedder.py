@@ -7,5 +7,5 @@ bench/RESULTS.md for the measured sizing.
 
 from shared.gunicorn import child_exit, common
 
-globals().update(common("embedder", default_bind="0.0.0.0:8001", default_workers=1))
+globals().update(common("embedder", default_bind="127.0.0.1:8001", default_workers=1))
 __all__ = ["child_exit"]

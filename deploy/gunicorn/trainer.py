@@ -6,5 +6,5 @@ processes (set REDIS_URL). Without REDIS_URL keep one worker: it also runs the j
 
 from shared.gunicorn import child_exit, common
 
-globals().update(common("trainer", default_bind="0.0.0.0:8003", default_workers=1))
+globals().update(common("trainer", default_bind="127.0.0.1:8003", default_workers=1))
 __all__ = ["child_exit"]

@@ -212,11 +212,17 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _per_class_csv(rows: list[dict[str, Any]]) -> bytes:
+    """The per-class report for spreadsheets. Labels come from uploaded data, so one starting
+    with = + - @ (a formula to Excel: "CSV injection") is written with a leading apostrophe."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["label", "precision", "recall", "f1", "support"])
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**row, "label": _inert(str(row["label"]))} for row in rows)
     return out.getvalue().encode()
+
+
+def _inert(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def _message(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from pydantic import ValidationError
 
 from services.trainer.dataset import DatasetError, parse
@@ -21,6 +21,8 @@ from shared.errors import InvalidInput, NotFound, PayloadTooLarge
 from shared.responses import JSONBytes
 from shared.app import error_responses
 
+# PostgreSQL integers are 32-bit: a bigger number is refused (422) before any query.
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(responses=error_responses(404, 409))
 
 
@@ -124,12 +126,12 @@ def get_model(name: str, runtime: RuntimeDep) -> ModelInfo:
 
 
 @router.get("/v1/models/{name}/versions/{version}", response_model=Version, tags=["registry"])
-def get_version(name: str, version: int, runtime: RuntimeDep) -> Version:
+def get_version(name: str, version: VersionNumber, runtime: RuntimeDep) -> Version:
     return runtime.registry.version(name, version)
 
 
 @router.get("/v1/models/{name}/versions/{version}/report", tags=["registry"])
-def get_report(name: str, version: int, runtime: RuntimeDep) -> JSONBytes:
+def get_report(name: str, version: VersionNumber, runtime: RuntimeDep) -> JSONBytes:
     """The full training report: per-class table, confusion matrix, candidates, timings."""
     row = runtime.registry.version(name, version)
     try:

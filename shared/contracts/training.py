@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from shared.text import problem
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 HeadChoice = Literal["auto", "logreg", "mlp", "xgboost"]
 MODEL_NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+
+def _storable(value: str) -> str:
+    if why := problem(value):
+        raise ValueError(why)
+    return value
+
+
+# A short free-text field that ends up in the database (column names, labels).
+Label = Annotated[str, Field(max_length=200), AfterValidator(_storable)]
 
 
 class TrainOptions(BaseModel):
@@ -19,14 +31,14 @@ class TrainOptions(BaseModel):
     cv_folds: int = Field(5, ge=2, le=20)
     class_weight: Literal["auto", "balanced", "none"] = Field(
         "auto", description="auto: compare balanced and unweighted on one fold, keep the better")
-    oos_label: str | None = Field(None, description="rows with this label are out-of-scope "
+    oos_label: Label | None = Field(None, description="rows with this label are out-of-scope "
                                   "examples: not a class, used to calibrate the threshold")
     threshold: Literal["auto", "calibrate", "none"] | float = Field(
         "auto", description="abstain below this confidence. calibrate: on held-out predictions "
         "(and out-of-scope rows if any); auto: calibrate only when there are out-of-scope rows")
-    text_column: str = "text"
-    label_column: str = "label"
-    seed: int = 0
+    text_column: Label = "text"
+    label_column: Label = "label"
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     promote: Literal["if_not_worse", "always", "never"] | None = Field(
         None, description="default: the trainer's setting (if_not_worse)")
 
@@ -65,7 +77,7 @@ class FeedbackJobRequest(BaseModel):
     """Train from inferences that received feedback (the gateway's ``/feedback``)."""
 
     name: str = Field(pattern=MODEL_NAME)
-    source_model: str | None = Field(None, description="feedback on this model (default: name)")
+    source_model: Label | None = Field(None, description="feedback on this model (default: name)")
     options: TrainOptions = TrainOptions()
 
 
@@ -101,7 +113,7 @@ class ModelInfoList(BaseModel):
 
 
 class PromoteRequest(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field("", max_length=500)
 
 

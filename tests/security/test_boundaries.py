@@ -1,0 +1,131 @@
+"""What cannot get in: SQL built from strings, unbounded uploads, paths out of the artifact
+store, and internal services reachable from outside."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.embedder.app import create_app as create_embedder
+from shared.artifacts import ArtifactError, ArtifactStore
+from tests.conftest import ROOT, running, settings
+from tests.deploy.test_static import tool
+from tests.embedder.fakes import SlowBackend
+from tests.trainer.helpers import trainer_app, trainer_settings
+
+
+def test_no_sql_is_built_from_strings_and_nothing_is_unpickled() -> None:
+    """bandit: B608 (SQL from string formatting), B301/B403 (pickle), B102/B307 (exec/eval)."""
+    result = subprocess.run([tool("bandit"), "-q", "-r", "services", "shared",
+                             "-t", "B608,B301,B403,B102,B307"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class Counted:
+    """A streamed body (no Content-Length) that counts how much of it was pulled."""
+
+    def __init__(self, chunks: int, size: int = 64 * 1024, head: bytes = b"") -> None:
+        self.chunks, self.size, self.head, self.sent = chunks, size, head, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        for _ in range(self.chunks):
+            self.sent += 1
+            yield b"x" * self.size
+
+
+@pytest.mark.anyio
+async def test_oversized_uploads_are_cut_off_while_streaming(pg_url: str, tmp_path: Path) -> None:
+    """A 64 MiB chunked upload to a 1 MiB limit: 413 after ~1 MiB is read, not the whole body."""
+    app = trainer_app(trainer_settings(pg_url, tmp_path, run_worker=False,
+                                       max_upload_bytes=1024 * 1024), "http://127.0.0.1:9")
+    async with running(app) as client:
+        body = Counted(chunks=1024, head=b'--b\r\nContent-Disposition: form-data; name="file"; '
+                       b'filename="d.csv"\r\nContent-Type: text/csv\r\n\r\n')
+        response = await client.post("/v1/jobs", content=body,
+                                     headers={"content-type": "multipart/form-data; boundary=b"})
+        assert response.status_code == 413, response.text
+        assert body.sent * body.size < 2 * 1024 * 1024, f"{body.sent} chunks were read"
+    embedder = create_embedder(settings(max_body_bytes=4096), backend=SlowBackend(delay_s=0))
+    async with running(embedder) as client:
+        body = Counted(chunks=1024, size=1024)
+        response = await client.post("/v1/embeddings", content=body,
+                                     headers={"content-type": "application/json"})
+        assert response.status_code == 413 and body.sent <= 6
+
+
+def test_artifact_paths_cannot_escape_the_store(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    for name in ["../evil", "a/../../evil", "/etc", "..", "Intents", "a b", ""]:
+        with pytest.raises(ArtifactError, match="refusing"):
+            store.write_version(name, 1, {"head.json": b"{}"})
+    with pytest.raises(ArtifactError, match="refusing"):
+        store.write_version("ok", 1, {"../head.json": b"{}"})
+    with pytest.raises(ArtifactError, match="outside the store"):
+        store.read_version(str(tmp_path / "elsewhere"))
+    with pytest.raises(ArtifactError, match="outside the store"):
+        store.read_version(f"{store.url}/ok/../../elsewhere")
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "store" / "evil").exists()
+
+
+@pytest.mark.anyio
+async def test_model_names_with_dot_dot_are_refused_by_the_trainer(pg_url: str,
+                                                                    tmp_path: Path) -> None:
+    app = trainer_app(trainer_settings(pg_url, tmp_path, run_worker=False), "http://127.0.0.1:9")
+    async with running(app) as client:
+        for name in ["../evil", "..", "a/b", "../../etc/passwd"]:
+            response = await client.post("/v1/jobs", data={"name": name},
+                                         files={"file": ("d.csv", b"text,label\na,b\n")})
+            assert response.status_code == 422 and "name" in response.text, (name, response.text)
+            feedback = await client.post("/v1/jobs/feedback", json={"name": name})
+            assert feedback.status_code == 422, (name, feedback.text)
+        nul = await client.get("/v1/jobs", params={"model": "a\x00b"})
+        assert nul.status_code == 422 and "NUL" in nul.text
+    assert not list(tmp_path.rglob("evil*"))
+
+
+def gunicorn_bind(service: str) -> str:
+    """The bind a deploy/gunicorn config uses with no *_BIND variable set."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.endswith("_BIND")}
+    try:
+        spec = importlib.util.spec_from_file_location(f"gc_{service}",
+                                                      ROOT / f"deploy/gunicorn/{service}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return str(module.bind)
+    finally:
+        os.environ.update(saved)
+
+
+def test_only_the_gateway_is_exposed_by_default() -> None:
+    for service in ["embedder", "classifier", "trainer"]:
+        assert gunicorn_bind(service).startswith("127.0.0.1:"), service
+    assert gunicorn_bind("gateway") == "0.0.0.0:8000"
+    from shared import devserver
+    assert "default=\"127.0.0.1\"" in Path(devserver.__file__).read_text()
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, spec in compose["services"].items():
+        for port in spec.get("ports", []):
+            if name != "gateway":  # published on this host's loopback only
+                assert str(port).startswith("127.0.0.1:"), (name, port)
+
+    kinds: dict[str, list[Any]] = {}
+    for path in (ROOT / "deploy/k8s").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                kinds.setdefault(doc["kind"], []).append(doc)
+    for service in kinds["Service"]:  # cluster-internal: no NodePort, no LoadBalancer
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]
+    backends = {path["backend"]["service"]["name"] for ingress in kinds["Ingress"]
+                for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+    assert backends == {"gateway"}
