@@ -20,6 +20,8 @@ _BINARY_MAGIC = {b"PK\x03\x04": "a ZIP or Excel (.xlsx) file", b"\xd0\xcf\x11\xe
                  b"%PDF": "a PDF", b"\x89PNG": "a PNG image", b"\x1f\x8b": "a gzip file"}
 _DELIMITERS = ",;\t|"
 EXAMPLES = 5  # examples kept per drop reason
+MAX_TEXT_CHARS = 8192  # the embedder's default limit: a longer text could never be embedded
+MAX_LABEL_CHARS = 200  # labels are stored, reported and sent back as feedback
 
 
 class DatasetError(ValueError):
@@ -70,11 +72,16 @@ def decode(data: bytes) -> str:
     if b"\x00" in data[:8192]:
         raise DatasetError("the upload is a binary file, not a CSV (or is UTF-16: save as UTF-8)")
     try:
-        return data.decode("utf-8-sig")
+        content = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise DatasetError(f"the file is not UTF-8 (bad byte at offset {exc.start}, line {line}); "
                            "save it as CSV UTF-8") from None
+    if "\x00" in content:  # text never holds NUL; PostgreSQL could not store it either
+        line = content[:content.index("\x00")].count("\n") + 1
+        raise DatasetError(f"the file holds a NUL character (line {line}): it is corrupted or "
+                           "not a text file")
+    return content
 
 
 def _delimiter(sample: str, columns: tuple[str, str]) -> str:
@@ -123,12 +130,16 @@ def parse(data: bytes, *, text_column: str = "text", label_column: str = "label"
                 continue  # blank line
             if len(raw) + sum(drops.counts.values()) >= max_rows:
                 raise DatasetError(f"the file has more than {max_rows} rows (the configured limit)")
-            if len(row) <= max(ti, li):
-                drops.add("malformed_row", {"line": line_no, "fields": len(row)})
+            if len(row) <= max(ti, li) or len(row) > len(header):
+                # Too few fields, or more than the header (an unquoted delimiter in a text
+                # would otherwise shift the label silently).
+                drops.add("malformed_row", {"line": line_no, "fields": len(row),
+                                            "expected": len(header)})
                 continue
             raw.append((line_no, row[ti], row[li]))
     except csv.Error as exc:
-        raise DatasetError(f"the CSV is broken near line {reader.line_num}: {exc}") from None
+        hint = " (an unclosed quote?)" if "field larger" in str(exc) else ""
+        raise DatasetError(f"the CSV is broken near line {reader.line_num}: {exc}{hint}") from None
     return from_rows(raw, drops=drops, min_per_class=min_per_class, oos_label=oos_label,
                      columns=(header[ti].strip(), header[li].strip()))
 
@@ -145,6 +156,10 @@ def from_rows(raw: list[tuple[int, str, str]], *, min_per_class: int = 2,
         text, label = clean(raw_text), raw_label.strip()
         if not text:
             drops.add("empty_text", {"line": line_no, "label": label})
+        elif len(text) > MAX_TEXT_CHARS:
+            drops.add("text_too_long", {"line": line_no, "chars": len(text), "label": label[:200]})
+        elif len(label) > MAX_LABEL_CHARS:
+            drops.add("label_too_long", {"line": line_no, "chars": len(label)})
         elif not label:
             drops.add("empty_label", {"line": line_no, "text": text[:200]})
         elif label in seen[text]:
