@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 
 from shared.contracts.errors import ErrorResponse
@@ -71,7 +72,9 @@ def _ops_router(readiness: ReadinessCheck) -> APIRouter:
     @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
     async def ready(request: Request) -> JSONBytes:
         """Readiness: 200 once the service can do its work, else 503 with the failing check."""
-        state = readiness(request)
+        # In a worker thread: a check may query a database or Redis (the trainer's does), and a
+        # slow dependency must not stall the event loop that serves everything else.
+        state = await anyio.to_thread.run_sync(readiness, request)
         return JSONBytes(state.model_dump(), status_code=200 if state.status == "ready" else 503)
 
     @router.get("/metrics", include_in_schema=False)

@@ -1,5 +1,5 @@
-"""Property-based fuzzing (Schemathesis) of the gateway's, the embedder's and the trainer's
-OpenAPI, each service running for real over HTTP (real model, real PostgreSQL).
+"""Property-based fuzzing (Schemathesis) of the OpenAPI of the gateway, the embedder, the
+trainer and the classifier, each running for real over HTTP (real model, real PostgreSQL).
 
 Every generated request, valid or not, must get an answer that is not a 5xx, carries a
 status code and content type the schema documents, and matches the documented body schema.
@@ -67,7 +67,7 @@ def trainer_url(fuzz_db: tuple[str, Path], embedder_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def gateway(fuzz_db: tuple[str, Path], embedder_url: str) -> Iterator[Any]:
+def serving(fuzz_db: tuple[str, Path], embedder_url: str) -> Iterator[Any]:
     db, work = fuzz_db
     publish(db, work / "artifacts", "intents", clinc_rows(labels=3, per_label=10), embedder_url)
     engine = make_engine(db)
@@ -82,7 +82,8 @@ def gateway(fuzz_db: tuple[str, Path], embedder_url: str) -> Iterator[Any]:
             database_url=db, classifier_urls=c.url, spool_dir=str(work / "spool"),
             log_json=False, environment="test", trainer_url="http://127.0.0.1:9"))
         with ServerThread(gateway) as server:
-            yield server.url, {"Authorization": f"Bearer {key}"}
+            yield {"gateway": server.url, "classifier": c.url,
+                   "auth": {"Authorization": f"Bearer {key}"}}
     engine.dispose()
 
 
@@ -94,6 +95,7 @@ def schema(app: Any) -> Any:
 EMBEDDER = schema(create_embedder(embedder_settings()))
 TRAINER = schema(trainer_app(trainer_settings("sqlite://", Path("var")), "http://unused"))
 # Training routes only forward to the trainer, which is fuzzed on its own.
+CLASSIFIER = schema(create_classifier(ClassifierSettings(log_json=False, environment="test")))
 GATEWAY = schema(create_gateway(GatewaySettings(log_json=False, environment="test"))
                  ).exclude(path_regex="^/v1/jobs")
 
@@ -112,8 +114,16 @@ def test_trainer(case: schemathesis.Case, trainer_url: str) -> None:
 
 @GATEWAY.parametrize()
 @FUZZ
-def test_gateway(case: schemathesis.Case, gateway: tuple[str, dict[str, str]]) -> None:
-    url, auth = gateway
+def test_gateway(case: schemathesis.Case, serving: dict[str, Any]) -> None:
     if "name" in case.path_parameters and len(str(case.body)) % 2:
         case.path_parameters["name"] = "intents"  # half the cases reach the real model
-    case.call_and_validate(base_url=url, headers=auth, checks=CHECKS)
+    case.call_and_validate(base_url=serving["gateway"], headers=serving["auth"], checks=CHECKS)
+
+
+@CLASSIFIER.parametrize()
+@FUZZ
+def test_classifier(case: schemathesis.Case, serving: dict[str, Any]) -> None:
+    """Internal, but it should answer garbage from a misbehaving caller just as well."""
+    if "model" in case.path_parameters and len(str(case.body)) % 2:
+        case.path_parameters["model"] = "intents"
+    case.call_and_validate(base_url=serving["classifier"], checks=CHECKS)
