@@ -57,6 +57,7 @@ def test_redis_restart(stack: Stack) -> None:
     with Traffic(stack.gateway.url, stack.key, unique) as traffic:
         traffic.wait_for(20)
         stack.redis.stop()
+        stopped = time.monotonic()
         traffic.wait_for(80)
         stack.redis.start()  # empty, same port
         restarted = time.monotonic()
@@ -68,6 +69,7 @@ def test_redis_restart(stack: Stack) -> None:
     cache.close()
     failed = traffic.failed()
     figure("redis_restart", requests=len(traffic.outcomes), failed=len(failed),
+           down_s=round(restarted - stopped, 1),
            keys_after_restart=keys, seconds_to_first_key=round(time.monotonic() - restarted, 2))
     assert not failed, summary(failed)
     assert keys > 0, "the embedder did not use Redis again after it came back"

@@ -93,8 +93,11 @@ async def test_model_names_with_dot_dot_are_refused_by_the_trainer(pg_url: str,
 
 
 def gunicorn_bind(service: str) -> str:
-    """The bind a deploy/gunicorn config uses with no *_BIND variable set."""
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.endswith("_BIND")}
+    """The bind a deploy/gunicorn config uses with no *_BIND variable set. (Loading a config
+    may set PROMETHEUS_MULTIPROC_DIR: the environment is restored exactly afterwards.)"""
+    saved = dict(os.environ)
+    for k in [k for k in os.environ if k.endswith("_BIND")]:
+        del os.environ[k]
     try:
         spec = importlib.util.spec_from_file_location(f"gc_{service}",
                                                       ROOT / f"deploy/gunicorn/{service}.py")
@@ -103,6 +106,7 @@ def gunicorn_bind(service: str) -> str:
         spec.loader.exec_module(module)
         return str(module.bind)
     finally:
+        os.environ.clear()
         os.environ.update(saved)
 
 
