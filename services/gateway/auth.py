@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ class KeyStore:
         self.sessions, self.ttl_s, self.retry_s = sessions, ttl_s, retry_s
         # Bounded: a flood of made-up keys cannot grow memory without limit.
         self._cache: LRUCache[str, tuple[float, Client | None]] = LRUCache(cache_size)
+        self._lock = threading.Lock()  # authenticate runs in FastAPI's worker threads
 
     def create(self, name: str, scopes: list[str], rate_limit: str | None = None) -> str:
         """A new key for ``name``; the only time the key itself exists."""
@@ -84,7 +86,8 @@ class KeyStore:
             if row is None:
                 return False
             row.revoked_at = utcnow()
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
         return True
 
     def authenticate(self, authorization: str | None, scope: str) -> Client:
@@ -100,7 +103,8 @@ class KeyStore:
 
     def _client(self, digest: str) -> Client | None:
         now = time.monotonic()
-        cached = self._cache.get(digest)
+        with self._lock:
+            cached = self._cache.get(digest)
         if cached is not None and now - cached[0] <= self.ttl_s:
             return cached[1]
         try:
@@ -112,9 +116,11 @@ class KeyStore:
             log.warning("database unavailable; serving the last known answer for key %s",
                         cached[1].name if cached[1] else "(unknown)")
             # Ask the database again in retry_s, not on every request meanwhile.
-            self._cache[digest] = (now - self.ttl_s + self.retry_s, cached[1])
+            with self._lock:
+                self._cache[digest] = (now - self.ttl_s + self.retry_s, cached[1])
             return cached[1]
-        self._cache[digest] = (now, client)
+        with self._lock:
+            self._cache[digest] = (now, client)
         return client
 
     def _lookup(self, digest: str) -> Client | None:
