@@ -194,8 +194,8 @@ def main() -> int:
             print(f"  up: {line.rstrip()}", file=sys.stderr)
             if "curl" in line:
                 break
-            if up.poll() is not None:
-                raise SystemExit("polyhead up failed")
+        else:
+            raise SystemExit(f"polyhead up exited ({up.wait()}) before it was up; see above")
         threading.Thread(target=lambda: [None for _ in up.stdout or []], daemon=True).start()
         key = (data / "api-key").read_text().strip()
         procs = service_processes(psutil.Process(up.pid))

@@ -67,7 +67,7 @@ def follow(client: httpx.Client, job_id: str, *, quiet: bool = False,
                bar_format="{desc:<18} {percentage:3.0f}%|{bar}| {elapsed}")
     try:
         while True:
-            job = Job.model_validate(_check(client.get(f"/v1/jobs/{job_id}")))
+            job = Job.model_validate(_check(_get_patiently(client, f"/v1/jobs/{job_id}")))
             bar.set_description_str(job.stage)
             bar.update(round(job.progress * 100) - bar.n)
             if job.status in ("succeeded", "failed"):
@@ -75,6 +75,21 @@ def follow(client: httpx.Client, job_id: str, *, quiet: bool = False,
             time.sleep(poll_s)
     finally:
         bar.close()
+
+
+def _get_patiently(client: httpx.Client, path: str, patience_s: float = 60) -> httpx.Response:
+    """GET, riding out a trainer restart or a database blip (503, refused connection) for
+    up to ``patience_s``: a long job is not given up on because one poll failed."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            response = client.get(path)
+            if response.status_code != 503 or time.monotonic() > deadline:
+                return response
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(1)
 
 
 def print_report(job: Job, *, as_json: bool = False) -> None:

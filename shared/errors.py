@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy.exc
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from shared.responses import JSONBytes
@@ -126,6 +128,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONBytes:
     return error_response(exc.status_code, type_, str(exc.detail), headers=exc.headers)
 
 
+async def _database_down(_: Request, exc: Exception) -> JSONBytes:
+    """A lost or refused database connection is a dependency outage: 503, not a 500."""
+    log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+    return error_response(503, "service_unavailable",
+                          "the database is unavailable; retry shortly",
+                          headers={"Retry-After": "5"})
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "server_error",
@@ -136,4 +146,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PolyheadError, _polyhead_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_down)
+    app.add_exception_handler(sqlalchemy.exc.InterfaceError, _database_down)
     app.add_exception_handler(Exception, _unexpected)
