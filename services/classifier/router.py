@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from services.classifier.service import ClassifierService
-from shared.contracts.classify import ClassifyRequest, ClassifyResponse, LoadedHead, LoadedHeadList
 from shared.app import error_responses
+from shared.contracts.classify import ClassifyRequest, ClassifyResponse, LoadedHead, LoadedHeadList
 
 router = APIRouter(tags=["classify"], responses=error_responses(404))
 

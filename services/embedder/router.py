@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from services.embedder.service import EmbeddingService, Result
+from shared.app import error_responses
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelCard, ModelList
 from shared.errors import Unavailable
 from shared.responses import JSONBytes
-from shared.app import error_responses
 
 router = APIRouter(tags=["embeddings"], responses=error_responses(404))
 

@@ -10,10 +10,10 @@ import httpx
 from fastapi import APIRouter, Request, Response
 
 from services.gateway.router import AdminClient
+from shared.app import error_responses
 from shared.contracts.training import Job, JobList
 from shared.errors import Unavailable
 from shared.request_id import outgoing_headers
-from shared.app import error_responses
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
 _PASSED = ("content-type", "location", "retry-after")

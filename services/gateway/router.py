@@ -16,6 +16,7 @@ from services.gateway.auth import Client, KeyStore
 from services.gateway.ratelimit import RateLimits
 from services.gateway.reports import model_report
 from services.gateway.service import PredictService
+from shared.app import error_responses
 from shared.contracts.gateway import (FeedbackRequest, FeedbackResponse, PredictRequest,
                                       PredictResponse)
 from shared.contracts.training import (AliasMove, ModelInfo, ModelInfoList, PromoteRequest,
@@ -25,7 +26,6 @@ from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
 from shared.registry import Registry
 from shared.responses import JSONBytes
-from shared.app import error_responses
 
 router = APIRouter(responses=error_responses(401, 403, 404, 409))
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))

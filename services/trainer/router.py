@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from services.trainer.dataset import DatasetError, parse
 from services.trainer.pipeline import Runtime
+from shared.app import error_responses
 from shared.artifacts import ArtifactError
 from shared.contracts.training import (MODEL_NAME, AliasMove, FeedbackJobRequest, HeadChoice, Job,
                                        JobList, ModelInfo, ModelInfoList, PromoteRequest,
                                        RollbackRequest, TrainOptions, Version)
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge
 from shared.responses import JSONBytes
-from shared.app import error_responses
 
 # PostgreSQL integers are 32-bit: a bigger number is refused (422) before any query.
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
