@@ -24,6 +24,7 @@ from services.classifier.app import create_app as create_classifier
 from services.embedder.app import create_app as create_embedder
 from services.embedder.backends import Backend
 from services.gateway.app import create_app as create_gateway
+from services.trainer.app import create_app as create_trainer
 from services.gateway.auth import KeyStore
 from shared.clients.embedder import AsyncEmbedderClient
 from shared.db import make_engine, session_factory
@@ -93,7 +94,7 @@ def schema(app: Any) -> Any:
 
 
 EMBEDDER = schema(create_embedder(embedder_settings()))
-TRAINER = schema(trainer_app(trainer_settings("sqlite://", Path("var")), "http://unused"))
+TRAINER = schema(create_trainer(trainer_settings("sqlite://", Path("var"))))  # no client yet
 # Training routes only forward to the trainer, which is fuzzed on its own.
 CLASSIFIER = schema(create_classifier(ClassifierSettings(log_json=False, environment="test")))
 GATEWAY = schema(create_gateway(GatewaySettings(log_json=False, environment="test"))
