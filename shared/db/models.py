@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (BigInteger, Double, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db.types import JSONType, UTCDateTime, utcnow
@@ -107,10 +108,12 @@ class TrainingJob(Base):
 
 
 class Inference(Base):
-    """One prediction served by the gateway, one row each (written by the gateway's logger).
+    """One prediction served by the gateway, one row each (shipped from the gateway's log).
 
-    ``feedback_label`` is the ground truth a product app reports later; the trainer retrains
-    from rows that have one (``source=feedback``).
+    On PostgreSQL the table is partitioned by day on ``created_at`` (so the primary key is
+    ``(id, created_at)``; :mod:`shared.db.partitions` creates and drops partitions); on SQLite
+    it is a plain table keyed by ``id``. ``feedback_label`` is the ground truth a product app
+    reports later; the trainer retrains from rows that have one (``source=feedback``).
     """
 
     __tablename__ = "inferences"
@@ -118,7 +121,7 @@ class Inference(Base):
                       Index("ix_inferences_feedback", "model_name", "feedback_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(primary_key=True, default=utcnow)
     request_id: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(100))
     model_name: Mapped[str] = mapped_column(String(100))
@@ -136,6 +139,53 @@ class Inference(Base):
     total_ms: Mapped[float | None]
     feedback_label: Mapped[str | None] = mapped_column(String(200))
     feedback_at: Mapped[datetime | None]
+
+
+class InferenceRollup(Base):
+    """Per model, version and hour: sums and counts behind every report figure, kept up to date
+    as rows ship (:mod:`shared.db.rollups`), so a report reads hours, never raw rows."""
+
+    __tablename__ = "inference_rollups"
+
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_version: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    inferences: Mapped[int] = mapped_column(BigInteger, default=0)
+    abstained: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    sum_probability: Mapped[float] = mapped_column(Double, default=0.0)
+    timed: Mapped[int] = mapped_column(BigInteger, default=0)  # rows with latency figures
+    sum_total_ms: Mapped[float] = mapped_column(Double, default=0.0)
+    sum_embed_ms: Mapped[float] = mapped_column(Double, default=0.0)
+    sum_head_ms: Mapped[float] = mapped_column(Double, default=0.0)
+    feedback: Mapped[int] = mapped_column(BigInteger, default=0)
+    feedback_correct: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class InferenceRollupLabel(Base):
+    """Per model, version and hour: how often each label was answered (``(abstained)``: none)."""
+
+    __tablename__ = "inference_rollup_labels"
+
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_version: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)
+    inferences: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class InferenceRollupLatency(Base):
+    """Per model, version and hour: a latency histogram (``total_ms``), Prometheus-style: the
+    count of rows with ``le_ms`` as their bucket's upper bound (buckets in
+    :data:`shared.db.rollups.LATENCY_BUCKETS_MS`; the last is +Infinity)."""
+
+    __tablename__ = "inference_rollup_latency"
+
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_version: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    le_ms: Mapped[float] = mapped_column(Double, primary_key=True)
+    inferences: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ApiKey(Base):
