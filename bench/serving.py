@@ -159,7 +159,7 @@ def main() -> None:
         "TRAINER_RUN_WORKER": "true", "TRAINER_QUEUE_NAMESPACE": f"bench-{schema}",
         "EMBEDDER_CACHE_NAMESPACE": f"bench:{schema}",
         "EMBEDDER_URL": "http://127.0.0.1:18101", "CLASSIFIER_URLS": "http://127.0.0.1:18102",
-        "GATEWAY_SPOOL_DIR": str(work / "spool")}
+        "GATEWAY_LOG_DIR": str(work / "inference-log")}
     procs = []
     try:
         procs.append(start("embedder", ["embedder"], env, 18101, work))
@@ -173,7 +173,7 @@ def main() -> None:
         procs.append(start("gateway-log", ["gateway"], env, 18100, work, args.workers))
         procs.append(start("gateway-nolog", ["gateway"],
                            env | {"GATEWAY_LOG_INFERENCES": "false",
-                                  "GATEWAY_SPOOL_DIR": str(work / "spool-nolog")}, 18104, work,
+                                  "GATEWAY_LOG_DIR": str(work / "inference-log-off")}, 18104, work,
                            args.workers))
         config = PhraseConfig(repeat_ratio=0.7)
         urls = {"log": "http://127.0.0.1:18100", "nolog": "http://127.0.0.1:18104"}

@@ -51,7 +51,7 @@ def _environment(data: Path, ports: dict[str, int], host: str) -> dict[str, str]
     env.update({"EMBEDDER_URL": f"http://{host}:{ports['embedder']}",
                 "CLASSIFIER_URLS": f"http://{host}:{ports['classifier']}",
                 "GATEWAY_TRAINER_URL": f"http://{host}:{ports['trainer']}",
-                "GATEWAY_SPOOL_DIR": str(data / "spool"),
+                "GATEWAY_LOG_DIR": str(data / "inference-log"),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
     if env.get("REDIS_URL"):
         env.setdefault("TRAINER_RUN_WORKER", "true")  # the launcher runs no separate worker

@@ -183,13 +183,22 @@ class GatewaySettings(ServiceSettings):
     trainer_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("GATEWAY_",
                              "TRAINER_URL"), description="admin training routes go there")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="training CSVs")
-    # Inference log: buffer in memory, spool to disk while the database is down.
+    # Inference log: a local write-ahead log, shipped to the database (README: "The inference
+    # log" says what each failure can lose).
     log_inferences: bool = True
-    spool_dir: str = "var/spool"
-    log_buffer: int = Field(10_000, ge=1)
-    log_batch: int = Field(500, ge=1)
-    log_flush_s: float = Field(0.5, gt=0, description="how often the writer flushes")
-    log_retry_s: float = Field(1.0, gt=0)
+    log_dir: str = Field("var/inference-log", validation_alias=AliasChoices(
+        "GATEWAY_LOG_DIR", "GATEWAY_SPOOL_DIR"), description="segments of the local log; keep "
+        "it on a persistent volume")
+    log_fsync_ms: float = Field(200.0, gt=0, description="group fsync of the local log: at "
+                                "most this much is lost if the machine (not the process) dies")
+    log_required: bool = Field(False, description="answer 503 rather than serve a prediction "
+                               "neither the local log nor the database could take")
+    log_batch: int = Field(2000, ge=1, description="records per COPY")
+    log_ship_s: float = Field(0.2, gt=0, description="how often the shipper looks for records")
+    log_retry_s: float = Field(1.0, gt=0, description="pause after the database failed")
+    log_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    log_retention_days: int | None = Field(None, ge=1, description="drop raw inference rows "
+                                           "(whole daily partitions) older than this; unset: keep")
 
     def classifiers(self) -> list[str]:
         return [u.strip().rstrip("/") for u in self.classifier_urls.split(",") if u.strip()]

@@ -1,8 +1,8 @@
 """The gateway's app factory: ``create_app(settings=None)``.
 
-Start-up: migrate the database, start the inference log's writer (it replays any spool a
-previous run left), learn which classifier serves which model, and keep that fresh. Shutdown
-drains the inference log, so a graceful stop loses no record.
+Start-up: migrate the database, start the inference log (it also ships what a previous run
+left on disk), learn which classifier serves which model, and keep that fresh. Shutdown ships
+what it can of the inference log and leaves the rest on disk for the next start.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ from pathlib import Path
 import anyio
 import httpx
 from fastapi import FastAPI, Request
+from sqlalchemy import Engine
 
 import shared
 from services.gateway.admin import router as admin_router
 from services.gateway.auth import KeyStore
-from services.gateway.inference_log import InferenceLog
+from services.gateway.inference_log import InferenceLog, SqlSink
 from services.gateway.ratelimit import RateLimits
 from services.gateway.router import router
 from services.gateway.routing import Replicas
 from services.gateway.service import PredictService
 from shared.app import build_app
 from shared.contracts.health import Readiness
-from shared.db import make_engine, session_factory
+from shared.db import make_engine, partitions, session_factory
 from shared.db.migrate import upgrade
 from shared.logs import configure_logging
 from shared.registry import Registry
@@ -45,17 +46,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         try:
             await anyio.to_thread.run_sync(upgrade, engine)
-        except Exception:  # noqa: BLE001 - the database may be down: serve, and spool the log
+        except Exception:  # noqa: BLE001 - the database may be down: serve; the log waits on disk
             log.warning("could not migrate the database at start-up; serving anyway",
                         exc_info=True)
         sessions = session_factory(engine)
         app.state.registry = Registry(sessions)
         app.state.keys = KeyStore(sessions) if settings.auth else None
         app.state.limits = RateLimits(settings.rate_limit, settings.redis_url)
-        inference_log = InferenceLog(
-            engine, Path(settings.spool_dir), buffer_size=settings.log_buffer,
-            batch_size=settings.log_batch, flush_interval_s=settings.log_flush_s,
-            retry_interval_s=settings.log_retry_s) if settings.log_inferences else None
+        inference_log = _inference_log(settings, engine) if settings.log_inferences else None
         if inference_log is not None:
             inference_log.start()
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_s, connect=2.0),
@@ -87,6 +85,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                      docs=settings.public_docs())
 
 
+def _inference_log(settings: GatewaySettings, engine: Engine) -> InferenceLog:
+    def maintain() -> object:
+        return partitions.maintain(engine, retention_days=settings.log_retention_days)
+
+    return InferenceLog(SqlSink(engine), Path(settings.log_dir), batch=settings.log_batch,
+                        ship_every_s=settings.log_ship_s, retry_s=settings.log_retry_s,
+                        fsync_ms=settings.log_fsync_ms,
+                        segment_bytes=settings.log_segment_bytes,
+                        required=settings.log_required, maintain=maintain)
+
+
 async def _refresh(replicas: Replicas, period_s: float) -> None:
     while True:
         await asyncio.sleep(period_s)
@@ -102,5 +111,5 @@ def _readiness(request: Request) -> Readiness:
               "models": str(len(replicas.models()))}
     inference_log: InferenceLog | None = request.app.state.inference_log
     if inference_log is not None:
-        checks["inference_log"] = "ok" if inference_log.db_ok else "database down: spooling"
+        checks["inference_log"] = inference_log.state()
     return Readiness(status="ready" if alive else "not_ready", checks=checks)

@@ -1,66 +1,78 @@
 """Ops reports on the inference log: volume, latency, labels, confidence, abstentions,
 accuracy on feedback, and label drift against the training data. No FastAPI here.
 
-The same figures, per hour, are the ``inference_hourly`` view (migration 0004).
+A report reads the hourly rollups (:mod:`shared.db.rollups`), never the raw rows, so its cost
+grows with the hours and versions in its window, not with traffic. Its window is therefore
+whole hours. The same figures, per hour, are the ``inference_hourly`` view.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.models import Inference
+from shared.db.models import InferenceRollup, InferenceRollupLabel, InferenceRollupLatency
+from shared.db.rollups import ABSTAINED, hour_of, percentile
 from shared.registry import Registry
+
+_SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_embed_ms",
+         "sum_head_ms", "feedback", "feedback_correct")
+
+
+def whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The window a report covers, in UTC: ``start`` rounded down, ``end`` rounded up to the
+    hour (aware datetimes; ``OverflowError`` out of the years 1 to 9999)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    up = hour_of(end)
+    return hour_of(start), up if up == end else up + timedelta(hours=1)
 
 
 def model_report(sessions: sessionmaker[Session], registry: Registry, name: str,
                  start: datetime, end: datetime) -> dict[str, Any]:
+    """The report of model ``name`` over the whole hours around ``[start, end)``."""
     registry.model(name)  # 404 for an unknown model
-    where = (Inference.model_name == name, Inference.created_at >= start,
-             Inference.created_at < end)
+    start, end = whole_hours(start, end)
     with sessions() as s:
-        totals = s.execute(select(
-            func.count(), func.avg(Inference.probability),
-            func.avg(case((Inference.abstained, 1.0), else_=0.0)),
-            func.avg(case((Inference.cache_hit, 1.0), else_=0.0)),
-            func.avg(Inference.embed_ms), func.avg(Inference.head_ms),
-            func.count(Inference.feedback_label),
-            func.avg(case((Inference.feedback_label.is_(None), None),
-                          (Inference.feedback_label == Inference.label, 1.0), else_=0.0)),
-        ).where(*where)).one()
-        labels = dict(s.execute(select(func.coalesce(Inference.label, "(abstained)"), func.count())
-                                .where(*where).group_by(Inference.label)).all())
-        versions = {str(v): n for v, n in s.execute(
-            select(Inference.model_version, func.count()).where(*where)
-            .group_by(Inference.model_version)).all()}
-        latency = _percentiles(s, where)
-    volume = int(totals[0])
+        per_version = s.execute(
+            select(InferenceRollup.model_version,
+                   *[func.sum(getattr(InferenceRollup, c)) for c in _SUMS])
+            .where(InferenceRollup.model_name == name, InferenceRollup.hour >= start,
+                   InferenceRollup.hour < end)
+            .group_by(InferenceRollup.model_version)).all()
+        labels = _counts(s, InferenceRollupLabel, InferenceRollupLabel.label, name, start, end)
+        buckets = _counts(s, InferenceRollupLatency, InferenceRollupLatency.le_ms, name, start,
+                          end)
+    sums = {c: sum(float(row[i] or 0) for row in per_version) for i, c in enumerate(_SUMS, 1)}
+    volume, timed, feedback = int(sums["inferences"]), sums["timed"], int(sums["feedback"])
     report: dict[str, Any] = {
         "model": name, "from": start.isoformat(), "to": end.isoformat(), "volume": volume,
-        "versions": versions, "latency_ms": latency,
-        "mean_embed_ms": _round(totals[4]), "mean_head_ms": _round(totals[5]),
-        "mean_confidence": _round(totals[1]), "abstain_rate": _round(totals[2]),
-        "cache_hit_rate": _round(totals[3]), "label_distribution": labels,
-        "feedback": {"rows": int(totals[6]), "accuracy": _round(totals[7])}}
-    report["drift"] = _drift(registry, name, labels)
+        "versions": {str(row[0]): int(row[1]) for row in per_version if row[1]},
+        "latency_ms": {f"p{round(q * 100)}": _round(percentile(buckets, q))
+                       for q in (0.5, 0.95, 0.99)},
+        "mean_embed_ms": _ratio(sums["sum_embed_ms"], timed),
+        "mean_head_ms": _ratio(sums["sum_head_ms"], timed),
+        "mean_confidence": _ratio(sums["sum_probability"], volume),
+        "abstain_rate": _ratio(sums["abstained"], volume),
+        "cache_hit_rate": _ratio(sums["cache_hits"], volume),
+        "label_distribution": {str(k): int(n) for k, n in labels.items() if n},
+        "feedback": {"rows": feedback, "accuracy": _ratio(sums["feedback_correct"], feedback)}}
+    report["drift"] = _drift(registry, name, report["label_distribution"])
     return report
 
 
-def _percentiles(s: Session, where: tuple[Any, ...]) -> dict[str, float | None]:
-    if s.get_bind().dialect.name == "postgresql":
-        row = s.execute(select(*[
-            func.percentile_cont(q).within_group(cast(Inference.total_ms, Float))
-            for q in (0.5, 0.95, 0.99)]).where(*where)).one()
-        values = list(row)
-    else:  # SQLite (the embedded default): small volumes, compute here
-        data = [v for (v,) in s.execute(select(Inference.total_ms).where(*where)) if v is not None]
-        values = list(np.percentile(data, [50, 95, 99])) if data else [None] * 3
-    return {k: _round(v) for k, v in zip(("p50", "p95", "p99"), values, strict=True)}
+def _counts(s: Session, table: Any, key: Any, name: str, start: datetime,
+            end: datetime) -> dict[Any, int]:
+    """``{key: inferences}`` of one rollup table over the window, most frequent first."""
+    total = func.sum(table.inferences)
+    rows = s.execute(select(key, total)
+                     .where(table.model_name == name, table.hour >= start, table.hour < end)
+                     .group_by(key).order_by(total.desc(), key)).all()
+    return {k: int(n) for k, n in rows}
 
 
 def _drift(registry: Registry, name: str, served: dict[str, int]) -> dict[str, Any] | None:
@@ -69,7 +81,7 @@ def _drift(registry: Registry, name: str, served: dict[str, int]) -> dict[str, A
     model = registry.model(name)
     version = next((v for v in model.versions if v.version == model.production_version), None)
     trained = (version.metrics.get("class_counts") if version else None) or {}
-    answered = {k: v for k, v in served.items() if k != "(abstained)"}
+    answered = {k: v for k, v in served.items() if k != ABSTAINED}
     if not trained or not answered:
         return None
     labels = sorted(set(trained) | set(answered))
@@ -84,7 +96,11 @@ def _drift(registry: Registry, name: str, served: dict[str, int]) -> dict[str, A
                              "served_share": round(float(q[i]), 4)} for i in moved]}
 
 
-def _round(value: Any) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _ratio(total: float, count: float) -> float | None:
+    return _round(total / count) if count else None
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or math.isnan(value):
         return None
     return round(float(value), 4)

@@ -10,18 +10,17 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sqlalchemy import update
 
 from services.gateway.auth import Client, KeyStore
 from services.gateway.ratelimit import RateLimits
-from services.gateway.reports import model_report
+from services.gateway.feedback import store_feedback
+from services.gateway.reports import model_report, whole_hours
 from services.gateway.service import PredictService
 from shared.app import error_responses
 from shared.contracts.gateway import (FeedbackRequest, FeedbackResponse, PredictRequest,
                                       PredictResponse)
 from shared.contracts.training import (AliasMove, ModelInfo, ModelInfoList, PromoteRequest,
                                        RollbackRequest)
-from shared.db.models import Inference
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
 from shared.registry import Registry
@@ -109,14 +108,13 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
     deadline = time.monotonic() + FEEDBACK_WAIT_S
     while True:
         try:
-            predicted = await anyio.to_thread.run_sync(_store_feedback, registry, inference_id,
-                                                       body.label)
+            stored = await anyio.to_thread.run_sync(store_feedback, registry.sessions,
+                                                    inference_id, body.label)
         except Exception as exc:  # noqa: BLE001
             raise Unavailable("the inference database is unavailable; retry shortly",
                               retry_after_s=5) from exc
-        if predicted is not _MISSING:
-            return FeedbackResponse(inference_id=inference_id, label=body.label,
-                                    predicted=predicted)  # type: ignore[arg-type]
+        if stored is not None:
+            return stored
         if time.monotonic() >= deadline:
             raise NotFound(f"unknown inference {inference_id!r}", param="inference_id")
         await asyncio.sleep(0.1)
@@ -124,18 +122,6 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
 
 FEEDBACK_WAIT_S = 2.0
 _INFERENCE_ID = re.compile(r"[0-9a-f]{32}")
-_MISSING = object()
-
-
-def _store_feedback(registry: Registry, inference_id: str, label: str) -> object:
-    """The predicted label of the updated row, or ``_MISSING`` when there is no such row."""
-    with registry.sessions.begin() as s:
-        row = s.get(Inference, inference_id)
-        if row is None:
-            return _MISSING
-        s.execute(update(Inference).where(Inference.id == inference_id)
-                  .values(feedback_label=label, feedback_at=utcnow()))
-        return row.label
 
 
 @router.post("/v1/models/{name}/promote", response_model=AliasMove, tags=["admin"])
@@ -160,14 +146,15 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
     accuracy on feedback and label drift vs the training data (admin). Default: last 24 h.
 
     ```
-    curl -s 'localhost:8000/v1/reports/models/intents?from=2026-11-01T00:00:00Z' \
+    curl -s 'localhost:8000/v1/reports/models/intents?from=2026-11-01T00:00:00Z' \\
          -H "Authorization: Bearer $ADMIN_KEY"
     ```
+    Reports read hourly rollups, so the window is whole hours: ``from`` is rounded down and
+    ``to`` up to the hour (UTC), and the answer's ``from`` / ``to`` give the window actually
+    used. Latency percentiles are estimates, interpolated within a latency histogram's
+    buckets. Dates out of range (the default ``from`` is a day before ``to``) answer 422.
     """
-    end = _utc(end) if end else utcnow()
-    start = _utc(start) if start else end - timedelta(days=1)
-    if start >= end:
-        raise InvalidInput("from must be before to", param="from")
+    start, end = _window(start, end)
     try:
         return JSONBytes(model_report(registry.sessions, registry, name, start, end))
     except PolyheadError:
@@ -175,6 +162,19 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
     except Exception as exc:  # noqa: BLE001
         raise Unavailable("the inference database is unavailable; retry shortly",
                           retry_after_s=5) from exc
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The report's window in UTC, whole hours (422 for an empty one or one out of range)."""
+    try:
+        end = _utc(end) if end else utcnow()
+        start = _utc(start) if start else end - timedelta(days=1)
+        if start >= end:
+            raise InvalidInput("from must be before to", param="from")
+        return whole_hours(start, end)
+    except OverflowError:
+        raise InvalidInput("from and to must lie between 0001-01-02T00:00:00Z and "
+                           "9999-12-31T23:00:00Z") from None
 
 
 def _utc(value: datetime) -> datetime:

@@ -44,7 +44,7 @@ class PredictService:
         total_ms = (time.perf_counter() - start) * 1000
         ids = [uuid.uuid4().hex for _ in texts]
         if self.inference_log is not None:
-            self.inference_log.submit(self._records(result, texts, ids, client, total_ms))
+            self.inference_log.append(self._records(result, texts, ids, client, total_ms))
         return PredictResponse(model=result.model, version=result.version, predictions=[
             Prediction(label=p.label, probability=p.probability, top=p.top,
                        abstained=p.abstained, inference_id=i)

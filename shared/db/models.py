@@ -163,7 +163,8 @@ class InferenceRollup(Base):
 
 
 class InferenceRollupLabel(Base):
-    """Per model, version and hour: how often each label was answered (``(abstained)``: none)."""
+    """Per model, version and hour: how often each label was answered (``(abstained)``: none),
+    and the sum of those answers' probabilities (a label's mean confidence)."""
 
     __tablename__ = "inference_rollup_labels"
 
@@ -172,6 +173,7 @@ class InferenceRollupLabel(Base):
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     label: Mapped[str] = mapped_column(String(200), primary_key=True)
     inferences: Mapped[int] = mapped_column(BigInteger, default=0)
+    sum_probability: Mapped[float] = mapped_column(Double, default=0.0)
 
 
 class InferenceRollupLatency(Base):

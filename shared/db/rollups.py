@@ -12,14 +12,15 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Double, Table, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.db.models import InferenceRollup, InferenceRollupLabel, InferenceRollupLatency
+from shared.db.types import UTCDateTime
 
 # Upper bounds of the latency buckets, in ms (the last one catches everything slower).
 LATENCY_BUCKETS_MS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0,
@@ -45,6 +46,7 @@ class Deltas:
     def __init__(self) -> None:
         self.hourly: dict[tuple[str, int, datetime], Counter[str]] = {}
         self.labels: Counter[tuple[str, int, datetime, str]] = Counter()
+        self.label_probability: Counter[tuple[str, int, datetime, str]] = Counter()
         self.latency: Counter[tuple[str, int, datetime, float]] = Counter()
 
     def add(self, record: Mapping[str, Any]) -> None:
@@ -60,7 +62,9 @@ class Deltas:
             sums["sum_embed_ms"] += float(record.get("embed_ms") or 0.0)
             sums["sum_head_ms"] += float(record.get("head_ms") or 0.0)
             self.latency[(*key, bucket_of(float(total_ms)))] += 1
-        self.labels[(*key, record.get("label") or ABSTAINED)] += 1
+        label = (*key, record.get("label") or ABSTAINED)
+        self.labels[label] += 1
+        self.label_probability[label] += float(record.get("probability") or 0.0)
 
     def feedback(self, record: Mapping[str, Any], *, rows: int, correct: int) -> None:
         """Feedback given (``rows=1``), or replaced (``rows=0``), on an already-counted row."""
@@ -76,8 +80,9 @@ class Deltas:
                 [dict(zip(names, k, strict=True)) | {c: s.get(c, 0) for c in _SUMS}
                  for k, s in self.hourly.items()], _SUMS)
         _upsert(connection, InferenceRollupLabel.__table__,  # type: ignore[arg-type]
-                [dict(zip((*names, "label"), k, strict=True)) | {"inferences": n}
-                 for k, n in self.labels.items()], ("inferences",))
+                [dict(zip((*names, "label"), k, strict=True))
+                 | {"inferences": n, "sum_probability": self.label_probability[k]}
+                 for k, n in self.labels.items()], ("inferences", "sum_probability"))
         _upsert(connection, InferenceRollupLatency.__table__,  # type: ignore[arg-type]
                 [dict(zip((*names, "le_ms"), k, strict=True)) | {"inferences": n}
                  for k, n in self.latency.items()], ("inferences",))
@@ -119,3 +124,76 @@ def percentile(buckets: Mapping[float, int], q: float) -> float | None:
         seen += count
         lower = upper
     return lower
+
+
+# Backfill: the same figures as Deltas, computed by the database from the raw rows. {rows} is
+# the raw rows with their rollup keys (hour, label_key, le_ms) as a derived table.
+_ROWS = """(SELECT model_name, model_version, {hour} AS hour, label, probability, abstained,
+        cache_hit, total_ms, embed_ms, head_ms, feedback_label,
+        coalesce(nullif(label, ''), '{abstained}') AS label_key,
+        CASE {buckets} ELSE :inf END AS le_ms
+    FROM inferences WHERE {where}) AS r"""
+_HOURLY = """INSERT INTO inference_rollups (model_name, model_version, hour, inferences,
+        abstained, cache_hits, sum_probability, timed, sum_total_ms, sum_embed_ms, sum_head_ms,
+        feedback, feedback_correct)
+    SELECT model_name, model_version, hour, count(*),
+        sum(CASE WHEN abstained THEN 1 ELSE 0 END), sum(CASE WHEN cache_hit THEN 1 ELSE 0 END),
+        sum(probability), count(total_ms), coalesce(sum(total_ms), 0),
+        coalesce(sum(CASE WHEN total_ms IS NOT NULL THEN embed_ms END), 0),
+        coalesce(sum(CASE WHEN total_ms IS NOT NULL THEN head_ms END), 0),
+        count(feedback_label), sum(CASE WHEN feedback_label = label THEN 1 ELSE 0 END)
+    FROM {rows} GROUP BY model_name, model_version, hour"""
+_LABELS = """INSERT INTO inference_rollup_labels (model_name, model_version, hour, label,
+        inferences, sum_probability)
+    SELECT model_name, model_version, hour, label_key, count(*), sum(probability)
+    FROM {rows} GROUP BY model_name, model_version, hour, label_key"""
+_LATENCY = """INSERT INTO inference_rollup_latency (model_name, model_version, hour, le_ms,
+        inferences)
+    SELECT model_name, model_version, hour, le_ms, count(*)
+    FROM {rows} WHERE total_ms IS NOT NULL GROUP BY model_name, model_version, hour, le_ms"""
+_TABLES = {"inference_rollups": _HOURLY, "inference_rollup_labels": _LABELS,
+           "inference_rollup_latency": _LATENCY}
+
+
+def backfill(connection: Connection, start: datetime | None = None,
+             end: datetime | None = None) -> None:
+    """Rebuild the rollups of every hour that meets ``[start, end)`` (default: all hours) from
+    the raw rows, in set-based SQL: those hours' rollup rows are deleted, then each table is
+    refilled by one ``INSERT ... SELECT ... GROUP BY``. Running it twice changes nothing.
+
+    Run it in one transaction over hours that no gateway ships into meanwhile (the migration
+    that creates the rollups, a repair, a benchmark): rows shipped into them while it runs could
+    be counted twice, or make its insert fail.
+    """
+    bounds: dict[str, datetime] = {}
+    if start is not None:
+        bounds["start"] = hour_of(start.astimezone(UTC))
+    if end is not None:
+        up = hour_of(end.astimezone(UTC))
+        bounds["end"] = up if up == end else up + timedelta(hours=1)
+    binds = [bindparam(k, v, type_=UTCDateTime()) for k, v in bounds.items()]
+    buckets = " ".join(f"WHEN total_ms <= {b!r} THEN {b!r}" for b in LATENCY_BUCKETS_MS[:-1])
+    rows = _ROWS.format(hour=_hour_sql(connection.dialect.name, "created_at"),
+                        abstained=ABSTAINED, buckets=buckets,
+                        where=_window("created_at", bounds))
+    for table, insert in _TABLES.items():
+        # Table names, column names and bucket bounds are constants of this module; the time
+        # window is bound parameters.
+        delete = f"DELETE FROM {table} WHERE {_window('hour', bounds)}"  # nosec B608
+        connection.execute(text(delete).bindparams(*binds))
+        connection.execute(text(insert.format(rows=rows))
+                           .bindparams(*binds, bindparam("inf", float("inf"), type_=Double())))
+
+
+def _window(column: str, bounds: Mapping[str, datetime]) -> str:
+    """``column`` within the bound parameters ``:start`` (inclusive) and ``:end`` (exclusive)."""
+    ops = {"start": ">=", "end": "<"}
+    return " AND ".join(f"{column} {ops[k]} :{k}" for k in bounds) or "1 = 1"
+
+
+def _hour_sql(dialect: str, column: str) -> str:
+    """SQL for the hour of a timestamp column, as the rollups store it: ``hour_of`` in UTC
+    (on SQLite, the text SQLAlchemy writes for such a datetime)."""
+    if dialect == "postgresql":
+        return f"date_bin('1 hour', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"

@@ -1,39 +1,69 @@
-"""The Grafana dashboard's SQL runs on the real inference database (PostgreSQL views)."""
+"""The Grafana dashboard: its SQL runs on the real inference database (views over the rollups,
+filled as the log shipper fills them) and finds data; its Prometheus queries name only metrics
+the gateway really exports, so renaming a metric breaks this test, not the dashboard."""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import text
 
-from shared.db import make_engine
+from services.gateway.feedback import store_feedback
+from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade
-from shared.db.models import Inference
 from shared.db.types import utcnow
+from tests.gateway.helpers import gateway_client, record, ship
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+# The inference log's metrics (services/gateway/inference_log/metrics.py), as Prometheus names them.
+LOG_METRICS = {"polyhead_inference_log_records_total", "polyhead_inference_log_errors_total",
+               "polyhead_inference_log_backlog_records", "polyhead_inference_log_backlog_bytes",
+               "polyhead_inference_log_oldest_seconds"}
 
 
-def test_every_panel_query_runs(pg_url: str) -> None:
+def panels(datasource: str) -> list[dict[str, Any]]:
+    dashboard = json.loads((GRAFANA / "dashboards" / "polyhead.json").read_text())
+    chosen = [p for p in dashboard["panels"] if p["datasource"]["uid"] == datasource]
+    assert chosen, datasource
+    return chosen
+
+
+def test_every_sql_panel_query_finds_data(pg_url: str) -> None:
     engine = make_engine(pg_url)
     upgrade(engine)
-    with engine.begin() as c:
-        c.execute(Inference.__table__.insert(), [
-            {"id": f"i{i}", "created_at": utcnow(), "model_name": "intents", "model_version": 1,
-             "head_type": "logreg", "embedder_model": "m", "input_text": f"t{i}",
-             "label": "a" if i % 3 else None, "probability": 0.8, "top_k": {},
-             "abstained": not i % 3, "cache_hit": bool(i % 2), "total_ms": float(i),
-             "feedback_label": "a" if i < 4 else None} for i in range(12)])
-    dashboard = json.loads((GRAFANA / "dashboards" / "polyhead.json").read_text())
-    assert dashboard["panels"]
+    now = utcnow()
+    rows = [record(now - timedelta(minutes=i), label="a" if i % 3 else None,
+                   abstained=not i % 3, cache_hit=bool(i % 2), total_ms=float(i))
+            for i in range(12)]
+    ship(engine, rows)
+    for row in rows[:4]:
+        store_feedback(session_factory(engine), row["id"], "a")
     with engine.connect() as c:
-        for panel in dashboard["panels"]:
+        for panel in panels("polyhead-pg"):
             sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 > now() - interval '1 day'",
                          panel["targets"][0]["rawSql"])
-            rows = c.execute(text(sql)).all()
-            assert rows, panel["title"]
+            found = c.execute(text(sql)).all()
+            assert found and any(r[-1] is not None for r in found), panel["title"]
     engine.dispose()
     datasource = (GRAFANA / "provisioning" / "datasources" / "postgres.yaml").read_text()
     assert "uid: polyhead-pg" in datasource
+
+
+@pytest.mark.anyio
+async def test_prometheus_panels_name_the_gateways_metrics(tmp_path: Path) -> None:
+    async with gateway_client(f"sqlite:///{tmp_path / 'polyhead.db'}",
+                              tmp_path / "inference-log") as client:
+        exposition = (await client.get("/metrics")).text
+    exported = set(re.findall(r"^# TYPE (\S+)", exposition, re.MULTILINE))
+    assert LOG_METRICS <= exported, LOG_METRICS - exported
+    for panel in panels("polyhead-prom"):
+        for target in panel["targets"]:
+            metrics = set(re.findall(r"\bpolyhead_\w+", target["expr"]))
+            assert metrics and metrics <= LOG_METRICS, (panel["title"], metrics)
+    datasource = (GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    assert "uid: polyhead-prom" in datasource

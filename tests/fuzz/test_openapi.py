@@ -80,7 +80,7 @@ def serving(fuzz_db: tuple[str, Path], embedder_url: str) -> Iterator[Any]:
         embedder=AsyncEmbedderClient(EmbedderClientSettings(url=embedder_url)))
     with ServerThread(classifier) as c:
         gateway = create_gateway(GatewaySettings(
-            database_url=db, classifier_urls=c.url, spool_dir=str(work / "spool"),
+            database_url=db, classifier_urls=c.url, log_dir=str(work / "inference-log"),
             log_json=False, environment="test", trainer_url="http://127.0.0.1:9"))
         with ServerThread(gateway) as server:
             yield {"gateway": server.url, "classifier": c.url,

@@ -42,13 +42,13 @@ def stack(pg_url: str, tmp_path: Path, embedder_url: str) -> Iterator[dict[str, 
         embedder=AsyncEmbedderClient(EmbedderClientSettings(url=embedder_url)))
     with ServerThread(classifier) as server:
         yield {"engine": engine, "keys": keys, "predict": predict_key, "admin": admin_key,
-               "classifier": server.url, "db": pg_url, "spool": tmp_path / "spool"}
+               "classifier": server.url, "db": pg_url, "log_dir": tmp_path / "inference-log"}
     engine.dispose()
 
 
 def gateway(stack: dict[str, Any], *urls: str, **overrides: Any) -> Any:
     values: dict[str, Any] = {"database_url": stack["db"], "log_json": False,
-                              "environment": "test", "spool_dir": str(stack["spool"]),
+                              "environment": "test", "log_dir": str(stack["log_dir"]),
                               "classifier_urls": ",".join(urls or [stack["classifier"]]),
                               "log_retry_s": 0.3, "max_texts_per_request": 5,
                               "max_chars_per_text": 100}
@@ -183,11 +183,11 @@ async def test_database_outage_during_traffic(stack: dict[str, Any],
         await send(10)
         await asyncio.to_thread(postgres_outage.stop)
         await send(30)  # the database is down: every prediction still answers
-        assert app.state.inference_log.spool.pending()
+        assert app.state.inference_log.shipper.pending  # kept on local disk
         await asyncio.to_thread(postgres_outage.start)
         await send(10)
         for _ in range(300):
-            if logged(stack) == ok and not app.state.inference_log.spool.pending():
+            if logged(stack) == ok and not app.state.inference_log.shipper.pending:
                 break
             await asyncio.sleep(0.1)
     assert ok == 50 and logged(stack) == 50
@@ -238,7 +238,7 @@ async def test_reports_views_and_admin_routes(stack: dict[str, Any]) -> None:
         assert row.p95_ms is not None
 
         # Admin: promotion and rollback through the public API.
-        publish(stack["db"], stack["spool"].parent / "artifacts", "intents", ROWS, None,
+        publish(stack["db"], stack["log_dir"].parent / "artifacts", "intents", ROWS, None,
                 promote=False)
         assert (await client.post("/v1/models/intents/promote", json={"version": 2},
                                   headers=predict)).status_code == 403

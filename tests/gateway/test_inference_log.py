@@ -1,113 +1,186 @@
-"""The inference log never fails a request and never loses a record: real PostgreSQL, stopped
-and started under traffic; a crashed process's spool replayed; duplicates stored once."""
+"""The inference log against the real PostgreSQL: records appended locally reach the table
+with their rollups; an outage, a dead process's folder, a poison record, a full or unwritable
+disk lose nothing silently (appended + direct = shipped + quarantined + dropped)."""
 
 from __future__ import annotations
 
 import json
-import os
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 
-from services.gateway.inference_log import InferenceLog
+from services.gateway.inference_log import InferenceLog, SqlSink
+from services.gateway.inference_log.folders import LogFolder
+from services.gateway.inference_log.records import encode
+from services.gateway.inference_log.wal import SegmentWriter
 from shared.db import make_engine
 from shared.db.migrate import upgrade
-from shared.db.models import Inference
+from shared.db.models import Inference, InferenceRollup
 from shared.db.types import utcnow
+from shared.errors import Unavailable
 from tests.conftest import PostgresOutage
 
 
-def record(i: int) -> dict[str, Any]:
+def record(i: int, **fields: Any) -> dict[str, Any]:
     return {"id": uuid.uuid4().hex, "created_at": utcnow(), "request_id": f"req-{i}",
             "client": "test", "model_name": "intents", "model_version": 1, "head_type": "logreg",
             "embedder_model": "m", "input_text": f"text {i}", "label": "a", "probability": 0.9,
             "top_k": {"top": [["a", 0.9]]}, "abstained": False, "cache_hit": True,
-            "embed_ms": 1.0, "head_ms": 0.1, "total_ms": 1.5}
+            "embed_ms": 1.0, "head_ms": 0.1, "total_ms": 1.5} | fields
 
 
-def count(engine: Any) -> int:
+def count(engine: Engine) -> int:
     with engine.connect() as c:
         return int(c.scalar(select(func.count()).select_from(Inference)))
 
 
-def wait_for(predicate: Any, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
+def rolled_up(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.scalar(select(func.coalesce(func.sum(InferenceRollup.inferences), 0))))
+
+
+def wait_for(predicate: Any, timeout_s: float = 30) -> float:
+    start = time.monotonic()
     while not predicate():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() - start < timeout_s, "timed out"
         time.sleep(0.05)
+    return time.monotonic() - start
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Any:
+def engine(pg_url: str) -> Iterator[Engine]:
     engine = make_engine(pg_url)
     upgrade(engine)
     yield engine
     engine.dispose()
 
 
-def test_batches_reach_the_database(engine: Any, tmp_path: Path) -> None:
-    sink = InferenceLog(engine, tmp_path / "spool", batch_size=50)
-    sink.start()
+def started(engine: Engine, root: Path, **options: Any) -> InferenceLog:
+    log = InferenceLog(SqlSink(engine), root, ship_every_s=0.05, retry_s=0.2, **options)
+    log.start()
+    return log
+
+
+def test_records_reach_the_table_and_its_rollups(engine: Engine, tmp_path: Path) -> None:
+    log = started(engine, tmp_path / "log", batch=50)
     for i in range(0, 300, 30):
-        sink.submit([record(j) for j in range(i, i + 30)])
-    sink.stop()
-    assert count(engine) == 300 and sink.stats["written"] == 300
-    assert not list((tmp_path / "spool").glob("*.jsonl"))
+        log.append([record(j) for j in range(i, i + 30)])
+    wait_for(lambda: count(engine) == 300)
+    log.stop()
+    assert rolled_up(engine) == 300
+    assert log.stats["appended"] == log.stats["shipped"] == 300
+    assert not list((tmp_path / "log").iterdir())  # all shipped: the folder is gone
 
 
-def test_postgres_outage_loses_nothing(engine: Any, tmp_path: Path,
+def test_postgres_outage_loses_nothing(engine: Engine, tmp_path: Path,
                                        postgres_outage: PostgresOutage) -> None:
-    sink = InferenceLog(engine, tmp_path / "spool", buffer_size=50, retry_interval_s=0.3)
-    sink.start()
-    sink.submit([record(i) for i in range(100)])  # a burst: half overflows to the spool
-    wait_for(lambda: count(engine) == 100)
-
+    log = started(engine, tmp_path / "log")
     postgres_outage.stop()
-    before = sink.stats["spooled"] + sink.stats["overflow"]
-    started = time.perf_counter()
-    for i in range(100, 400, 10):
-        sink.submit([record(j) for j in range(i, i + 10)])
-    assert time.perf_counter() - started < 5  # submit never waits for the database
-    wait_for(lambda: sink.stats["spooled"] + sink.stats["overflow"] - before == 300)
-    assert not sink.db_ok and sink.spool.pending()
-
+    started_at = time.perf_counter()
+    for i in range(0, 400, 10):
+        log.append([record(j) for j in range(i, i + 10)])
+    assert time.perf_counter() - started_at < 1  # appends never wait for the database
+    wait_for(lambda: log.shipper is not None and log.shipper.down is not None)
+    assert "records kept on local disk" in log.state()
     postgres_outage.start()
-    wait_for(lambda: count(engine) == 400 and not sink.spool.pending(), timeout_s=60)
-    sink.stop()
-    assert count(engine) == 400 and sink.db_ok
+    wait_for(lambda: count(engine) == 400, timeout_s=60)
+    log.stop()
+    assert log.state() == "ok" and rolled_up(engine) == 400
 
 
-def test_a_crashed_processs_spool_is_replayed_once(engine: Any, tmp_path: Path) -> None:
-    spool = tmp_path / "spool"
-    spool.mkdir()
+def test_a_dead_processs_folder_is_claimed_and_shipped_once(engine: Engine,
+                                                             tmp_path: Path) -> None:
+    root = tmp_path / "log"
     records = [record(i) for i in range(20)]
-    # Half of them reached the database before the crash; the spool has all 20 and a torn line.
-    first = InferenceLog(engine, tmp_path / "other")
-    first.start()
-    first.submit(records[:10])
-    first.stop()
-    dead_pid = 2 ** 22 + 12345  # no such process
-    lines = "".join(json.dumps(r, default=str) + "\n" for r in records) + '{"id": "tor'
-    (spool / f"spool-{dead_pid}-1-1.jsonl").write_text(lines)
+    SqlSink(engine).write(records[:10])  # shipped before it died; the position was not saved
+    dead = LogFolder.create(root)
+    writer = SegmentWriter(dead.path, 1 << 20)
+    writer.append([encode(r) for r in records])
+    writer.close()
+    with open(next(dead.path.glob("*.wal")), "ab") as f:
+        f.write(b"PHL1\x00\x00\x01\x00")  # a frame its SIGKILL cut short
+    dead.release()  # what the kernel does when the process dies
 
-    sink = InferenceLog(engine, spool, retry_interval_s=0.1)
-    sink.start()
-    wait_for(lambda: not sink.spool.pending())
-    sink.stop()
-    assert count(engine) == 20 and sink.stats["replayed"] == 20
+    log = started(engine, root)
+    wait_for(lambda: not dead.path.exists())
+    log.stop()
+    assert count(engine) == 20 and rolled_up(engine) == 20  # none twice, rollups too
 
 
-def test_stop_flushes_to_the_spool_when_the_database_is_down(tmp_path: Path) -> None:
+def test_a_poison_record_is_set_aside_and_the_rest_flow(engine: Engine, tmp_path: Path) -> None:
+    with engine.begin() as c:  # the database refuses one value (a constraint added by a DBA)
+        c.execute(text("ALTER TABLE inferences ADD CONSTRAINT no_poison "
+                       "CHECK (input_text <> 'poison')"))
+    log = started(engine, tmp_path / "log")
+    batch = [record(i) for i in range(200)]
+    batch[117]["input_text"] = "poison"
+    log.append(batch)
+    shipped_s = wait_for(lambda: count(engine) == 199, timeout_s=5)
+    log.append([record(1000)])
+    wait_for(lambda: count(engine) == 200, timeout_s=5)
+    log.stop()
+    lines = (tmp_path / "log" / "dead-letter.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["record"]["id"] == batch[117]["id"]
+    assert "CheckViolation" in json.loads(lines[0])["error"]
+    assert log.stats["quarantined"] == 1 and log.stats["shipped"] == 200
+    assert shipped_s < 5
+
+
+def test_every_string_column_takes_a_value_at_and_past_its_limit(engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    from services.gateway.inference_log.records import LIMITS
+    log = started(engine, tmp_path / "log")
+    for name, limit in LIMITS.items():
+        log.append([record(0, **{name: "x" * limit}), record(1, **{name: "y" * (limit + 1)})])
+    wait_for(lambda: count(engine) == 2 * len(LIMITS), timeout_s=10)
+    log.stop()
+    assert log.stats["quarantined"] == 0 and "request_id" in LIMITS
+
+
+def test_an_unwritable_log_dir_writes_to_the_database(engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    log = started(engine, tmp_path / "file" / "log")
+    log.append([record(i) for i in range(5)])
+    wait_for(lambda: count(engine) == 5)
+    assert log.state().startswith("local log unwritable")
+    log.stop()
+    assert log.stats["direct"] == 5 and not log.stats["dropped"]
+
+
+def test_required_answers_503_when_nothing_can_take_the_record(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
     dead = make_engine("postgresql://root@127.0.0.1:1/none")
-    sink = InferenceLog(dead, tmp_path / "spool", flush_interval_s=5)
-    sink.start()
-    sink.submit([record(i) for i in range(25)])
-    sink.stop()
-    lines = [json.loads(line) for f in sorted((tmp_path / "spool").glob("*.jsonl"))
-             for line in f.read_text().splitlines()]
-    assert len(lines) == 25 and os.path.exists(tmp_path / "spool")
+    log = InferenceLog(SqlSink(dead), tmp_path / "file" / "log", required=True)
+    with pytest.raises(Unavailable):
+        log.append([record(0)])
     dead.dispose()
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB filesystem: writes fail with ENOSPC once it is full."""
+    path = tmp_path / "small"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def test_a_full_disk_loses_nothing_silently(engine: Engine, full_disk: Path) -> None:
+    log = started(engine, full_disk / "log", segment_bytes=1 << 30)
+    answered = 0
+    for i in range(0, 2000, 20):  # ~600 KB of records: the disk fills up part way
+        log.append([record(j, input_text="t" * 200) for j in range(i, i + 20)])
+        answered += 20
+    wait_for(lambda: log.stats["shipped"] + log.stats["direct"] == answered)
+    log.stop()
+    stats = log.stats
+    assert stats["appended"] and stats["direct"] and not stats["dropped"]
+    assert stats["shipped"] == stats["appended"]  # never a record read past a failed write
+    assert stats["appended"] + stats["direct"] == answered == count(engine)

@@ -56,7 +56,7 @@ def gateway_url(pg_url: str, tmp_path: Path, embedder_url: str) -> Iterator[tupl
         embedder=AsyncEmbedderClient(EmbedderClientSettings(url=embedder_url)))
     with ServerThread(classifier) as c:
         gateway = create_gateway(GatewaySettings(
-            database_url=pg_url, classifier_urls=c.url, spool_dir=str(tmp_path / "spool"),
+            database_url=pg_url, classifier_urls=c.url, log_dir=str(tmp_path / "inference-log"),
             log_json=False, environment="test"))
         with ServerThread(gateway) as g:
             yield g.url, key

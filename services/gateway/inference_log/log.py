@@ -1,0 +1,177 @@
+"""The inference log as the gateway uses it: append before answering, ship in the background.
+
+:meth:`InferenceLog.append` writes a prediction's records to this process's segment (one
+``write(2)``, no fsync: microseconds) before the response goes out. Three threads do the rest:
+``inference-log-sync`` fsyncs every ``fsync_ms`` and rotates full segments,
+``inference-log-ship`` runs the :class:`.Shipper`, and ``inference-log-direct`` writes
+records straight to the database when the local log cannot be written (disk full, no
+permission). Only if that fails too is a record dropped, and counted; with ``required`` such a
+prediction answers 503 instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from services.gateway.inference_log import metrics
+from services.gateway.inference_log.folders import LogFolder
+from services.gateway.inference_log.records import Record, encode, fit
+from services.gateway.inference_log.shipper import Shipper
+from services.gateway.inference_log.sink import Sink, SinkDown, SinkRejected
+from services.gateway.inference_log.wal import SegmentWriter
+from shared.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class InferenceLog:
+    def __init__(self, sink: Sink, root: Path, *, batch: int = 2000, ship_every_s: float = 0.2,
+                 retry_s: float = 1.0, fsync_ms: float = 200, segment_bytes: int = 16 << 20,
+                 required: bool = False, direct_queue: int = 10_000,
+                 maintain: Callable[[], object] | None = None,
+                 maintain_every_s: float = 3600) -> None:
+        self.sink, self.root, self.required = sink, root, required
+        self.ship_every_s, self.retry_s, self.fsync_s = ship_every_s, retry_s, fsync_ms / 1000
+        self.maintain, self.maintain_every_s = maintain, maintain_every_s
+        self.stats: Counter[str] = Counter()
+        self.local_error: str | None = None  # why the local log cannot be written, if it can't
+        self.writer: SegmentWriter | None = None
+        self.shipper: Shipper | None = None
+        try:
+            folder = LogFolder.create(root)
+        except OSError as exc:
+            self._local_failed(exc)
+        else:
+            self.writer = SegmentWriter(folder.path, segment_bytes)
+            self.shipper = Shipper(folder, self.writer, sink, batch=batch, stats=self.stats)
+        self._direct: queue.Queue[list[Record]] = queue.Queue(maxsize=max(1, direct_queue))
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=target, name=f"inference-log-{name}",
+                                          daemon=True)
+                         for name, target in (("sync", self._sync_loop),
+                                              ("ship", self._ship_loop),
+                                              ("direct", self._direct_loop))]
+
+    # Request side --------------------------------------------------------------------------
+
+    def append(self, records: list[Record]) -> None:
+        """Never raises (unless ``required`` and no store took them: 503), never waits for the
+        database."""
+        records = [fit(r) for r in records]
+        if self.writer is not None:
+            try:
+                self.writer.append([encode(r) for r in records])
+            except OSError as exc:
+                self._local_failed(exc)
+            else:
+                self.local_error = None
+                self._count("appended", len(records))
+                if self.shipper is not None:
+                    self.shipper.added(len(records))
+                return
+        if self.required:
+            self._count("refused", len(records))
+            raise Unavailable("this prediction could not be logged, and the log is required; "
+                              "retry shortly", retry_after_s=1)
+        try:
+            self._direct.put_nowait(records)
+        except queue.Full:
+            self._count("dropped", len(records))
+            log.error("inference log: %d records dropped (local log failing, database "
+                      "writes backed up)", len(records))
+
+    def _local_failed(self, exc: OSError) -> None:
+        if self.local_error is None:
+            log.error("inference log: cannot write the local log in %s (%s); writing to the "
+                      "database directly", self.root, exc)
+        self.local_error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        metrics.ERRORS.labels("local_write").inc()
+
+    def _count(self, outcome: str, records: int) -> None:
+        if outcome != "refused":
+            metrics.RECORDS.labels(outcome).inc(records)
+        self.stats[outcome] += records
+
+    # Threads -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ship what can be shipped, fsync the rest, and hand over what is left on disk."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        if self.writer is not None:
+            self.writer.close()
+        if self.shipper is not None:
+            self.shipper.ship()  # the last appends, now whole and synced
+            self.shipper.finish()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.fsync_s):
+            if self.writer is not None:
+                _supervised("sync", self.writer.sync)
+
+    def _ship_loop(self) -> None:
+        next_maintenance = 0.0
+        while True:
+            if self.maintain is not None and time.monotonic() >= next_maintenance:
+                next_maintenance = time.monotonic() + self.maintain_every_s
+                _supervised("maintenance", self.maintain)
+            if self.shipper is not None:
+                _supervised("shipper", self._ship_and_measure)
+            down = self.shipper is not None and self.shipper.down is not None
+            if self._stop.wait(self.retry_s if down else self.ship_every_s):
+                return
+
+    def _ship_and_measure(self) -> None:
+        assert self.shipper is not None
+        self.shipper.ship()
+        metrics.BACKLOG_RECORDS.set(self.shipper.pending)
+        metrics.BACKLOG_BYTES.set(self.shipper.backlog_bytes())
+        oldest = self.shipper.oldest
+        metrics.OLDEST.set(time.time() - oldest.timestamp() if oldest else 0)
+
+    def _direct_loop(self) -> None:
+        while not (self._stop.is_set() and self._direct.empty()):
+            try:
+                records = self._direct.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.sink.write(records)
+            except (SinkDown, SinkRejected) as exc:
+                self._count("dropped", len(records))
+                log.error("inference log: %d records dropped: local log failing (%s) and the "
+                          "database refused them (%s)", len(records), self.local_error, exc)
+            else:
+                self._count("direct", len(records))
+
+    # State ---------------------------------------------------------------------------------
+
+    def state(self) -> str:
+        """One line for ``/ready``: what the log is doing now."""
+        if self.local_error is not None:
+            return f"local log unwritable ({self.local_error}): writing to the database directly"
+        shipper = self.shipper
+        if shipper is not None and shipper.down is not None and shipper.down_since is not None:
+            waited = time.monotonic() - shipper.down_since
+            return (f"{shipper.down.replace('_', ' ')} for {waited:.0f} s: {shipper.pending} "
+                    "records kept on local disk, shipped when it is back")
+        return "ok"
+
+
+def _supervised(name: str, step: Callable[[], object]) -> None:
+    try:
+        step()
+    except Exception:  # noqa: BLE001 - a bug must not end the thread: log, count, go on
+        log.exception("inference log: %s failed; carrying on", name)
+        metrics.ERRORS.labels("shipper" if name != "sync" else "local_write").inc()

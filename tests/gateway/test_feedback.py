@@ -1,0 +1,74 @@
+"""Feedback keeps the rollups' feedback counts equal to the rows', on PostgreSQL and SQLite:
+first feedback, replaced feedback (right to wrong and back), feedback on an abstention, and
+feedbacks racing on one row; the report's accuracy follows."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, case, func, select
+
+from services.gateway import router
+from services.gateway.feedback import store_feedback
+from shared.db import session_factory
+from shared.db.models import Inference, InferenceRollup
+from shared.db.types import utcnow
+from tests.gateway.helpers import gateway_client, record, ship
+
+pytestmark = pytest.mark.anyio
+
+
+def counts(engine: Engine) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(feedback rows, correct ones) by the rollups, then by the raw rows."""
+    with engine.connect() as c:
+        rolled = c.execute(select(func.sum(InferenceRollup.feedback),
+                                  func.sum(InferenceRollup.feedback_correct))).one()
+        raw = c.execute(select(
+            func.count(Inference.feedback_label),
+            func.sum(case((Inference.feedback_label == Inference.label, 1), else_=0)))).one()
+    return (int(rolled[0]), int(rolled[1])), (int(raw[0]), int(raw[1] or 0))
+
+
+async def test_report_accuracy_follows_feedback(published_db: Engine, any_db_url: str,
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(router, "FEEDBACK_WAIT_S", 0.2)
+    now = utcnow()
+    right, other, abstained = (record(now - timedelta(hours=5), label="a"),
+                               record(now, label="b"),
+                               record(now, label=None, abstained=True))
+    ship(published_db, [right, other, abstained])
+    steps = [(right, "a", 1, 1.0),    # first feedback, right
+             (right, "b", 1, 0.0),    # replaced: now wrong, still one row
+             (other, "b", 2, 0.5),    # another row, right
+             (right, "a", 2, 1.0),    # replaced back: right again
+             (right, "a", 2, 1.0),    # the same again: nothing moves
+             (abstained, "a", 3, 0.6667)]  # an abstention is never right
+    async with gateway_client(any_db_url, tmp_path / "inference-log") as client:
+        for row, label, rows, accuracy in steps:
+            answer = await client.post(f"/v1/inferences/{row['id']}/feedback",
+                                       json={"label": label})
+            assert answer.json() == {"inference_id": row["id"], "label": label,
+                                     "predicted": row["label"]}
+            report = (await client.get("/v1/reports/models/intents")).json()
+            assert report["feedback"] == {"rows": rows, "accuracy": accuracy}, (row, label)
+            rolled, raw = counts(published_db)
+            assert rolled == raw
+        unknown = await client.post(f"/v1/inferences/{'0' * 32}/feedback", json={"label": "a"})
+        assert unknown.status_code == 404
+    assert counts(published_db)[0] == (3, 2)
+
+
+def test_racing_feedbacks_count_once(published_db: Engine) -> None:
+    row = record(utcnow(), label="a")
+    ship(published_db, [row])
+    sessions = session_factory(published_db)
+    labels = ["a", "b"] * 20
+    with ThreadPoolExecutor(8) as pool:
+        stored = list(pool.map(lambda label: store_feedback(sessions, row["id"], label), labels))
+    assert all(s is not None and s.predicted == "a" for s in stored)
+    rolled, raw = counts(published_db)
+    assert rolled == raw and raw[0] == 1
