@@ -13,11 +13,13 @@ from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from starlette.types import ASGIApp
 
 HEADER = "X-Request-ID"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MAX_LENGTH = 64  # the inference log's request_id column: an id that fits everywhere it goes
+_SAFE_ID = re.compile(rf"^[A-Za-z0-9._:\-]{{1,{MAX_LENGTH}}}$")
 
 
 def is_acceptable_id(value: str) -> bool:
-    """Ids from callers are kept when short and printable; anything else is replaced."""
+    """Ids from callers are kept when short and printable; anything else is replaced by a new
+    one (sent back in the response's ``X-Request-ID``) before anything logs or forwards it."""
     return bool(_SAFE_ID.match(value))
 
 

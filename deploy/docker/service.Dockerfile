@@ -44,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     POLYHEAD_SERVICE=${SERVICE} \
     POLYHEAD_PORT=${PORT} \
     POLYHEAD_BIND=0.0.0.0:${PORT}
-RUN useradd --create-home --uid 10001 --user-group polyhead
+RUN useradd --create-home --uid 10001 --user-group polyhead \
+ && install -d -o 10001 -g 10001 /inference-log  # the gateway's local log (a volume there)
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY deploy ./deploy

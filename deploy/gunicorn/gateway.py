@@ -1,8 +1,8 @@
 """gunicorn config for the gateway: ``gunicorn -c deploy/gunicorn/gateway.py``.
 
-Several workers: each logs inferences through its own buffer and its own spool file (named by
-pid) in ``GATEWAY_SPOOL_DIR``; a worker that dies leaves its spool for the others to replay.
-Keep the spool directory on a persistent volume.
+Several workers: each appends inferences to its own folder of the local log in
+``GATEWAY_LOG_DIR`` and ships it; the folder of a worker that dies (SIGKILL, OOM, timeout) is
+claimed and shipped by a live one. Keep the log directory on a persistent volume.
 """
 
 from shared.gunicorn import child_exit, common

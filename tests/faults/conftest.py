@@ -33,7 +33,7 @@ class Stack:
     classifiers: list[Service]
     gateway: Service
     key: str
-    spool: Path
+    log_dir: Path
     texts: list[str]
 
     def gateway_env(self) -> dict[str, str]:
@@ -71,14 +71,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             for c in classifiers:
                 c.start()
             key = KeyStore(session_factory(engine)).create("faults", ["predict"])
-            spool = work / "spool"
+            log_dir = work / "inference-log"
             gateway = Service("gateway", {
                 "DATABASE_URL": db, "GATEWAY_CLASSIFIER_URLS": ",".join(c.url for c in classifiers),
-                "GATEWAY_SPOOL_DIR": str(spool), "GATEWAY_LOG_RETRY_S": "0.5",
+                "GATEWAY_LOG_DIR": str(log_dir), "GATEWAY_LOG_RETRY_S": "0.5",
                 "GATEWAY_DEAD_FOR_S": "2"}, work)
             services.append(gateway)
             gateway.start()
-            yield Stack(db, engine, redis, embedder, classifiers, gateway, key, spool,
+            yield Stack(db, engine, redis, embedder, classifiers, gateway, key, log_dir,
                         clinc_texts("test.csv", limit=300))
         finally:
             for service in reversed(services):

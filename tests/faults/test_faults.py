@@ -15,6 +15,7 @@ import time
 import pytest
 import redis
 
+from services.gateway.inference_log.wal import count_frames
 from tests.conftest import PostgresOutage
 from tests.faults.conftest import Stack
 from tests.faults.stack import Traffic, figure, summary
@@ -162,15 +163,15 @@ def test_gateway_sigterm_under_load(stack: Stack) -> None:
     stack.heal()
 
 
-def test_gateway_sigterm_while_database_down_spools_then_replays(
+def test_gateway_sigterm_while_database_down_keeps_the_log_for_the_next_start(
         stack: Stack, postgres_outage: PostgresOutage) -> None:
     traffic, _, code = _sigterm_under_load(stack, postgres_outage)
-    spooled = sum(len(p.read_text().splitlines()) for p in stack.spool.glob("*.jsonl"))
+    kept = sum(count_frames(p, 0) for p in stack.log_dir.glob("*/*.wal"))
     postgres_outage.start()
     ids = traffic.ids() - stack.logged_ids()  # answered while the database was down
-    stack.gateway.start()  # the next start replays the spool
-    replayed_s = wait_logged(stack, ids)
-    figure("gateway_sigterm_db_down", exit_code=code, answered=len(ids), spooled=spooled,
-           replayed_after_start_s=round(replayed_s, 2))
+    stack.gateway.start()  # the next start claims the folder the last one left
+    shipped_s = wait_logged(stack, ids)
+    figure("gateway_sigterm_db_down", exit_code=code, answered=len(ids), kept_on_disk=kept,
+           shipped_after_start_s=round(shipped_s, 2))
     assert graceful(stack, code), stack.gateway.tail()
-    assert spooled >= len(ids) > 0
+    assert kept >= len(ids) > 0
