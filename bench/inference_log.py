@@ -231,10 +231,21 @@ FROM (SELECT s.*, m.name,
 """)
 
 
+# The keys of ``inferences`` (migration 0006), dropped during a bulk load and built again after.
+_INDEXES = {"inferences_pkey": "ALTER TABLE inferences ADD CONSTRAINT inferences_pkey "
+                               "PRIMARY KEY (id, created_at)",
+            "ix_inferences_model_time": "CREATE INDEX ix_inferences_model_time "
+                                        "ON inferences (model_name, created_at)",
+            "ix_inferences_feedback": "CREATE INDEX ix_inferences_feedback "
+                                      "ON inferences (model_name, feedback_at)"}
+
+
 def generate(engine: Engine, first: int, count: int, start_at: datetime,
-             workers: int = 2, chunk: int = 500_000) -> float:
+             workers: int = 2, chunk: int = 500_000, bulk: bool = True) -> float:
     """Insert rows ``first .. first + count - 1`` spread over the 30 days from ``start_at``,
-    ``chunk`` rows per statement on ``workers`` connections at once; the seconds taken."""
+    ``chunk`` rows per statement on ``workers`` connections at once; the seconds taken. With
+    ``bulk``, the table's primary key and indexes are dropped for the load and built again
+    after it (included in the time): the table ends up exactly as with row-by-row inserts."""
     shares, lo = [], 0.0
     for i, (name, labels, share) in enumerate(MODELS):
         shares.append({"i": i, "name": name, "labels": labels, "lo": lo, "hi": lo + share})
@@ -261,6 +272,10 @@ def generate(engine: Engine, first: int, count: int, start_at: datetime,
             say(f"  rows {a:,}..{b:,} inserted")
 
     began = time.perf_counter()
+    if bulk:
+        with engine.begin() as c:
+            c.execute(text("ALTER TABLE inferences DROP CONSTRAINT inferences_pkey"))
+            c.execute(text("DROP INDEX ix_inferences_model_time, ix_inferences_feedback"))
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     for thread in threads:
         thread.start()
@@ -268,6 +283,12 @@ def generate(engine: Engine, first: int, count: int, start_at: datetime,
         thread.join()
     if failures:
         raise failures[0]
+    if bulk:
+        say(f"  loaded in {time.perf_counter() - began:.1f} s; building the keys")
+        with engine.begin() as c:
+            c.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+            for ddl in _INDEXES.values():
+                c.execute(text(ddl))
     return time.perf_counter() - began
 
 

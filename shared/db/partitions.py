@@ -49,18 +49,18 @@ def create_partitions(connection: Connection, days: Iterable[date]) -> tuple[lis
     existing = partition_days(connection)
     created, moved = [], 0
     for day in sorted(set(days) - set(existing)):
-        name, bounds = partition_name(day), {"lo": _midnight(day),
-                                             "hi": _midnight(day + timedelta(days=1))}
-        lo, hi = (bounds[k].isoformat() for k in ("lo", "hi"))
+        name = partition_name(day)
+        lo, hi = _midnight(day), _midnight(day + timedelta(days=1))
         # Table names and bounds are formatted from a date, never from input (DDL takes no
         # bound parameters); the row filter is bound.
         connection.execute(text(f"LOCK TABLE {DEFAULT} IN ACCESS EXCLUSIVE MODE"))
         connection.execute(text(f"CREATE TABLE {name} (LIKE {PARENT})"))
         moved += connection.execute(text(
             f"WITH day AS (DELETE FROM {DEFAULT} WHERE created_at >= :lo AND created_at < :hi "
-            f"RETURNING *) INSERT INTO {name} SELECT * FROM day"), bounds).rowcount  # nosec B608
+            f"RETURNING *) INSERT INTO {name} SELECT * FROM day"),  # nosec B608
+            {"lo": lo, "hi": hi}).rowcount
         connection.execute(text(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} "
-                                f"FOR VALUES FROM ('{lo}') TO ('{hi}')"))
+                                f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"))
         created.append(name)
     return created, moved
 

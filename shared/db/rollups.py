@@ -10,7 +10,7 @@ were really inserted are counted (a record shipped twice is counted once).
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,14 +44,14 @@ class Deltas:
     """What a batch of records adds to the three rollup tables."""
 
     def __init__(self) -> None:
-        self.hourly: dict[tuple[str, int, datetime], Counter[str]] = {}
+        self.hourly: dict[tuple[str, int, datetime], dict[str, float]] = {}
         self.labels: Counter[tuple[str, int, datetime, str]] = Counter()
-        self.label_probability: Counter[tuple[str, int, datetime, str]] = Counter()
+        self.label_probability: dict[tuple[str, int, datetime, str], float] = defaultdict(float)
         self.latency: Counter[tuple[str, int, datetime, float]] = Counter()
 
     def add(self, record: Mapping[str, Any]) -> None:
         key = (record["model_name"], int(record["model_version"]), hour_of(record["created_at"]))
-        sums = self.hourly.setdefault(key, Counter())
+        sums = self.hourly.setdefault(key, defaultdict(float))
         sums["inferences"] += 1
         sums["abstained"] += bool(record.get("abstained"))
         sums["cache_hits"] += bool(record.get("cache_hit"))
@@ -69,7 +69,7 @@ class Deltas:
     def feedback(self, record: Mapping[str, Any], *, rows: int, correct: int) -> None:
         """Feedback given (``rows=1``), or replaced (``rows=0``), on an already-counted row."""
         key = (record["model_name"], int(record["model_version"]), hour_of(record["created_at"]))
-        sums = self.hourly.setdefault(key, Counter())
+        sums = self.hourly.setdefault(key, defaultdict(float))
         sums["feedback"] += rows
         sums["feedback_correct"] += correct
 
@@ -111,6 +111,7 @@ def percentile(buckets: Mapping[float, int], q: float) -> float | None:
     """The ``q`` quantile of a histogram ``{upper bound: count}``, interpolated linearly inside
     its bucket (as Prometheus' ``histogram_quantile``); the open last bucket gives its lower
     bound."""
+    buckets = dict.fromkeys(LATENCY_BUCKETS_MS, 0) | dict(buckets)  # lower bounds: every bucket
     total = sum(buckets.values())
     if total == 0:
         return None

@@ -38,7 +38,7 @@ def outcomes(service: Service) -> dict[str, float]:
 
 def _sigkill_under_load(stack: Stack, outage: PostgresOutage | None) -> None:
     with Traffic(stack.gateway.url, stack.key, stack.texts, clients=8, pause_s=0) as traffic:
-        traffic.wait_for(100)
+        traffic.wait_for(300)
         if outage is not None:
             outage.stop()
             traffic.wait_for(200)

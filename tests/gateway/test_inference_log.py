@@ -184,3 +184,16 @@ def test_a_full_disk_loses_nothing_silently(engine: Engine, full_disk: Path) -> 
     assert stats["appended"] and stats["direct"] and not stats["dropped"]
     assert stats["shipped"] == stats["appended"]  # never a record read past a failed write
     assert stats["appended"] + stats["direct"] == answered == count(engine)
+
+
+def test_spool_files_of_the_previous_version_are_shipped(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    root = tmp_path / "log"
+    root.mkdir()
+    records = [record(i) for i in range(7)]
+    lines = "".join(json.dumps(r, default=str) + "\n" for r in records) + '{"id": "tor'
+    (root / "spool-123-1-1.jsonl").write_text(lines)
+    log = started(engine, root)
+    wait_for(lambda: count(engine) == 7)
+    log.stop()
+    assert not list(root.glob("spool-*"))

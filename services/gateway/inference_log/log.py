@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from services.gateway.inference_log import metrics
 from services.gateway.inference_log.folders import LogFolder
 from services.gateway.inference_log.records import Record, encode, fit
@@ -50,6 +52,7 @@ class InferenceLog:
         else:
             self.writer = SegmentWriter(folder.path, segment_bytes)
             self.shipper = Shipper(folder, self.writer, sink, batch=batch, stats=self.stats)
+            self._adopt_spool_files()
         self._direct: queue.Queue[list[Record]] = queue.Queue(maxsize=max(1, direct_queue))
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=target, name=f"inference-log-{name}",
@@ -97,6 +100,21 @@ class InferenceLog:
         if outcome != "refused":
             metrics.RECORDS.labels(outcome).inc(records)
         self.stats[outcome] += records
+
+    def _adopt_spool_files(self) -> None:
+        """Move the JSON-lines spool files of polyhead 0.1 (``spool-*.jsonl``, left in this
+        folder when it was ``GATEWAY_SPOOL_DIR``) into the log, so an upgrade loses none."""
+        for path in sorted(self.root.glob("spool-*.jsonl")):
+            records = []
+            for line in path.read_bytes().splitlines():
+                try:
+                    records.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line: that write never completed
+            self.append(records)
+            path.unlink()
+            log.info("inference log: %d records of %s moved into the log", len(records),
+                     path.name)
 
     # Threads -------------------------------------------------------------------------------
 

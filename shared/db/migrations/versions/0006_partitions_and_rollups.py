@@ -141,7 +141,7 @@ def _create_views(postgres: bool) -> None:
     # Each bucket's lower bound; the quantile q lies in the one bucket where the running count
     # reaches q * total (in the open last bucket, it is that bucket's lower bound).
     lower = " ".join(f"WHEN {b!r} THEN {a!r}"
-                     for a, b in zip((0.0, *LATENCY_BUCKETS_MS), LATENCY_BUCKETS_MS[:-1]))
+                     for a, b in zip((0.0, *LATENCY_BUCKETS_MS), LATENCY_BUCKETS_MS[:-1], strict=False))
     top = LATENCY_BUCKETS_MS[-2]
     quantiles = ",\n".join(
         f"min(CASE WHEN below < {q} * total AND below + inferences >= {q} * total THEN "
