@@ -113,6 +113,20 @@ def test_a_dead_processs_folder_is_claimed_and_shipped_once(engine: Engine,
     assert count(engine) == 20 and rolled_up(engine) == 20  # none twice, rollups too
 
 
+def test_a_dead_folder_larger_than_one_read_is_shipped_whole(engine: Engine,
+                                                              tmp_path: Path) -> None:
+    root = tmp_path / "log"
+    dead = LogFolder.create(root)
+    writer = SegmentWriter(dead.path, 1 << 30)
+    writer.append([encode(record(i, input_text="long text " * 250)) for i in range(3000)])
+    writer.close()  # ~7.7 MB in one segment: more than one read of the shipper
+    dead.release()
+    log = started(engine, root, batch=2000)
+    wait_for(lambda: not dead.path.exists())
+    log.stop()
+    assert count(engine) == 3000
+
+
 def test_a_poison_record_is_set_aside_and_the_rest_flow(engine: Engine, tmp_path: Path) -> None:
     with engine.begin() as c:  # the database refuses one value (a constraint added by a DBA)
         c.execute(text("ALTER TABLE inferences ADD CONSTRAINT no_poison "

@@ -111,7 +111,7 @@ class Shipper:
                 if frames.end != offset:
                     offset = frames.end
                     folder.save_position(name, offset)
-                if len(frames.payloads) == self.batch:
+                if len(frames.payloads) == self.batch or frames.more:
                     continue
                 if growing:
                     return True  # caught up with our own writer

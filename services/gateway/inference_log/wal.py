@@ -36,6 +36,7 @@ class Frames:
     end: int          # offset just after the last whole frame read (or skipped)
     corrupt: int = 0  # frames skipped for a bad header or checksum
     incomplete: bool = False  # stopped at a frame that is not all there (yet)
+    more: bool = False  # stopped only because the read was cut: read on from ``end``
 
 
 def read_frames(path: Path, start: int, max_records: int, end: int | None = None,
@@ -55,8 +56,8 @@ def read_frames(path: Path, start: int, max_records: int, end: int | None = None
             whole = _HEADER.size + MAX_PAYLOAD
             data = f.read(whole if end is None else min(whole, end - start))
             out = _parse(data, start, max_records)
-    if out.incomplete and len(data) == max_bytes and out.payloads:
-        out.incomplete = False  # only our read was cut: the rest is there for the next one
+    if len(data) == max_bytes and out.end > start:
+        out.more, out.incomplete = True, False  # our read was cut, not the segment
     return out
 
 
