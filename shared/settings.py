@@ -7,9 +7,9 @@ set once without a prefix and overridden per service with the prefixed name.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
@@ -20,6 +20,26 @@ def _env(prefix: str, name: str) -> AliasChoices:
     return AliasChoices(f"{prefix}{name}", name)
 
 
+def _internal_token(prefix: str) -> Any:
+    """``POLYHEAD_INTERNAL_TOKEN`` (or ``<PREFIX>INTERNAL_TOKEN``): the credential the gateway
+    sends to the trainer's state-changing routes. Optional in dev/test, required in prod."""
+    return Field(None, validation_alias=AliasChoices(f"{prefix}INTERNAL_TOKEN",
+                                                     "POLYHEAD_INTERNAL_TOKEN"),
+                 description="shared token for internal calls that change state (trainer)")
+
+
+MIN_INTERNAL_TOKEN_CHARS = 32
+
+
+def _check_internal_token(environment: str, token: SecretStr | None) -> None:
+    if environment == "prod" and token is None:
+        raise ValueError("POLYHEAD_INTERNAL_TOKEN must be set when POLYHEAD_ENV=prod: the "
+                         "trainer's training, promote and rollback routes need it")
+    if token is not None and len(token.get_secret_value()) < MIN_INTERNAL_TOKEN_CHARS:
+        raise ValueError(f"POLYHEAD_INTERNAL_TOKEN must have at least "
+                         f"{MIN_INTERNAL_TOKEN_CHARS} characters (e.g. openssl rand -hex 32)")
+
+
 class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses set ``env_prefix``."""
 
@@ -28,6 +48,9 @@ class ServiceSettings(BaseSettings):
     environment: Environment = Field("dev", validation_alias=AliasChoices("POLYHEAD_ENV"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     log_json: bool = Field(True, validation_alias=AliasChoices("LOG_JSON"))
+    access_log: bool = Field(False, validation_alias=AliasChoices("ACCESS_LOG"),
+                             description="one log line per request (method, path, status, "
+                             "duration, request id)")
 
 
 class EmbedderSettings(ServiceSettings):
@@ -126,11 +149,19 @@ class TrainerSettings(ServiceSettings):
 
     job_time_limit_s: float = Field(3600.0, gt=0)
     max_attempts: int = Field(3, ge=1, description="tries per job (worker deaths and errors)")
+    embedder_wait_s: float = Field(60.0, ge=0, description="how long a job waits, using no "
+                                   "attempt, for an embedder that is unreachable or not ready")
     heartbeat_s: float = Field(5.0, gt=0, description="how often a running job reports in")
     stale_after_s: float = Field(60.0, gt=0, description="a running job silent this long "
                                  "lost its worker: it goes back to queued")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=100)
     queue_maintenance_chance: int = Field(1000, ge=0, le=1_000_000)
+    internal_token: SecretStr | None = _internal_token("TRAINER_")
+
+    @model_validator(mode="after")
+    def _check_token(self) -> TrainerSettings:
+        _check_internal_token(self.environment, self.internal_token)
+        return self
 
 
 class ClassifierSettings(ServiceSettings):
@@ -176,6 +207,9 @@ class GatewaySettings(ServiceSettings):
     auth: bool = Field(True, description="require API keys (Authorization: Bearer ...)")
     rate_limit: str | None = Field(None, description="per key, for keys without their own "
                                    "limit, e.g. 100/second; unset: unlimited")
+    auth_failure_limit: str | None = Field("20/minute", description="failed authentications "
+                                           "(unknown keys) per client address before 429s; "
+                                           "empty: unlimited")
     redis_url: str | None = Field(None, validation_alias=_env("GATEWAY_", "REDIS_URL"),
                                   description="rate-limit counters shared by all gateways")
     docs: bool | None = Field(None, description="serve /docs and /openapi.json without a key; "
@@ -194,11 +228,13 @@ class GatewaySettings(ServiceSettings):
     log_required: bool = Field(False, description="answer 503 rather than serve a prediction "
                                "neither the local log nor the database could take")
     log_batch: int = Field(2000, ge=1, description="records per COPY")
-    log_ship_s: float = Field(0.2, gt=0, description="how often the shipper looks for records")
+    log_ship_s: float = Field(0.5, gt=0, description="how often the shipper looks for records")
     log_retry_s: float = Field(1.0, gt=0, description="pause after the database failed")
     log_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
     log_retention_days: int | None = Field(None, ge=1, description="drop raw inference rows "
                                            "(whole daily partitions) older than this; unset: keep")
+
+    internal_token: SecretStr | None = _internal_token("GATEWAY_")
 
     def classifiers(self) -> list[str]:
         return [u.strip().rstrip("/") for u in self.classifier_urls.split(",") if u.strip()]
@@ -207,12 +243,21 @@ class GatewaySettings(ServiceSettings):
         return self.docs if self.docs is not None else self.environment != "prod"
 
     @model_validator(mode="after")
+    def _check_prod(self) -> GatewaySettings:
+        if self.environment == "prod" and not self.auth:
+            raise ValueError("GATEWAY_AUTH=false is refused when POLYHEAD_ENV=prod: without "
+                             "keys every caller would get the admin scope")
+        _check_internal_token(self.environment, self.internal_token)
+        return self
+
+    @model_validator(mode="after")
     def _check_rate_limit(self) -> GatewaySettings:
-        if self.rate_limit:
-            from limits import parse  # light; only the gateway needs it
-            try:
-                parse(self.rate_limit)
-            except ValueError:
-                raise ValueError(f"rate_limit {self.rate_limit!r} is not like '100/second'"
-                                 ) from None
+        from limits import parse  # light; only the gateway needs it
+        for name in ("rate_limit", "auth_failure_limit"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    parse(value)
+                except ValueError:
+                    raise ValueError(f"{name} {value!r} is not like '100/second'") from None
         return self

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (BigInteger, Double, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (BigInteger, Double, ForeignKey, Index, Integer, PrimaryKeyConstraint,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db.types import JSONType, UTCDateTime, utcnow
@@ -141,11 +141,31 @@ class Inference(Base):
     feedback_at: Mapped[datetime | None]
 
 
+class FeedbackEvent(Base):
+    """Every feedback sent on an inference, kept: which label, from which client, when. The
+    inference's ``feedback_label`` is the latest of them (what retraining and reports use)."""
+
+    __tablename__ = "inference_feedback"
+    __table_args__ = (Index("ix_inference_feedback_inference", "inference_id", "id"),
+                      Index("ix_inference_feedback_model_time", "model_name", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inference_id: Mapped[str] = mapped_column(String(32))
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[int]
+    label: Mapped[str] = mapped_column(String(200))
+    predicted: Mapped[str | None] = mapped_column(String(200))  # the inference's own answer
+    client: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class InferenceRollup(Base):
     """Per model, version and hour: sums and counts behind every report figure, kept up to date
     as rows ship (:mod:`shared.db.rollups`), so a report reads hours, never raw rows."""
 
     __tablename__ = "inference_rollups"
+    # Key order: a report reads one model's hours, across its versions.
+    __table_args__ = (PrimaryKeyConstraint("model_name", "hour", "model_version"),)
 
     model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
     model_version: Mapped[int] = mapped_column(primary_key=True)
@@ -167,6 +187,8 @@ class InferenceRollupLabel(Base):
     and the sum of those answers' probabilities (a label's mean confidence)."""
 
     __tablename__ = "inference_rollup_labels"
+    # Key order: a report reads one model's hours, across its versions.
+    __table_args__ = (PrimaryKeyConstraint("model_name", "hour", "model_version", "label"),)
 
     model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
     model_version: Mapped[int] = mapped_column(primary_key=True)
@@ -182,6 +204,8 @@ class InferenceRollupLatency(Base):
     :data:`shared.db.rollups.LATENCY_BUCKETS_MS`; the last is +Infinity)."""
 
     __tablename__ = "inference_rollup_latency"
+    # Key order: a report reads one model's hours, across its versions.
+    __table_args__ = (PrimaryKeyConstraint("model_name", "hour", "model_version", "le_ms"),)
 
     model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
     model_version: Mapped[int] = mapped_column(primary_key=True)

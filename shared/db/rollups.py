@@ -133,7 +133,7 @@ _ROWS = """(SELECT model_name, model_version, {hour} AS hour, label, probability
         cache_hit, total_ms, embed_ms, head_ms, feedback_label,
         coalesce(nullif(label, ''), '{abstained}') AS label_key,
         CASE {buckets} ELSE :inf END AS le_ms
-    FROM inferences WHERE {where}) AS r"""
+    FROM {source} WHERE {where}) AS r"""
 _HOURLY = """INSERT INTO inference_rollups (model_name, model_version, hour, inferences,
         abstained, cache_hits, sum_probability, timed, sum_total_ms, sum_embed_ms, sum_head_ms,
         feedback, feedback_correct)
@@ -173,10 +173,7 @@ def backfill(connection: Connection, start: datetime | None = None,
         up = hour_of(end.astimezone(UTC))
         bounds["end"] = up if up == end else up + timedelta(hours=1)
     binds = [bindparam(k, v, type_=UTCDateTime()) for k, v in bounds.items()]
-    buckets = " ".join(f"WHEN total_ms <= {b!r} THEN {b!r}" for b in LATENCY_BUCKETS_MS[:-1])
-    rows = _ROWS.format(hour=_hour_sql(connection.dialect.name, "created_at"),
-                        abstained=ABSTAINED, buckets=buckets,
-                        where=_window("created_at", bounds))
+    rows = _rows_sql(connection.dialect.name, "inferences", _window("created_at", bounds))
     for table, insert in _TABLES.items():
         # Table names, column names and bucket bounds are constants of this module; the time
         # window is bound parameters.
@@ -184,6 +181,30 @@ def backfill(connection: Connection, start: datetime | None = None,
         connection.execute(text(delete).bindparams(*binds))
         connection.execute(text(insert.format(rows=rows))
                            .bindparams(*binds, bindparam("inf", float("inf"), type_=Double())))
+
+
+def _rows_sql(dialect: str, source: str, where: str) -> str:
+    """The rows of ``source`` with their rollup keys, as the ``{rows}`` of the inserts."""
+    buckets = " ".join(f"WHEN total_ms <= {b!r} THEN {b!r}" for b in LATENCY_BUCKETS_MS[:-1])
+    return _ROWS.format(hour=_hour_sql(dialect, "created_at"), abstained=ABSTAINED,
+                        buckets=buckets, source=source, where=where)
+
+
+def upsert_from_sql(source: str) -> list[str]:
+    """PostgreSQL: three ``INSERT ... ON CONFLICT DO UPDATE`` statements that add the rollups
+    of the rows in ``source`` (a table or CTE name with the columns of ``inferences``), for one
+    statement that ships rows and rollups together. ``:inf`` must be bound to +Infinity."""
+    rows = _rows_sql("postgresql", source, "1 = 1")
+    statements = []
+    for table, insert in _TABLES.items():
+        model = {t.name: t for t in (InferenceRollup.__table__, InferenceRollupLabel.__table__,
+                                     InferenceRollupLatency.__table__)}[table]
+        keys = [c.name for c in model.primary_key.columns]
+        sums = [c.name for c in model.columns if c.name not in keys]
+        statements.append(insert.format(rows=rows) + f" ON CONFLICT ({', '.join(keys)}) "
+                          "DO UPDATE SET " + ", ".join(f"{c} = {table}.{c} + excluded.{c}"
+                                                       for c in sums))
+    return statements
 
 
 def _window(column: str, bounds: Mapping[str, datetime]) -> str:

@@ -98,7 +98,7 @@ def test_a_dead_processs_folder_is_claimed_and_shipped_once(engine: Engine,
                                                              tmp_path: Path) -> None:
     root = tmp_path / "log"
     records = [record(i) for i in range(20)]
-    SqlSink(engine).write(records[:10])  # shipped before it died; the position was not saved
+    SqlSink(engine).write([encode(r) for r in records[:10]])  # shipped before it died; the position was not saved
     dead = LogFolder.create(root)
     writer = SegmentWriter(dead.path, 1 << 20)
     writer.append([encode(r) for r in records])

@@ -72,7 +72,8 @@ def stored(c: Connection) -> dict[tuple[Any, ...], float]:
     out = {}
     for model in ROLLUPS:
         table = model.__table__
-        keys = [col.name for col in table.primary_key.columns]
+        first = ["model_name", "model_version", "hour"]  # as Deltas keys them
+        keys = first + [c.name for c in table.primary_key.columns if c.name not in first]
         for row in c.execute(select(table)).mappings():
             out |= {(table.name, *(row[k] for k in keys), col): float(row[col])
                     for col in row if col not in keys}

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class InferenceLog:
-    def __init__(self, sink: Sink, root: Path, *, batch: int = 2000, ship_every_s: float = 0.2,
+    def __init__(self, sink: Sink, root: Path, *, batch: int = 2000, ship_every_s: float = 0.5,
                  retry_s: float = 1.0, fsync_ms: float = 200, segment_bytes: int = 16 << 20,
                  required: bool = False, direct_queue: int = 10_000,
                  maintain: Callable[[], object] | None = None,
@@ -165,7 +165,7 @@ class InferenceLog:
             except queue.Empty:
                 continue
             try:
-                self.sink.write(records)
+                self.sink.write([encode(r) for r in records])
             except (SinkDown, SinkRejected) as exc:
                 self._count("dropped", len(records))
                 log.error("inference log: %d records dropped: local log failing (%s) and the "

@@ -20,7 +20,7 @@ from pathlib import Path
 from services.gateway.inference_log import metrics
 from services.gateway.inference_log.dead_letter import DeadLetter
 from services.gateway.inference_log.folders import LogFolder
-from services.gateway.inference_log.records import Record, decode
+from services.gateway.inference_log.records import decode
 from services.gateway.inference_log.sink import Sink, SinkDown, SinkRejected
 from services.gateway.inference_log.wal import SegmentWriter, count_frames, read_frames, segments
 
@@ -123,31 +123,26 @@ class Shipper:
         return True
 
     def _deliver(self, payloads: list[bytes]) -> None:
-        records, raw = [], {}
-        for payload in payloads:
-            try:
-                record = decode(payload)
-            except ValueError as exc:
-                self._quarantine(payload, f"not a valid record: {exc}")
-                continue
-            records.append(record)
-            raw[record["id"]] = payload
-        if records:
-            self.oldest = records[0]["created_at"]
-            self._write(records, raw)
-
-    def _write(self, records: list[Record], raw: dict[str, bytes]) -> None:
-        try:
-            self.sink.write(records)
-        except SinkRejected as exc:
-            if len(records) == 1:
-                self._quarantine(raw[records[0]["id"]], str(exc))
-                return
-            half = len(records) // 2
-            self._write(records[:half], raw)
-            self._write(records[half:], raw)
+        if not payloads:
             return
-        self._count("shipped", len(records))
+        try:
+            self.oldest = decode(payloads[0])["created_at"]
+        except ValueError:
+            pass  # the sink will refuse it, and the split will set it aside
+        self._write(payloads)
+
+    def _write(self, payloads: list[bytes]) -> None:
+        try:
+            self.sink.write(payloads)
+        except SinkRejected as exc:
+            if len(payloads) == 1:
+                self._quarantine(payloads[0], str(exc))
+                return
+            half = len(payloads) // 2
+            self._write(payloads[:half])
+            self._write(payloads[half:])
+            return
+        self._count("shipped", len(payloads))
 
     def _quarantine(self, payload: bytes, error: str) -> None:
         try:

@@ -12,15 +12,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import orjson
 import psycopg
-from sqlalchemy import Engine, text
+from sqlalchemy import Double, Engine, bindparam, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from services.gateway.inference_log.records import COLUMNS, Record
+from services.gateway.inference_log.records import COLUMNS, decode
 from shared.db.models import Inference
-from shared.db.rollups import deltas_of
+from shared.db.rollups import deltas_of, upsert_from_sql
 
 
 class SinkDown(Exception):
@@ -36,55 +35,67 @@ class SinkRejected(Exception):
 
 
 class Sink(Protocol):
-    def write(self, records: Sequence[Record]) -> int:
-        """Store the records, each at most once (by id); the count newly stored."""
+    def write(self, payloads: Sequence[bytes]) -> int:
+        """Store the records (JSON objects, as the local log holds them), each at most once
+        (by id); the count newly stored."""
 
     def close(self) -> None: ...
 
 
-_COPY = f"COPY pg_temp.shipping ({', '.join(COLUMNS)}) FROM STDIN"
-_MERGE = text(f"INSERT INTO inferences ({', '.join(COLUMNS)}) "  # nosec B608 - column names
-              f"SELECT {', '.join(COLUMNS)} FROM pg_temp.shipping "  # from the model, no input
-              "ON CONFLICT DO NOTHING RETURNING id")
+# PostgreSQL: the JSON goes in as it is (COPY into a temporary jsonb table) and one statement
+# turns it into rows and adds the rollups of the rows really inserted: no decoding in Python.
+_TEMPORARY = text("CREATE TEMPORARY TABLE IF NOT EXISTS shipping (doc jsonb NOT NULL) "
+                  "ON COMMIT DELETE ROWS")
+_COPY = "COPY pg_temp.shipping (doc) FROM STDIN"
+_COLUMNS = ", ".join(COLUMNS)
+_SHIP = text(  # nosec B608 - table and column names are the model's; values are COPYed
+    f"WITH inserted AS (INSERT INTO inferences ({_COLUMNS}) SELECT {_COLUMNS} FROM "
+    "pg_temp.shipping CROSS JOIN LATERAL jsonb_populate_record(NULL::inferences, doc) "
+    "ON CONFLICT DO NOTHING RETURNING *), "
+    + ", ".join(f"rollup_{i} AS ({sql})" for i, sql in enumerate(upsert_from_sql("inserted")))
+    + " SELECT count(*) FROM inserted").bindparams(bindparam("inf", float("inf"), type_=Double()))
 
 
 class SqlSink:
-    """PostgreSQL (``COPY`` into a temporary table, then one ``INSERT ... ON CONFLICT DO
-    NOTHING``) or SQLite; the rows and their hourly rollups in one transaction."""
+    """PostgreSQL (``COPY`` of the JSON, then one statement for the rows and their hourly
+    rollups) or SQLite (decoded here, rollups added by :class:`shared.db.rollups.Deltas`); one
+    transaction per batch either way."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
 
-    def write(self, records: Sequence[Record]) -> int:
+    def write(self, payloads: Sequence[bytes]) -> int:
         try:
             with self.engine.begin() as connection:
-                inserted = self._rows(connection, records)
-                deltas_of(r for r in records if r["id"] in inserted).write(connection)
+                if self.postgres:
+                    return self._postgres(connection, payloads)
+                return self._sqlite(connection, payloads)
         except (DBAPIError, psycopg.Error, sqlite3.Error) as exc:
             raise _sorted(exc) from exc
-        return len(inserted)
 
-    def _rows(self, connection: Any, records: Sequence[Record]) -> set[str]:
-        if not self.postgres:
-            statement = sqlite_insert(Inference).on_conflict_do_nothing().returning(Inference.id)
-            return set(connection.scalars(statement, [dict(r) for r in records]))
-        connection.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS shipping "
-                                "(LIKE inferences INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
+    @staticmethod
+    def _postgres(connection: Any, payloads: Sequence[bytes]) -> int:
+        connection.execute(_TEMPORARY)
         cursor = connection.connection.driver_connection.cursor()
         with cursor, cursor.copy(_COPY) as copy:
-            for record in records:
-                copy.write_row([_cell(c, record.get(c)) for c in COLUMNS])
-        return set(connection.scalars(_MERGE))
+            for payload in payloads:
+                copy.write_row((payload.decode(),))
+        return int(connection.scalar(_SHIP))
+
+    @staticmethod
+    def _sqlite(connection: Any, payloads: Sequence[bytes]) -> int:
+        try:
+            records = [decode(p) for p in payloads]
+        except ValueError as exc:
+            raise SinkRejected(f"not a valid record: {exc}") from None
+        statement = sqlite_insert(Inference).on_conflict_do_nothing().returning(Inference.id)
+        inserted = set(connection.scalars(statement, records))
+        deltas_of(r for r in records if r["id"] in inserted).write(connection)
+        return len(inserted)
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _cell(column: str, value: Any) -> Any:
-    if column == "top_k":
-        return orjson.dumps(value if value is not None else {}).decode()
-    return value
 
 
 def _sorted(exc: Exception) -> Exception:

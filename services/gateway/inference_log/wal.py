@@ -56,7 +56,7 @@ def read_frames(path: Path, start: int, max_records: int, end: int | None = None
             whole = _HEADER.size + MAX_PAYLOAD
             data = f.read(whole if end is None else min(whole, end - start))
             out = _parse(data, start, max_records)
-    if len(data) == max_bytes and out.end > start:
+    if len(data) == max_bytes and out.end > start and (end is None or start + len(data) < end):
         out.more, out.incomplete = True, False  # our read was cut, not the segment
     return out
 

@@ -28,7 +28,7 @@ branch_labels = None
 depends_on = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-_KEY = ("model_name", "model_version", "hour")
+_KEY = ("model_name", "hour", "model_version")  # in this order: a report reads a model's hours
 _COLUMNS = ("id, created_at, request_id, client, model_name, model_version, head_type, "
             "embedder_model, input_text, label, probability, top_k, abstained, cache_hit, "
             "embed_ms, head_ms, total_ms, feedback_label, feedback_at")
