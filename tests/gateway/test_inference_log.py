@@ -211,3 +211,14 @@ def test_spool_files_of_the_previous_version_are_shipped(engine: Engine,
     wait_for(lambda: count(engine) == 7)
     log.stop()
     assert not list(root.glob("spool-*"))
+
+
+def test_texts_reach_the_table_verbatim(engine: Engine, tmp_path: Path) -> None:
+    texts = ["back\\slash \\n not a newline", "tab\tnew\nline\r", 'quote " \\" end',
+             "emoji 🙂 and RTL שלום", "\\", "\\\\N", "\u2028 separator"]
+    log = started(engine, tmp_path / "log")
+    log.append([record(i, input_text=t) for i, t in enumerate(texts)])
+    wait_for(lambda: count(engine) == len(texts))
+    log.stop()
+    with engine.connect() as c:
+        assert set(c.scalars(select(Inference.input_text))) == set(texts)
