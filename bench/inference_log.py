@@ -7,8 +7,8 @@ with ``shared.db.migrate.upgrade`` and dropped at the end. Four parts, in this o
 
 1. ``ship_rows_per_s``: 200,000 records like the gateway's (``PredictService._records``: a
    ~60-character CLINC150 text, a top-3 list, timings...) appended one per call, as requests
-   do, to an :class:`InferenceLog` in this process (its default settings: COPY batches of
-   2,000, a pass every 0.2 s), timed from the first append until the shipper has committed
+   do, to an :class:`InferenceLog` in this process (its default settings: batches of 2,000,
+   a pass every 0.5 s), timed from the first append until the shipper has committed
    the last row (``live``). Then the same with the records written to the local log before
    the shipper starts, timed from ``start()`` (``prewritten``: shipping alone). Row counts and
    rollup totals are checked against what was appended.
@@ -27,7 +27,7 @@ with ``shared.db.migrate.upgrade`` and dropped at the end. Four parts, in this o
    until rows stop arriving (at most 60 s): answered inference ids missing from the table
    (``lost``, must be 0) and ids stored twice (``duplicates``, must be 0).
 
-    .venv/bin/python bench/inference_log.py            # about 12 minutes
+    .venv/bin/python bench/inference_log.py            # about 10 minutes
     .venv/bin/python bench/inference_log.py --quick    # smoke run: 100k / 1M rows, short phases
 
 Progress goes to stderr; the last stdout line is one JSON object. Service logs are kept in a
@@ -58,6 +58,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -95,6 +96,23 @@ def machine() -> dict[str, Any]:
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                 / 2**30, 1),
             "postgres": pg_version, "loadavg_at_start": round(os.getloadavg()[0], 2)}
+
+
+def postgres_started() -> str:
+    with make_engine(PG).connect() as c:
+        return str(c.scalar(text("SELECT pg_postmaster_start_time()")))
+
+
+def wait_for_postgres(timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            postgres_started()
+            return
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 @contextlib.contextmanager
@@ -264,8 +282,16 @@ def generate(engine: Engine, first: int, count: int, start_at: datetime,
                     return
                 a, b = todo.pop()
             try:
-                with engine.begin() as c:
-                    c.execute(_GENERATE, params | {"first": a, "last": b})
+                for attempt in range(3):  # other work on this machine may restart PostgreSQL
+                    try:
+                        with engine.begin() as c:
+                            c.execute(_GENERATE, params | {"first": a, "last": b})
+                        break
+                    except OperationalError:
+                        if attempt == 2:
+                            raise
+                        say(f"  rows {a:,}..{b:,}: database unavailable, retrying")
+                        wait_for_postgres()
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 failures.append(exc)
                 return
@@ -411,7 +437,8 @@ def overhead(procs: dict[str, subprocess.Popen[bytes]], key: str, phase_s: float
         cpu_before = cpu_seconds(pid)
         result = asyncio.run(phase(urls[name], key, PhraseGenerator.from_config(
             config, random.Random(i)), clients, phase_s))
-        result["cpu_ms_per_request"] = (cpu_seconds(pid) - cpu_before) * 1000 / max(result["ok"], 1)
+        result["cpu_ms_per_request"] = ((cpu_seconds(pid) - cpu_before) * 1000
+                                        / max(result["ok"], 1))
         results[name].append(result)
         say("phase", i, name, json.dumps({k: round(v, 1) for k, v in result.items()}))
     rps = {name: sum(r["ok"] for r in rs) / sum(r["ok"] / r["rps"] for r in rs if r["rps"])
@@ -419,7 +446,8 @@ def overhead(procs: dict[str, subprocess.Popen[bytes]], key: str, phase_s: float
     cpu = {name: statistics.mean(r["cpu_ms_per_request"] for r in rs)
            for name, rs in results.items()}
     return {"logging_overhead": round(rps["log"] / rps["nolog"], 3),
-            "gateway_rps": round(rps["log"], 1), "gateway_rps_without_logging": round(rps["nolog"], 1),
+            "gateway_rps": round(rps["log"], 1),
+            "gateway_rps_without_logging": round(rps["nolog"], 1),
             "gateway_cpu_ms_per_request": round(cpu["log"], 2),
             "gateway_cpu_ms_per_request_without_logging": round(cpu["nolog"], 2),
             "phase_rps": {name: [round(r["rps"], 1) for r in rs] for name, rs in results.items()},
@@ -489,8 +517,9 @@ def kill_test(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], en
         c.execute(text("ANALYZE answered"))
         began, last, stable_since = time.monotonic(), -1, time.monotonic()
         while time.monotonic() - began < 60:
-            present = c.scalar(text("SELECT count(*) FROM answered AS a "
-                                    "WHERE EXISTS (SELECT 1 FROM inferences AS i WHERE i.id = a.id)"))
+            present = c.scalar(text(
+                "SELECT count(*) FROM answered AS a "
+                "WHERE EXISTS (SELECT 1 FROM inferences AS i WHERE i.id = a.id)"))
             if present != last:
                 last, stable_since = present, time.monotonic()
             if present == len(answered) or time.monotonic() - stable_since >= 5:
@@ -501,11 +530,13 @@ def kill_test(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], en
                                    "HAVING count(*) > 1) AS d"))
         kill_rows = c.scalar(text("SELECT count(*) FROM inferences WHERE client = 'killtest'"))
     log_text = (work / "gateway-log-restarted.log").read_text(errors="replace")
+    folders = [p for p in Path(env["GATEWAY_LOG_DIR"]).iterdir() if p.is_dir()]
     return {"answered": len(answered), "answered_before_kill": before_kill,
             "lost": len(answered) - last, "duplicates": duplicates,
             "rows_of_the_test": kill_rows, "logged_not_answered": kill_rows - last,
             "client_failures": clients.failed, "restart_s": round(restart_s, 1),
             "waited_for_rows_s": round(waited, 1),
+            "log_folders_left": len(folders),  # 1: the restarted gateway's own
             "torn_frames_logged": log_text.count("torn frame"),
             "corrupt_frames_logged": log_text.count("corrupt frame")}
 
@@ -544,6 +575,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="polyhead-inference-log-"))
     say(f"work folder (service logs): {work}")
     summary: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    postgres_since = postgres_started()
 
     if "ship" not in args.skip:
         live = ship_rate(ship_n, work, prewritten=False)
@@ -555,7 +587,9 @@ def main() -> None:
         result = reports(sizes)
         small, large = (result[k] for k in result)
         summary |= {"report_ms_1m": small["one_day"]["median_ms"],
-                    "report_ms_10m": large["one_day"]["median_ms"], "reports": result}
+                    "report_ms_10m": large["one_day"]["median_ms"],
+                    "report_rows": list(sizes),  # what _1m and _10m stand for (--quick: less)
+                    "reports": result}
     if "services" not in args.skip:
         result = services(phase_s, 5.0 if args.quick else 10.0, work, 20)
         kill = result.pop("kill")
@@ -563,6 +597,8 @@ def main() -> None:
                     "duplicates": kill["duplicates"], "answered": kill["answered"],
                     "overhead": result, "kill": kill}
     summary["machine"]["loadavg_at_end"] = round(os.getloadavg()[0], 2)
+    # Other work on a shared machine may restart PostgreSQL: then the figures are suspect.
+    summary["postgres_restarted_during_run"] = postgres_started() != postgres_since
     summary["bench_seconds"] = round(time.monotonic() - began)
     print(json.dumps(summary))
 
