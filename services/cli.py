@@ -3,7 +3,7 @@
     polyhead train data.csv --name intents        # upload, follow with a progress bar, report
     polyhead models                                # models, versions, production aliases
     polyhead promote intents 3 | polyhead rollback intents
-    polyhead keys create support-app --scopes predict
+    polyhead keys create support-app --scopes predict   # into polyhead up's database
     polyhead up                                    # the whole suite, locally
 """
 
@@ -21,6 +21,7 @@ import httpx
 from tqdm import tqdm
 
 from shared.contracts.training import Job
+from shared.internal_auth import env_internal_headers
 
 DEFAULT_URL = os.environ.get("TRAINER_URL", "http://127.0.0.1:8003")
 
@@ -120,6 +121,11 @@ def print_report(job: Job, *, as_json: bool = False) -> None:
     data = report.get("data") or {}
     for reason, info in (data.get("dropped") or {}).items():
         print(f"  dropped {info['rows']} rows: {reason.replace('_', ' ')}")
+    for warning in data.get("warnings") or []:  # labels dropped, an oos_label matching no row
+        print(f"  warning: {warning}")
+    promotion = report.get("promotion") or {}
+    if promotion and not promotion["promoted"]:
+        print(f"  {promotion['reason']}")
     worst = sorted(report.get("per_class") or [], key=lambda r: r["f1"])[:5]
     if worst:
         print("  weakest labels: " + ", ".join(f"{r['label']} ({r['f1']})" for r in worst))
@@ -137,7 +143,10 @@ def models(client: httpx.Client, args: argparse.Namespace) -> int:
 
 def promote(client: httpx.Client, args: argparse.Namespace) -> int:
     move = _check(client.post(f"/v1/models/{args.name}/promote", json={"version": args.version}))
-    print(f"{move['model']}: production v{move['from_version']} -> v{move['to_version']}")
+    if move["action"] == "unchanged":
+        print(f"{move['model']}: v{move['to_version']} is already in production; nothing changed")
+    else:
+        print(f"{move['model']}: production v{move['from_version']} -> v{move['to_version']}")
     return 0
 
 
@@ -148,15 +157,24 @@ def rollback(client: httpx.Client, args: argparse.Namespace) -> int:
 
 
 def keys(args: argparse.Namespace) -> int:
-    """API keys live in the database: this talks to it directly (``DATABASE_URL``)."""
+    """API keys live in the database: this talks to it directly, the one ``polyhead up`` uses
+    (``--database-url``, else ``DATABASE_URL``, else ``<--data-dir>/polyhead.db``)."""
+    from sqlalchemy import select
+    from sqlalchemy.engine import make_url
+
     from services.gateway.auth import KeyStore
+    from services.up import database_url
     from shared.db import make_engine, session_factory
     from shared.db.migrate import upgrade
+    from shared.db.models import ApiKey
 
-    engine = make_engine(args.database_url)
+    url = args.database_url or database_url(args.data_dir)
+    where = make_url(url).render_as_string(hide_password=True)
+    engine = make_engine(url)
     try:
         upgrade(engine)
-        store = KeyStore(session_factory(engine))
+        sessions = session_factory(engine)
+        store = KeyStore(sessions)
         if args.action == "create":
             try:
                 key = store.create(args.name, args.scopes.split(","), args.rate_limit)
@@ -164,20 +182,31 @@ def keys(args: argparse.Namespace) -> int:
                 raise CliError(str(exc)) from None
             print(key)
             limit = f", {args.rate_limit}" if args.rate_limit else ""
-            print(f"key for {args.name!r} ({args.scopes}{limit}); shown once, store it now",
-                  file=sys.stderr)
-        elif not store.revoke(args.name):
-            raise CliError(f"no key named {args.name!r}")
+            print(f"key for {args.name!r} ({args.scopes}{limit}) stored in {where}; shown once, "
+                  "store it now", file=sys.stderr)
+            return 0
+        with sessions() as s:
+            found = s.execute(select(ApiKey.revoked_at).where(ApiKey.name == args.name)).first()
+        if found is None:
+            raise CliError(f"no key named {args.name!r} in {where}")
+        if found.revoked_at is not None:
+            print(f"the key {args.name!r} was already revoked ({found.revoked_at:%Y-%m-%d %H:%M} "
+                  f"UTC); nothing changed")
+            return 0
+        store.revoke(args.name)
+        print(f"revoked the key {args.name!r} in {where}; gateways refuse it within 30 s")
+        return 0
     except Exception as exc:
         if isinstance(exc, CliError):
             raise
         raise CliError(f"keys: {type(exc).__name__}: {exc}") from None
     finally:
         engine.dispose()
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:
+    from services import up as up_module
+
     p = argparse.ArgumentParser(prog="polyhead", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=DEFAULT_URL, help="trainer URL (env TRAINER_URL)")
@@ -209,11 +238,10 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--scopes", default="predict", help="predict, admin or predict,admin")
     k.add_argument("--rate-limit", help="this key's limit, e.g. 100/second or 5000/minute "
                    "(default: the gateway's GATEWAY_RATE_LIMIT)")
-    k.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
-                                                            "sqlite:///var/polyhead.db"))
+    k.add_argument("--database-url", help="default: DATABASE_URL, else the data folder's "
+                   "SQLite file, as polyhead up uses")
+    up_module.add_data_dir(k)
     k.set_defaults(func=keys, local=True)
-    from services import up as up_module
-
     u = sub.add_parser("up", help="run the whole suite locally (embedded defaults)")
     up_module.add_arguments(u)
     u.set_defaults(func=up_module.up, local=True)
@@ -225,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "local", False):
             return int(args.func(args))
-        with httpx.Client(base_url=args.url, timeout=httpx.Timeout(300, connect=5)) as client:
+        with httpx.Client(base_url=args.url, timeout=httpx.Timeout(300, connect=5),
+                          headers=env_internal_headers()) as client:
             return int(args.func(client, args))
     except CliError as exc:
         print(f"polyhead: {exc}", file=sys.stderr)

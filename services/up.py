@@ -4,35 +4,55 @@ Embedder, classifier, trainer and gateway start from this Python, each logging t
 ``<data>/logs/<name>.log``; SQLite, the local artifact folder and the in-process phrase cache
 unless ``DATABASE_URL`` / ``REDIS_URL`` / ``ARTIFACT_STORE`` say otherwise. On first start it
 creates an API key and trains a demo head (``clinc-intents``) from the CLINC150 data in the
-repository, then prints the URLs, the key and a ``curl`` to paste. Ctrl-C stops everything.
+repository, then prints the URLs, the key and a ``curl`` to paste. Ctrl-C stops everything, in
+dependency order: the gateway, then the classifier and the trainer, then the embedder.
+
+The data folder defaults to the repository's ``var/`` whatever the current directory, so
+``polyhead keys`` (same default, same ``--data-dir``) reaches the database ``polyhead up`` uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import errno
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from services.demo import DEMO_MODEL, DemoError, train_demo
+from services.ports import bind_error, listener
+
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_CSV = ROOT / "data" / "clinc150" / "train.csv"
-DEMO_MODEL = "clinc-intents"
+DATA_DIR = ROOT / "var"
 SERVICES = ("embedder", "trainer", "classifier", "gateway")
+# Each tier stops before the next: nothing is left calling a service that is already gone.
+STOP_ORDER = (("gateway",), ("classifier", "trainer"), ("embedder",))
 
 
 class UpError(Exception):
     pass
 
 
+def database_url(data_dir: Path) -> str:
+    """``DATABASE_URL`` when set, else the SQLite file in the data folder."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir.resolve() / 'polyhead.db'}"
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
+                        help="database, artifacts, logs, key (default: %(default)s)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default="var", help="database, artifacts, logs, key")
+    add_data_dir(parser)
     parser.add_argument("--port", type=int, default=8000,
                         help="gateway port; classifier +2, trainer +3, embedder +1")
     parser.add_argument("--host", default="127.0.0.1")
@@ -44,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _environment(data: Path, ports: dict[str, int], host: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("DATABASE_URL", f"sqlite:///{data / 'polyhead.db'}")
+    env["DATABASE_URL"] = database_url(data)
     env.setdefault("ARTIFACT_STORE", str(data / "artifacts"))
     env.setdefault("LOG_JSON", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -103,103 +123,111 @@ def _api_key(data: Path, env: dict[str, str]) -> str:
     return key
 
 
-def _demo_csv(per_label: int, labels: int) -> bytes:
-    with DEMO_CSV.open(newline="", encoding="utf-8") as f:
-        rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
-    chosen = set(sorted({label for _, label in rows})[:labels])
-    counts: dict[str, int] = {}
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["text", "label"])
-    for text, label in rows:
-        if label in chosen and counts.get(label, 0) < per_label:
-            counts[label] = counts.get(label, 0) + 1
-            writer.writerow([text, label])
-    return out.getvalue().encode()
+def _taken_ports(ports: dict[str, int], host: str) -> list[str]:
+    """One line per port a service could not bind, naming the process holding it if known."""
+    taken = []
+    for name, port in ports.items():
+        error = bind_error(host, port)
+        if error is not None:
+            owner = listener(port) if error.errno == errno.EADDRINUSE else None
+            taken.append(f"port {port} ({name}) on {host}: {error.strerror}"
+                         + (f", held by {owner}" if owner else ""))
+    return taken
 
 
-def _train_demo(trainer_url: str, gateway_url: str, key: str, args: argparse.Namespace) -> None:
-    from services.cli import follow
+class _Interrupts:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt wherever the launcher is, except while a
+    child is being started: there the signal waits until the child is recorded (so it is
+    stopped too)."""
 
-    with httpx.Client(base_url=trainer_url, timeout=60) as trainer:
-        models = trainer.get("/v1/models").json()["data"]
-        if any(m["name"] == DEMO_MODEL and m["production_version"] for m in models):
-            return
-        if not DEMO_CSV.exists():
-            print(f"polyhead up: {DEMO_CSV} not found; no demo head", file=sys.stderr)
-            return
-        print(f"training the demo head {DEMO_MODEL!r} from CLINC150 (first start only)",
-              file=sys.stderr)
-        job = trainer.post("/v1/jobs", data={"name": DEMO_MODEL, "head": "logreg"}, files={
-            "file": ("clinc150.csv", _demo_csv(args.demo_per_label, args.demo_labels))}).json()
-        done = follow(trainer, job["id"])
-        if done.status != "succeeded":
-            raise UpError(f"demo training failed: {done.error}")
-    # The classifier and the gateway pick the new head up within a few seconds.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        answer = httpx.post(f"{gateway_url}/v1/models/{DEMO_MODEL}/predict", timeout=10,
-                            json={"text": "hello"}, headers={"Authorization": f"Bearer {key}"})
-        if answer.status_code == 200:
-            return
-        time.sleep(0.5)
-    raise UpError("the demo head did not reach the gateway within 60 s")
+    def __init__(self) -> None:
+        self.deferring = self.pending = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._raise)
+
+    def _raise(self, *_: Any) -> None:
+        if self.deferring:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.pending:
+            raise KeyboardInterrupt
+
+    @staticmethod
+    def ignore() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def up(args: argparse.Namespace) -> int:
     data = Path(args.data_dir).resolve()
-    logs = data / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     ports = {"gateway": args.port, "embedder": args.port + 1, "classifier": args.port + 2,
              "trainer": args.port + 3}
+    taken = _taken_ports(ports, args.host)
+    if taken:
+        print("polyhead up: cannot start, " + "; ".join(taken) + ". Stop that process (another "
+              "polyhead up?) or choose other ports with --port.", file=sys.stderr)
+        return 1
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     urls = {name: f"http://{args.host}:{port}" for name, port in ports.items()}
     env = _environment(data, ports, args.host)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    interrupts = _Interrupts()
+    ready = False
     try:
         key = _api_key(data, env)
         for name in SERVICES:
-            procs[name] = _start(name, ports[name], args.host, env, logs)
+            with interrupts.deferred():
+                procs[name] = _start(name, ports[name], args.host, env, logs)
         for name in SERVICES:
             print(f"waiting for {name} ({urls[name]}) ...", file=sys.stderr)
             _wait_ready(name, urls[name], procs[name], logs)
         if not args.no_demo:
-            _train_demo(urls["trainer"], urls["gateway"], key, args)
+            train_demo(urls["trainer"], urls["gateway"], key, args)
         print(_banner(urls, key, data), flush=True)
-        while not stopping:
+        ready = True
+        while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     raise UpError(f"{name} exited with code {proc.returncode}; "
                                   f"see {logs / name}.log")
             time.sleep(0.5)
-        return 0
-    except UpError as exc:
+    except KeyboardInterrupt:
+        return 0 if ready else 130
+    except (UpError, DemoError) as exc:
         print(f"polyhead up: {exc}", file=sys.stderr)
         return 1
     finally:
+        interrupts.ignore()  # a second Ctrl-C does not cut the orderly stop short
         _stop_all(procs)
 
 
-def _stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM everything (gateway first, so it drains its inference log), then wait."""
-    for name in reversed(SERVICES):
-        proc = procs.get(name)
-        if proc is not None and proc.poll() is None:
+def _stop_all(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    """SIGTERM tier by tier (STOP_ORDER), each waited for (killed after ``timeout_s``) before
+    the next: the gateway drains its inference log while the classifiers still answer, and the
+    trainer puts a job it is running back in the queue while the embedder still answers."""
+    if procs:
+        print("polyhead up: stopping ...", file=sys.stderr)
+    for tier in STOP_ORDER:
+        running = [procs[name] for name in tier if name in procs and procs[name].poll() is None]
+        for proc in running:
             proc.terminate()
-    deadline = time.monotonic() + 30
-    for proc in procs.values():
-        try:
-            proc.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        deadline = time.monotonic() + timeout_s
+        for proc in running:
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     print("polyhead up: stopped", file=sys.stderr)
 
 

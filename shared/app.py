@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 
+from shared.api_docs import install_api_docs
 from shared.contracts.errors import ErrorResponse
 from shared.contracts.health import Health, Readiness
 from shared.errors import install_error_handlers
@@ -46,9 +47,10 @@ def build_app(*, service: str, title: str, description: str, version: str,
               max_body_bytes: int, body_limits: dict[str, int] | None = None,
               docs: bool = True) -> FastAPI:
     """``docs=False`` serves no /docs, /redoc or /openapi.json (the gateway in production)."""
-    hidden: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
-                  responses=ERROR_RESPONSES, **({} if docs else hidden))
+                  responses=ERROR_RESPONSES, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json" if docs else None)
+    install_api_docs(app, serve=docs)  # Swagger UI from local files, the bearer scheme
     install_error_handlers(app)
     app.include_router(_ops_router(readiness))
     for router in routers:

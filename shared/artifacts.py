@@ -29,21 +29,35 @@ class ArtifactStore:
         self.url = self.fs.unstrip_protocol(self.root)
 
     def _path(self, uri: str) -> str:
-        return self.fs._strip_protocol(uri)  # noqa: SLF001 (fsspec's documented helper)
+        """The store path of ``uri``; :class:`ArtifactError` unless it lies inside the store
+        (below its root, with no ``.``, ``..`` or empty part)."""
+        strip = self.fs._strip_protocol  # noqa: SLF001 (fsspec's documented helper)
+        path = strip(uri).rstrip("/")
+        parts = path[len(self.root) + 1:].split("/")
+        if not path.startswith(self.root + "/") or any(p in ("", ".", "..") for p in parts):
+            raise ArtifactError(f"artifact {uri} is outside the store {self.url}")
+        return path
 
     def put(self, key: str, data: bytes) -> str:
+        """Write ``data`` at ``key``, a relative path such as ``_uploads/<job>.csv``."""
+        if key.startswith("/") or not all(re.fullmatch(r"[\w.-]+", p) and p.strip(".")
+                                          for p in key.split("/")):
+            raise ArtifactError(f"refusing to write {key!r}: keys are relative paths of "
+                                "letters, digits, '_', '-' and '.' that stay inside the store")
         path = f"{self.root}/{key}"
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         self.fs.pipe_file(path, data)
         return self.fs.unstrip_protocol(path)
 
     def get(self, uri: str) -> bytes:
+        path = self._path(uri)
         try:
-            return bytes(self.fs.cat_file(self._path(uri)))
+            return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             raise ArtifactError(f"artifact {uri} is missing from the store") from None
 
     def delete(self, uri: str) -> None:
+        """Delete a file or a folder (recursively) inside the store; never the store itself."""
         self.fs.rm(self._path(uri), recursive=True)
 
     def write_version(self, name: str, version: int, files: dict[str, bytes]) -> str:
@@ -60,9 +74,7 @@ class ArtifactStore:
         return self.fs.unstrip_protocol(folder)
 
     def read_version(self, uri: str, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
-        folder = self._path(uri).rstrip("/")
-        if not folder.startswith(self.root + "/") or ".." in folder.split("/"):
-            raise ArtifactError(f"artifact {uri} is outside the store {self.url}")
+        folder = self._path(uri)
         if not self.fs.exists(f"{folder}/{MARKER}"):
             raise ArtifactError(f"artifact {uri} is missing or incomplete")
         wanted = [f"{folder}/{n}" for n in names] if names else [

@@ -16,6 +16,7 @@ from shared.responses import JSONBytes
 from starlette.exceptions import HTTPException
 
 from shared.contracts.errors import ErrorDetail, ErrorResponse
+from shared.messages import describe
 from shared.request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -92,17 +93,6 @@ def error_response(status: int, type_: str, message: str, *, param: str | None =
     return JSONBytes(body.model_dump(), status_code=status, headers=headers)
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
-    """One readable sentence per problem, never echoing the (possibly huge) input."""
-    parts, param = [], None
-    for err in exc.errors()[:5]:
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        where = ".".join(loc) or "body"
-        param = param or where
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request", param
-
-
 async def _polyhead_error(_: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, PolyheadError)
     status, type_ = status_for(exc)
@@ -114,7 +104,7 @@ async def _polyhead_error(_: Request, exc: Exception) -> JSONBytes:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, RequestValidationError)
-    message, param = _describe_validation(exc)
+    message, param = describe(exc.errors(), exc.body)
     return error_response(422, "invalid_request_error", message, param=param)
 
 

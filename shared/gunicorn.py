@@ -1,14 +1,30 @@
 """Settings every service's gunicorn config shares (imported by deploy/gunicorn/*.py).
 
 Workers are uvicorn workers. With more than one worker, Prometheus metrics go through a
-multiprocess directory so ``/metrics`` adds up all workers.
+multiprocess directory so ``/metrics`` adds up all workers: ``PROMETHEUS_MULTIPROC_DIR`` when
+set (created if missing, emptied of a previous run's files), else a new temporary folder.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from pathlib import Path
 from typing import Any
+
+# The files prometheus-client writes in the multiprocess folder (one set per process id).
+_METRIC_FILE = re.compile(r"(counter|gauge_\w+|histogram|summary)_\d+\.db")
+
+
+def prepare_multiproc_dir(folder: str) -> None:
+    """Create ``folder`` and remove the metric files a previous run left there (their process
+    ids are gone; prometheus-client wants the folder wiped before start-up)."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for file in path.iterdir():
+        if _METRIC_FILE.fullmatch(file.name):
+            file.unlink(missing_ok=True)
 
 
 def common(service: str, default_bind: str, default_workers: int = 1) -> dict[str, Any]:
@@ -27,7 +43,14 @@ def common(service: str, default_bind: str, default_workers: int = 1) -> dict[st
         "keepalive": 75,  # above typical load-balancer idle timeouts (60 s)
         "accesslog": None,  # request metrics and app logs cover it, cheaper
         "wsgi_app": f"services.{service}.app:create_app()",
+        "on_starting": on_starting,
     }
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn hook, once in the master before any worker starts (not on reloads)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        prepare_multiproc_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def child_exit(server: Any, worker: Any) -> None:

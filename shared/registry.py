@@ -31,6 +31,18 @@ def should_promote(policy: PromotePolicy, candidate_f1: float | None,
     return candidate_f1 is not None and candidate_f1 >= production_f1 - tolerance
 
 
+def classes_of(metrics: dict[str, Any]) -> list[str]:
+    """The classes a version answers, from its stored metrics (``class_counts``)."""
+    return sorted(metrics.get("class_counts") or {})
+
+
+def labels_of(metrics: dict[str, Any]) -> list[str]:
+    """Every label a version was trained on: its classes and, if it learned from out-of-scope
+    rows, their label (what a true label of one of its predictions may be)."""
+    oos = metrics.get("oos_label")
+    return sorted({*classes_of(metrics), *([oos] if oos else [])})
+
+
 class Registry:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 
 import shared
 from services.classifier.heads import HeadSet
+from services.classifier.metrics import record_loaded
 from services.classifier.router import router
 from services.classifier.service import ClassifierService
 from shared.app import build_app
@@ -67,6 +68,7 @@ async def _watch(heads: HeadSet, interval_s: float) -> None:
         try:
             for change in await anyio.to_thread.run_sync(heads.refresh):
                 log.info("now serving %s", change)
+            record_loaded({served.model: served.version for served in heads.all()})
         except Exception:  # noqa: BLE001 - registry down: keep serving what is loaded
             log.warning("could not read the registry; serving the loaded heads", exc_info=True)
         await asyncio.sleep(interval_s)

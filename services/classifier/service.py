@@ -10,6 +10,7 @@ import time
 import anyio
 
 from services.classifier.heads import HeadSet
+from services.classifier.metrics import record_classification
 from shared.clients.embedder import AsyncEmbedderClient
 from shared.contracts.classify import (ClassifyResponse, LabelScore, TextPrediction, Timings)
 from shared.errors import InvalidInput, Unavailable
@@ -52,6 +53,8 @@ class ClassifierService:
             raise Unavailable(f"model {model!r} v{served.version}: {exc}") from None
         predictions = await anyio.to_thread.run_sync(head.predict, embeddings.vectors, top_k)
         done = time.perf_counter()
+        record_classification(model, served.version, len(predictions),
+                              sum(p.abstained for p in predictions), done - start)
         return ClassifyResponse(
             model=model, version=served.version, head_type=head.kind,
             embedder_model=embeddings.model,

@@ -40,7 +40,7 @@ def create_app(settings: EmbedderSettings | None = None, backend: Backend | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = None
-        app.state.load_error = None
+        app.state.load_failed = False
         loading = asyncio.create_task(_start(app, settings, backend))
         try:
             yield
@@ -80,7 +80,8 @@ async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | No
                                           "redis": bool(settings.redis_url),
                                           "lru_size": settings.lru_size})
     except Exception as exc:
-        app.state.load_error = f"{type(exc).__name__}: {exc}"[:300]
+        # The reason (a path, a CUDA error...) goes to the log only: /ready is public.
+        app.state.load_failed = True
         log.critical("embedder failed to start", exc_info=exc)
 
 
@@ -88,9 +89,9 @@ def _readiness(request: Request) -> Readiness:
     state = request.app.state
     service: EmbeddingService | None = getattr(state, "service", None)
     if service is None:
-        error = getattr(state, "load_error", None)
-        return Readiness(status="not_ready",
-                         checks={"model": f"failed: {error}" if error else "loading"})
+        failed = getattr(state, "load_failed", False)
+        return Readiness(status="not_ready", checks={
+            "model": "failed to load; see the service logs" if failed else "loading"})
     redis = service.cache.redis
     redis_state = "disabled" if redis is None else ("ok" if redis.healthy else "unavailable")
     return Readiness(status="ready", checks={"model": "loaded", "redis": redis_state})

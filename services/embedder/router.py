@@ -19,6 +19,8 @@ router = APIRouter(tags=["embeddings"], responses=error_responses(404))
 def get_service(request: Request) -> EmbeddingService:
     service: EmbeddingService | None = getattr(request.app.state, "service", None)
     if service is None:
+        if getattr(request.app.state, "load_failed", False):
+            raise Unavailable("the model failed to load; see the service logs", retry_after_s=2)
         raise Unavailable("the model is still loading; see GET /ready", retry_after_s=2)
     return service
 

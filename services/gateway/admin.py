@@ -1,10 +1,13 @@
 """Training through the public API (admin scope): the gateway forwards to the trainer.
 
 Ops get one endpoint and one set of keys; the trainer stays internal. Bodies and answers pass
-through unchanged (same contracts as the trainer's own routes, see its /docs).
+through unchanged (same contracts as the trainer's own routes, see its /docs); the gateway adds
+the internal token (``POLYHEAD_INTERNAL_TOKEN``) the trainer's training routes require.
 """
 
 from __future__ import annotations
+
+import logging
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -13,24 +16,28 @@ from services.gateway.router import AdminClient
 from shared.app import error_responses
 from shared.contracts.training import Job, JobList
 from shared.errors import Unavailable
+from shared.internal_auth import internal_headers
 from shared.request_id import outgoing_headers
+from shared.settings import GatewaySettings
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
 _PASSED = ("content-type", "location", "retry-after")
+log = logging.getLogger(__name__)
 
 
 async def _forward(request: Request, method: str, path: str) -> Response:
     http: httpx.AsyncClient = request.app.state.http
-    url = request.app.state.settings.trainer_url.rstrip("/") + path
-    headers = outgoing_headers()
+    settings: GatewaySettings = request.app.state.settings
+    url = settings.trainer_url.rstrip("/") + path
+    headers = outgoing_headers() | internal_headers(settings.internal_token)
     if "content-type" in request.headers:
         headers["content-type"] = request.headers["content-type"]
     try:
         answer = await http.request(method, url, content=await request.body(), headers=headers,
                                     params=request.query_params, timeout=120)
     except httpx.TransportError as exc:
-        raise Unavailable(f"the trainer at {url.split('/v1')[0]} is unreachable "
-                          f"({type(exc).__name__})", retry_after_s=5) from None
+        log.warning("trainer at %s is unreachable: %r", url, exc)  # for ops, not callers
+        raise Unavailable("the trainer is unreachable; retry shortly", retry_after_s=5) from None
     return Response(answer.content, status_code=answer.status_code,
                     headers={k: v for k, v in answer.headers.items() if k in _PASSED})
 

@@ -52,7 +52,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         sessions = session_factory(engine)
         app.state.registry = Registry(sessions)
         app.state.keys = KeyStore(sessions) if settings.auth else None
-        app.state.limits = RateLimits(settings.rate_limit, settings.redis_url)
+        app.state.limits = RateLimits(settings.rate_limit, settings.redis_url,
+                                      auth_failures=settings.auth_failure_limit)
         inference_log = _inference_log(settings, engine) if settings.log_inferences else None
         if inference_log is not None:
             inference_log.start()

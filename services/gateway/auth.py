@@ -1,9 +1,15 @@
 """API keys: ``Authorization: Bearer <key>``, scopes ``predict`` and ``admin``.
 
 Only the SHA-256 of a key is stored; keys are 32 random bytes, so a plain hash cannot be
-brute-forced and needs no slow KDF. The stored hash is found by the hash of what the caller
-sent and then compared with :func:`hmac.compare_digest`: the caller cannot steer a SHA-256 byte
-by byte, and the final comparison takes the same time whatever matches.
+brute-forced and needs no slow KDF. The row is found by an ordinary SQL equality on the hash of
+what the caller sent, and nothing more is compared: that lookup's time may tell a caller how
+many leading characters of *the hash of its guess* match a stored hash, but steering a SHA-256
+that way would need a preimage, and knowing a hash does not give the key. So a constant-time
+comparison would protect nothing here, and there is none.
+
+Guessing costs a database query per unknown key: the gateway limits failed authentications
+per client address (:mod:`services.gateway.ratelimit`); an address over that limit is answered
+from the cache only, so it can still use keys seen before but costs no more queries.
 
 Lookups are cached for ``ttl_s`` so a request costs no database query; a revoked key stops
 working within that time. While the database is down, keys seen before keep working (their
@@ -13,7 +19,6 @@ last known answer is served) and unseen keys get a 503: an outage never locks ou
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
 import threading
@@ -40,6 +45,14 @@ class Client:
     name: str
     scopes: frozenset[str]
     rate_limit: str | None = None  # "100/second"; None: the gateway's default
+
+
+class UnknownKey(Unauthorized):
+    """A key that no row matches (or a revoked one): a failed authentication."""
+
+
+class NotCached(Exception):
+    """The key's answer is not cached, and the caller may not cost a database query."""
 
 
 def hash_key(key: str) -> str:
@@ -90,23 +103,29 @@ class KeyStore:
             self._cache.clear()
         return True
 
-    def authenticate(self, authorization: str | None, scope: str) -> Client:
+    def authenticate(self, authorization: str | None, scope: str, *,
+                     may_query: bool = True) -> Client:
+        """The client behind ``authorization`` if it has ``scope``: :class:`Unauthorized`
+        (:class:`UnknownKey` for a key that matches nothing), :class:`Forbidden`, or, with
+        ``may_query=False`` and no cached answer, :class:`NotCached`."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthorized("missing API key: send Authorization: Bearer <key>")
         key = authorization[7:].strip()
-        client = self._client(hash_key(key))
+        client = self._client(hash_key(key), may_query)
         if client is None:
-            raise Unauthorized("unknown or revoked API key")
+            raise UnknownKey("unknown or revoked API key")
         if scope not in client.scopes:
             raise Forbidden(f"this key ({client.name}) lacks the {scope!r} scope")
         return client
 
-    def _client(self, digest: str) -> Client | None:
+    def _client(self, digest: str, may_query: bool = True) -> Client | None:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
         if cached is not None and now - cached[0] <= self.ttl_s:
             return cached[1]
+        if not may_query:
+            raise NotCached
         try:
             client = self._lookup(digest)
         except SQLAlchemyError as exc:
@@ -127,6 +146,6 @@ class KeyStore:
         with self.sessions() as s:
             row = s.scalar(select(ApiKey).where(ApiKey.key_hash == digest,
                                                 ApiKey.revoked_at.is_(None)))
-            if row is None or not hmac.compare_digest(row.key_hash, digest):
+            if row is None:
                 return None
             return Client(row.name, frozenset(row.scopes.split(",")), row.rate_limit)

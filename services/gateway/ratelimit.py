@@ -1,21 +1,25 @@
-"""Per-key rate limits (the ``limits`` library): a key over its limit gets a 429.
+"""Rate limits (the ``limits`` library): per key, and on failed authentications per address.
 
 Each key may carry its own limit (``polyhead keys create app --rate-limit 100/second``);
-keys without one get ``GATEWAY_RATE_LIMIT`` (none by default). Counters live in Redis when the
-gateway has ``REDIS_URL`` (shared by every gateway replica), in memory otherwise. Limits are a
-safety valve, not a dependency: if Redis fails, requests pass and a warning is logged.
+keys without one get ``GATEWAY_RATE_LIMIT`` (none by default). Unknown keys cost a database
+query each, so they are counted per client address (``GATEWAY_AUTH_FAILURE_LIMIT``): an
+address over that limit gets 429 with ``Retry-After`` for any key not already in the key cache,
+without a query. Counters live in Redis when the gateway has ``REDIS_URL`` (shared by every
+gateway replica), in memory otherwise. Limits are a safety valve, not a dependency: if Redis
+fails, requests pass and a warning is logged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from services.gateway.auth import Client
+from services.gateway.auth import Client, KeyStore, NotCached, UnknownKey
 from shared.errors import Overloaded
 
 log = logging.getLogger(__name__)
@@ -23,8 +27,9 @@ log = logging.getLogger(__name__)
 
 class RateLimits:
     def __init__(self, default: str | None, redis_url: str | None = None,
-                 pause_s: float = 2.0) -> None:
+                 pause_s: float = 2.0, auth_failures: str | None = "20/minute") -> None:
         self.default = parse(default) if default else None
+        self.auth_failures = parse(auth_failures) if auth_failures else None
         options = {"socket_timeout": 0.1, "socket_connect_timeout": 0.1} if redis_url else {}
         self.storage = storage_from_string(redis_url or "memory://", **options)
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
@@ -32,22 +37,65 @@ class RateLimits:
         self._skip_until = 0.0
         self._parsed: dict[str, RateLimitItem] = {}
 
+    def authenticate(self, keys: KeyStore, authorization: str | None, scope: str,
+                     address: str) -> Client:
+        """The caller's client (see :meth:`KeyStore.authenticate`) within the key's own rate
+        limit. A key the cache does not know is looked up only while ``address`` is within the
+        limit on failed authentications (429 otherwise); a cached key costs no extra counter."""
+        try:
+            client = keys.authenticate(authorization, scope, may_query=False)
+        except NotCached:
+            client = self._look_up(keys, authorization, scope, address)
+        self.check(client)
+        return client
+
+    def _look_up(self, keys: KeyStore, authorization: str | None, scope: str,
+                 address: str) -> Client:
+        failures = self.auth_failures
+        if failures is not None and not self._test(failures, "auth-failures", address):
+            raise Overloaded(f"too many failed authentications from {address}; retry later",
+                             retry_after_s=self._retry_after(failures, "auth-failures", address))
+        try:
+            return keys.authenticate(authorization, scope)
+        except UnknownKey:
+            if failures is not None:
+                self._hit(failures, "auth-failures", address)
+            raise
+
     def check(self, client: Client) -> None:
         """Count one request for ``client``; raise :class:`Overloaded` when over its limit."""
         item = self._item(client.rate_limit) if client.rate_limit else self.default
-        if item is None or time.monotonic() < self._skip_until:
+        if item is None or self._hit(item, "key", client.name):
             return
+        raise Overloaded(f"rate limit exceeded for key {client.name!r}: {item}",
+                         retry_after_s=self._retry_after(item, "key", client.name))
+
+    def _hit(self, item: RateLimitItem, *keys: str) -> bool:
+        """Count one; False when over the limit (True while the storage is failing)."""
+        return self._safely(lambda: self.limiter.hit(item, *keys))
+
+    def _test(self, item: RateLimitItem, *keys: str) -> bool:
+        """Whether one more would be within the limit, counting nothing."""
+        return self._safely(lambda: self.limiter.test(item, *keys))
+
+    def _safely(self, call: Callable[[], bool]) -> bool:
+        if time.monotonic() < self._skip_until:
+            return True
         try:
-            if self.limiter.hit(item, "key", client.name):
-                return
-            reset = self.limiter.get_window_stats(item, "key", client.name).reset_time
+            return call()
         except Exception:  # noqa: BLE001 - counters unreachable: let traffic through
             log.warning("rate-limit storage failed; not limiting for %.0f s", self.pause_s,
                         exc_info=True)
             self._skip_until = time.monotonic() + self.pause_s
-            return
-        raise Overloaded(f"rate limit exceeded for key {client.name!r}: {item}",
-                         retry_after_s=max(1.0, reset - time.time()))
+            return True
+
+    def _retry_after(self, item: RateLimitItem, *keys: str) -> float:
+        """Seconds until the window lets one more through (at least 1)."""
+        try:
+            reset = self.limiter.get_window_stats(item, *keys).reset_time
+        except Exception:  # noqa: BLE001 - the storage failed just now: a short pause
+            return 1.0
+        return max(1.0, reset - time.time())
 
     def _item(self, text: str) -> RateLimitItem:
         if text not in self._parsed:

@@ -32,17 +32,17 @@ ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 def require(scope: str):  # type: ignore[no-untyped-def]
     """A dependency: the calling client if its key has ``scope`` (401/403 otherwise) and is
-    within its rate limit (429 otherwise). Sync: FastAPI runs it in a worker thread, so the
+    within its rate limit and its address within the failed-authentication limit (429
+    otherwise). Sync: FastAPI runs it in a worker thread, so the
     rare database lookup or Redis counter never blocks the event loop."""
     def dependency(request: Request,
                    authorization: Annotated[str | None, Header()] = None) -> Client:
         keys: KeyStore | None = request.app.state.keys
         if keys is None:
             return ANONYMOUS
-        client = keys.authenticate(authorization, scope)
         limits: RateLimits = request.app.state.limits
-        limits.check(client)
-        return client
+        address = request.client.host if request.client else "unknown"
+        return limits.authenticate(keys, authorization, scope, address)
     return dependency
 
 
@@ -102,14 +102,20 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
     ```
     A prediction reaches the database a moment after its answer (the log is batched), so
     feedback sent right away waits up to ``FEEDBACK_WAIT_S`` for its row before a 404.
+    A label the predicting version was not trained on answers 422 naming the ones it knows,
+    unless the body says ``"new_label": true``. A later feedback replaces the label used for
+    retraining and reports; every feedback is kept in ``inference_feedback``.
     """
     if not _INFERENCE_ID.fullmatch(inference_id):  # ids are uuid4 hex; nothing else exists
         raise NotFound(f"unknown inference {inference_id[:64]!r}", param="inference_id")
     deadline = time.monotonic() + FEEDBACK_WAIT_S
     while True:
         try:
-            stored = await anyio.to_thread.run_sync(store_feedback, registry.sessions,
-                                                    inference_id, body.label)
+            stored = await anyio.to_thread.run_sync(lambda: store_feedback(
+                registry.sessions, inference_id, body.label, client=client.name,
+                new_label=body.new_label))
+        except PolyheadError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise Unavailable("the inference database is unavailable; retry shortly",
                               retry_after_s=5) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -16,6 +17,9 @@ from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.request_id import current_request_id, outgoing_headers
 from shared.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+_MAX_MESSAGE = 300  # a replica's error message relayed at most this long
 
 
 class PredictService:
@@ -61,7 +65,8 @@ class PredictService:
             try:
                 response = await self.http.post(f"{url}/v1/classify/{model}", json=body,
                                                 headers=outgoing_headers())
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
+                log.warning("classifier replica %s is unreachable: %r", url, exc)
                 self.replicas.mark_dead(url)
                 continue
             if response.status_code == 200:
@@ -71,10 +76,13 @@ class PredictService:
                 if response.status_code != 404:
                     self.replicas.mark_dead(url)
                 last = _message(response)
+                log.warning("classifier replica %s answered HTTP %d for model %r: %s", url,
+                            response.status_code, model, last)
                 continue
             raise InvalidInput(_message(response))
-        raise Unavailable(f"no classifier replica for model {model!r} could answer "
-                          f"({len(urls)} tried); last problem: {last}",
+        # Which replicas failed and how is in the log lines above (with the request id).
+        raise Unavailable(f"model {model!r} is unavailable: none of its {len(urls)} classifier "
+                          f"replica(s) could answer (last problem: {last}); retry shortly",
                           retry_after_s=1)
 
     def _records(self, result: ClassifyResponse, texts: list[str], ids: list[str], client: str,
@@ -92,7 +100,9 @@ class PredictService:
 
 
 def _message(response: httpx.Response) -> str:
+    """A replica's error message (polyhead's own, written for callers), else only the status:
+    a body from anything else (a proxy's error page) is never relayed."""
     try:
-        return str(response.json()["error"]["message"])
+        return str(response.json()["error"]["message"])[:_MAX_MESSAGE]
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"

@@ -49,7 +49,7 @@ def create_app(settings: TrainerSettings | None = None,
         app.state.queue_probe = redis.Redis.from_url(
             settings.queue_url, socket_timeout=1, socket_connect_timeout=1
         ) if settings.queue_url else None
-        app.state.actor = declare(broker, runtime.run, settings)
+        app.state.actor = declare(broker, runtime, settings)
         worker = in_process_worker(broker) if run_worker else None
         if worker is not None:
             worker.start()
@@ -73,11 +73,14 @@ def create_app(settings: TrainerSettings | None = None,
                 app.state.queue_probe.close()
             runtime.close()
 
-    return build_app(service="trainer", title="polyhead trainer", version=shared.__version__,
-                     description="From a CSV of text,label to a versioned, evaluated classifier "
-                                 "head; the model registry (promote, roll back).",
-                     lifespan=lifespan, routers=[router], readiness=_readiness,
-                     max_body_bytes=settings.max_upload_bytes + 64 * 1024)
+    app = build_app(service="trainer", title="polyhead trainer", version=shared.__version__,
+                    description="From a CSV of text,label to a versioned, evaluated classifier "
+                                "head; the model registry (promote, roll back). Routes that "
+                                "change state need the internal token when one is set.",
+                    lifespan=lifespan, routers=[router], readiness=_readiness,
+                    max_body_bytes=settings.max_upload_bytes + 64 * 1024)
+    app.state.internal_token = settings.internal_token  # shared.internal_auth checks it
+    return app
 
 
 async def _reap(runtime: Runtime) -> None:

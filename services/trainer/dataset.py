@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,20 @@ def parse(data: bytes, *, text_column: str = "text", label_column: str = "label"
           ) -> Dataset:
     """Validate and clean a ``text,label`` CSV. Raises :class:`DatasetError` when nothing usable
     remains; otherwise reports every dropped row by reason."""
+    raw, drops, columns = _read(data, text_column, label_column, max_rows)
+    return from_rows(raw, drops=drops, min_per_class=min_per_class, oos_label=oos_label,
+                     columns=columns)
+
+
+def stored_rows(data: bytes) -> list[tuple[int, str, str]]:
+    """The ``(line, text, label)`` rows of a ``text,label`` CSV the trainer wrote itself (a
+    version's training rows), as written: :func:`from_rows` checks them with the rest."""
+    return _read(data, "text", "label", max_rows=2**62)[0]
+
+
+def _read(data: bytes, text_column: str, label_column: str, max_rows: int
+          ) -> tuple[list[tuple[int, str, str]], _Drops, tuple[str, str]]:
+    """The CSV's ``(line, text, label)`` rows, the malformed ones dropped, and the column names."""
     content = decode(data)
     if not content.strip():
         raise DatasetError("the file is empty")
@@ -140,11 +155,10 @@ def parse(data: bytes, *, text_column: str = "text", label_column: str = "label"
     except csv.Error as exc:
         hint = " (an unclosed quote?)" if "field larger" in str(exc) else ""
         raise DatasetError(f"the CSV is broken near line {reader.line_num}: {exc}{hint}") from None
-    return from_rows(raw, drops=drops, min_per_class=min_per_class, oos_label=oos_label,
-                     columns=(header[ti].strip(), header[li].strip()))
+    return raw, drops, (header[ti].strip(), header[li].strip())
 
 
-def from_rows(raw: list[tuple[int, str, str]], *, min_per_class: int = 2,
+def from_rows(raw: Sequence[tuple[int | str, str, str]], *, min_per_class: int = 2,
               oos_label: str | None = None, drops: _Drops | None = None,
               columns: tuple[str, str] = ("text", "label")) -> Dataset:
     """Clean ``(line or id, text, label)`` rows: the checks every data source goes through."""
@@ -184,6 +198,17 @@ def from_rows(raw: list[tuple[int, str, str]], *, min_per_class: int = 2,
     rows = [(t, lab) for t, lab in rows if lab not in rare]
 
     classes = sorted({lab for _, lab in rows})
+    # Every label the data has but the head will not learn is named, with the reason.
+    lost = sorted({lab for _, lab in order if lab != oos_label} - set(classes))
+    dropped_labels = {lab: f"{rare[lab]} rows, fewer than the {min_per_class} CV folds"
+                      if lab in rare else "every row conflicts with another label" for lab in lost}
+    warnings: list[str] = []
+    if dropped_labels:
+        warnings.append("labels dropped, the head will not know them: " + ", ".join(
+            f"{lab} ({why})" for lab, why in dropped_labels.items()))
+    if oos_label is not None and not oos:
+        warnings.append(f"oos_label {oos_label!r} matches no row (labels are case-sensitive): "
+                        "the data has no out-of-scope examples")
     if len(classes) < 2:
         why = (f"; labels with fewer than {min_per_class} examples (the CV folds) were dropped: "
                f"{', '.join(sorted(rare)[:10])}" if rare else "")
@@ -192,6 +217,7 @@ def from_rows(raw: list[tuple[int, str, str]], *, min_per_class: int = 2,
     report = {"rows_read": rows_read, "rows_used": len(rows), "oos_rows": len(oos),
               "rows_dropped": sum(drops.counts.values()), "dropped": drops.report(),
               "classes": len(classes), "class_counts": dict(sorted(Counter(lab for _, lab in rows).items())),
+              "dropped_labels": dropped_labels, "warnings": warnings,
               "text_column": columns[0], "label_column": columns[1]}
     return Dataset(texts=[t for t, _ in rows], labels=[lab for _, lab in rows],
                    report=report, oos_texts=oos)

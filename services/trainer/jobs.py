@@ -3,7 +3,9 @@
 The queue carries only job ids; every state change lands here in its own short transaction,
 so ``GET /v1/jobs/{id}`` and ops' SQL see progress live. A worker that dies stops its
 heartbeat; :meth:`JobStore.reap_stale` puts such jobs back to ``queued`` (the queue redelivers
-them) and :meth:`JobStore.start` fails a job for good once it has used up its attempts.
+them) and :meth:`JobStore.start` fails a job for good once it has used up its attempts. A run
+cut short by a stop or by the embedder starting or stopping is given its attempt back
+(:meth:`JobStore.put_back`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ class JobStore:
 
     def retry_later(self, job_id: str, error: str) -> None:
         self._update(job_id, status="queued", stage="waiting to retry", error=error)
+
+    def put_back(self, job_id: str, *, stage: str, note: str) -> None:
+        """A running job back to ``queued`` without using an attempt: its run ended for a
+        reason that is not the job's (the worker stopping, the embedder starting or stopping)."""
+        self._update(job_id, status="queued", stage=stage, progress=0.0, error=note,
+                     attempts=TrainingJob.attempts - 1)
 
     def reap_stale(self, stale_after_s: float) -> list[str]:
         """Running jobs whose worker went silent go back to ``queued``; returns their ids."""

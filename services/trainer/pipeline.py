@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,14 +25,16 @@ from sqlalchemy import Engine
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.jobs import JobStore
 from services.trainer.selection import select_and_fit
-from services.trainer.sources import feedback_dataset
+from services.trainer.promotion import Decision, decide
+from services.trainer.sources import (TRAINING_ROWS, feedback_dataset, production_training,
+                                      training_rows_csv)
 from shared import __version__
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import EmbedderClient
-from shared.contracts.training import TrainOptions
+from shared.contracts.training import TrainOptions, Version
 from shared.db.models import TrainingJob
-from shared.errors import InvalidInput, NotFound, PolyheadError
-from shared.registry import Registry, should_promote
+from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
+from shared.registry import Registry
 from shared.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,19 @@ log = logging.getLogger(__name__)
 
 class JobFailed(Exception):
     """A problem retrying cannot fix (bad data, unknown model): fail the job with this text."""
+
+
+class Stopping(Exception):
+    """The worker is stopping: the job ends at its next step and goes back to the queue."""
+
+
+class RunAgainLater(Exception):
+    """The job is back in ``queued`` without having used an attempt: send it again after
+    ``delay_s``, carrying ``waiting_since`` (when it began waiting for the embedder)."""
+
+    def __init__(self, delay_s: float, waiting_since: float | None) -> None:
+        super().__init__(f"run again in {delay_s} s")
+        self.delay_s, self.waiting_since = delay_s, waiting_since
 
 
 @dataclass
@@ -52,13 +67,22 @@ class Runtime:
     store: ArtifactStore
     embedder: EmbedderClient
     engine: Engine
+    # Set when the worker stops (queue.StopRunningJobs): a running job ends at its next step.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
         self.embedder.close()
         self.engine.dispose()
 
-    def run(self, job_id: str) -> None:
-        """Entry point for the queue: claim the job, run it, record the outcome."""
+    def run(self, job_id: str, waiting_since: float | None = None) -> None:
+        """Entry point for the queue: claim the job, run it, record the outcome; once the job
+        has ended (succeeded, or failed for good) its upload is deleted."""
+        try:
+            self._attempt(job_id, waiting_since)
+        finally:
+            self._drop_upload_if_ended(job_id)
+
+    def _attempt(self, job_id: str, waiting_since: float | None) -> None:
         worker = f"{socket.gethostname()}:{os.getpid()}"
         if not self.jobs.start(job_id, worker=worker, max_attempts=self.settings.max_attempts):
             log.info("job %s: nothing to do (finished or out of attempts)", job_id)
@@ -70,6 +94,7 @@ class Runtime:
                 log.info("job %s failed: %s", job_id, exc)
                 self.jobs.fail(job_id, _message(exc))
             except Exception as exc:
+                self._put_back_if_not_the_jobs_fault(job_id, exc, waiting_since)
                 # Transient (embedder down, database blip...) or a bug: retry, then give up.
                 row = self.jobs.row(job_id)
                 text = f"{type(exc).__name__}: {_message(exc)}"
@@ -80,6 +105,39 @@ class Runtime:
                 log.warning("job %s attempt %d failed, will retry: %s", job_id, row.attempts, text)
                 self.jobs.retry_later(job_id, f"attempt {row.attempts} failed ({text}); retrying")
                 raise
+
+    def _put_back_if_not_the_jobs_fault(self, job_id: str, exc: Exception,
+                                         waiting_since: float | None) -> None:
+        """Raise :class:`RunAgainLater`, the attempt given back, when the run was cut short by
+        this worker stopping, or by an embedder that is unreachable or not ready (starting or
+        stopping) for less than ``embedder_wait_s`` so far. Logged as a warning, no traceback."""
+        if self.stopping.is_set():
+            self.jobs.put_back(job_id, stage="queued (worker stopped)",
+                               note="the worker stopped during the job; it runs again")
+            log.warning("job %s put back, not counted as an attempt: the worker is stopping",
+                        job_id)
+            raise RunAgainLater(1.0, None) from None
+        now = time.time()
+        since = waiting_since or now
+        if (isinstance(exc, Unavailable) and exc.retry_after_s is not None
+                and now - since < self.settings.embedder_wait_s):
+            self.jobs.put_back(job_id, stage="waiting for the embedder", note=exc.message)
+            log.warning("job %s put back, not counted as an attempt: %s (waiting for %.0f s)",
+                        job_id, exc.message, now - since)
+            raise RunAgainLater(max(exc.retry_after_s, 2.0), since) from None
+
+    def _drop_upload_if_ended(self, job_id: str) -> None:
+        """What a version needs for retraining is in its artifact folder by now
+        (:data:`~services.trainer.sources.TRAINING_ROWS`), so the upload is no longer needed."""
+        try:
+            row = self.jobs.row(job_id)
+            if row.status in ("succeeded", "failed") and row.upload_uri:
+                self.store.delete(row.upload_uri)
+                log.info("job %s ended: deleted its upload %s", job_id, row.upload_uri)
+        except FileNotFoundError:
+            pass  # deleted when it ended earlier (a duplicate delivery)
+        except Exception:  # noqa: BLE001 - never fail a job over clean-up; logged to act on
+            log.warning("job %s: could not delete its upload", job_id, exc_info=True)
 
     @contextmanager
     def _heartbeat(self, job_id: str) -> Iterator[None]:
@@ -106,6 +164,8 @@ class Runtime:
         options = TrainOptions.model_validate(job.options)
 
         def stage(name: str, fraction: float, lo: float, hi: float) -> None:
+            if self.stopping.is_set():
+                raise Stopping(f"stopped during {name!r}")
             self.jobs.progress(job.id, name, lo + (hi - lo) * fraction)
 
         # 1. Validate (before any compute).
@@ -137,10 +197,13 @@ class Runtime:
         # 4. Register the version, then promote it if the policy says so.
         stage("registering", 0, 0.95, 1)
         timings["total_s"] = time.perf_counter() - started
+        decision = self._promotion(job.model_name, options, selected.report["cv"]["weighted_f1"],
+                                   labels)
         report = selected.report | {
             "data": data.report, "embedder": {"model": model_id, "dim": int(x.shape[1]),
                                               "cache_hit_ratio": round(cached, 4)},
             "timings": {k: round(v, 2) for k, v in timings.items()},
+            "promotion": decision.report(),
             "job_id": job.id, "code_version": __version__, "options": options.model_dump()}
         version = self.registry.register(
             job.model_name, write=lambda v: self._write(job.model_name, v, selected.head.to_files(),
@@ -149,18 +212,22 @@ class Runtime:
             num_classes=len(labels), train_rows=len(y), weighted_f1=report["cv"]["weighted_f1"],
             metrics=_summary(report), params=selected.spec.params(),
             data_fingerprint=data.fingerprint(), job_id=job.id)
-        promoted = self._maybe_promote(job.model_name, version.version, options,
-                                       report["cv"]["weighted_f1"])
-        self.jobs.succeed(job.id, version=version.version, promoted=promoted, report=report)
-        log.info("job %s: %s v%d (%s, cv weighted F1 %.4f)%s", job.id, job.model_name,
+        if decision.promote:
+            self.registry.promote(job.model_name, version.version, action="auto_promote",
+                                  actor="trainer", reason=decision.reason)
+        self.jobs.succeed(job.id, version=version.version, promoted=decision.promote,
+                          report=report)
+        log.info("job %s: %s v%d (%s, cv weighted F1 %.4f), %s", job.id, job.model_name,
                  version.version, selected.spec.kind, report["cv"]["weighted_f1"],
-                 ", promoted" if promoted else "")
+                 decision.reason)
 
     def _dataset(self, job: TrainingJob, options: TrainOptions) -> Dataset:
         parse_options = {"min_per_class": options.cv_folds, "oos_label": options.oos_label}
         if job.source == "feedback":
-            return feedback_dataset(self.registry.sessions, job.options.get("source_model")
-                                    or job.model_name, **parse_options)
+            source = job.options.get("source_model") or job.model_name
+            return feedback_dataset(self.registry, source,
+                                    production_training(self.registry, self.store, source),
+                                    **parse_options)
         if not job.upload_uri:
             raise JobFailed("the job has no uploaded data")
         return parse(self.store.get(job.upload_uri), text_column=options.text_column,
@@ -187,20 +254,17 @@ class Runtime:
         files["training_config.json"] = json.dumps(options.model_dump(), indent=2).encode()
         files["data.json"] = json.dumps({"fingerprint": data.fingerprint(), **data.report},
                                         indent=2).encode()
+        files[TRAINING_ROWS] = training_rows_csv(data, options.oos_label)
         return self.store.write_version(name, version, files)
 
-    def _maybe_promote(self, name: str, version: int, options: TrainOptions, f1: float) -> bool:
-        policy = options.promote or self.settings.promote
-        current = self.registry.model(name)
-        production = next((v for v in current.versions
-                           if v.version == current.production_version), None)
-        if not should_promote(policy, f1, production.weighted_f1 if production else None,
-                              self.settings.promote_tolerance):
-            return False
-        reason = (f"cv weighted F1 {f1:.4f}" + (f" vs {production.weighted_f1:.4f} (v{production.version})"
-                                                  if production and production.weighted_f1 else ""))
-        self.registry.promote(name, version, action="auto_promote", actor="trainer", reason=reason)
-        return True
+    def _promotion(self, name: str, options: TrainOptions, f1: float,
+                   labels: list[str]) -> Decision:
+        try:
+            production: Version | None = self.registry.version(name, "production")
+        except NotFound:  # a new model, or one with no production version
+            production = None
+        return decide(options.promote or self.settings.promote, f1, labels, production,
+                      self.settings.promote_tolerance)
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +272,8 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     keys = ("cv", "train", "train_cv_gap", "threshold", "class_weight", "candidates", "cv_folds")
     summary = {k: report[k] for k in keys if k in report}
     summary["class_counts"] = report["data"]["class_counts"]  # the baseline for drift reports
+    if report["options"]["oos_label"] is not None:  # a label feedback may give, too
+        summary["oos_label"] = report["options"]["oos_label"]
     return summary
 
 

@@ -4,6 +4,7 @@ work happens in :mod:`services.trainer.pipeline` on a queue worker."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -11,19 +12,23 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from pydantic import ValidationError
 
-from services.trainer.dataset import DatasetError, parse
+from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.pipeline import Runtime
+from services.trainer.sources import feedback_dataset, production_training
 from shared.app import error_responses
 from shared.artifacts import ArtifactError
 from shared.contracts.training import (MODEL_NAME, AliasMove, FeedbackJobRequest, HeadChoice, Job,
                                        JobList, ModelInfo, ModelInfoList, PromoteRequest,
                                        RollbackRequest, TrainOptions, Version)
-from shared.errors import InvalidInput, NotFound, PayloadTooLarge
+from shared.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from shared.internal_auth import InternalToken
+from shared.messages import describe
 from shared.responses import JSONBytes
 
 # PostgreSQL integers are 32-bit: a bigger number is refused (422) before any query.
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(responses=error_responses(404, 409))
+log = logging.getLogger(__name__)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -40,7 +45,19 @@ def _enqueue(request: Request, job: Job) -> JSONBytes:
                      headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.post("/v1/jobs", response_model=Job, status_code=202, tags=["jobs"])
+def multipart_upload(request: Request) -> None:
+    """A dependency: 422 saying what to send when the body is not a multipart upload (JSON
+    would otherwise answer "name: field required" though it has a name)."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise InvalidInput(
+            "POST /v1/jobs takes multipart/form-data: a CSV in the field \"file\" and the model "
+            "name in \"name\" (curl -F name=intents -F file=@train.csv); to retrain from "
+            "feedback, POST JSON to /v1/jobs/feedback", param="body")
+
+
+@router.post("/v1/jobs", response_model=Job, status_code=202, tags=["jobs"],
+             dependencies=[InternalToken, Depends(multipart_upload)],
+             responses=error_responses(401))
 async def create_job(
     request: Request, runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="CSV with a text and a label column (UTF-8)")],
@@ -85,19 +102,45 @@ async def create_job(
     return _enqueue(request, job)
 
 
-@router.post("/v1/jobs/feedback", response_model=Job, status_code=202, tags=["jobs"])
+@router.post("/v1/jobs/feedback", response_model=Job, status_code=202, tags=["jobs"],
+             dependencies=[InternalToken], responses=error_responses(401))
 async def create_feedback_job(body: FeedbackJobRequest, request: Request,
                               runtime: RuntimeDep) -> JSONBytes:
-    """Retrain from inferences that received feedback (``POST /v1/inferences/{id}/feedback``).
+    """Retrain from the production version's training data plus the inferences that received
+    feedback since (``POST /v1/inferences/{id}/feedback``); feedback wins where both give a
+    text a label.
 
     ```
     curl -s localhost:8003/v1/jobs/feedback -H 'content-type: application/json' \\
          -d '{"name": "intents"}'
     ```
+    The data is checked before anything is queued: no feedback yet, or too few labels to
+    train, is refused with 422 and the reason. ``oos_label`` defaults to the production
+    version's.
     """
-    options = body.options.model_dump() | {"source_model": body.source_model or body.name}
+    source = body.source_model or body.name
+
+    def check() -> tuple[TrainOptions, Dataset]:
+        base = production_training(runtime.registry, runtime.store, source)
+        options: TrainOptions = body.options
+        if base is not None and "oos_label" not in options.model_fields_set:
+            options = options.model_copy(update={"oos_label": base.oos_label})
+        return options, feedback_dataset(runtime.registry, source, base,
+                                         min_per_class=options.cv_folds,
+                                         oos_label=options.oos_label)
+
+    try:
+        options, dataset = await anyio.to_thread.run_sync(check)
+    except DatasetError as exc:
+        raise InvalidInput(str(exc), param="name") from None
+    except ArtifactError:
+        log.warning("feedback job for %s: production artifact unreadable", source, exc_info=True)
+        raise Unavailable("the production version's training data cannot be read; retry "
+                          "shortly", retry_after_s=5) from None
     job = await anyio.to_thread.run_sync(lambda: runtime.jobs.create(
-        model_name=body.name, options=options, source="feedback"))
+        model_name=body.name, options=options.model_dump() | {"source_model": source},
+        source="feedback"))
+    job.report = {"data": dataset.report}
     return _enqueue(request, job)
 
 
@@ -135,19 +178,25 @@ def get_report(name: str, version: VersionNumber, runtime: RuntimeDep) -> JSONBy
     """The full training report: per-class table, confusion matrix, candidates, timings."""
     row = runtime.registry.version(name, version)
     try:
-        files = runtime.store.read_version(row.artifact_uri, ("report.json",))
-    except ArtifactError as exc:
-        raise NotFound(str(exc)) from None
-    return JSONBytes(json.loads(files["report.json"]))
+        report = runtime.store.read_version(row.artifact_uri, ("report.json",)).get("report.json")
+    except ArtifactError:
+        log.warning("report of %s v%d unreadable", name, version, exc_info=True)  # the URI
+        report = None
+    if report is None:  # the store's location stays in the log
+        raise NotFound(f"the report of model {name!r} v{version} is missing from the artifact "
+                       "store")
+    return JSONBytes(json.loads(report))
 
 
-@router.post("/v1/models/{name}/promote", response_model=AliasMove, tags=["registry"])
+@router.post("/v1/models/{name}/promote", response_model=AliasMove, tags=["registry"],
+             dependencies=[InternalToken], responses=error_responses(401))
 def promote(name: str, body: PromoteRequest, runtime: RuntimeDep) -> AliasMove:
     """Point ``production`` at a version. ``-d '{"version": 2}'``"""
     return runtime.registry.promote(name, body.version, actor="api", reason=body.reason)
 
 
-@router.post("/v1/models/{name}/rollback", response_model=AliasMove, tags=["registry"])
+@router.post("/v1/models/{name}/rollback", response_model=AliasMove, tags=["registry"],
+             dependencies=[InternalToken], responses=error_responses(401))
 def rollback(name: str, runtime: RuntimeDep, body: RollbackRequest | None = None) -> AliasMove:
     """Move ``production`` back to the version it pointed at before the current one."""
     return runtime.registry.rollback(name, actor="api", reason=body.reason if body else "")
@@ -166,5 +215,5 @@ def _options(**values: Any) -> TrainOptions:
     try:
         return TrainOptions(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidInput(f"{first['loc'][0]}: {first['msg']}", param=str(first["loc"][0])) from None
+        message, param = describe(exc.errors())
+        raise InvalidInput(message, param=param) from None

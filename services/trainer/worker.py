@@ -23,7 +23,7 @@ if not settings.queue_url:
 broker = make_broker(settings)
 dramatiq.set_broker(broker)
 runtime = build_runtime(settings)
-train = declare(broker, runtime.run, settings)
+train = declare(broker, runtime, settings)
 
 
 def main() -> None:

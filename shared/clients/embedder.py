@@ -9,6 +9,7 @@ through the shared error table without extra code.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,12 @@ from purgatory.domain.model import OpenedState
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
 from shared.decorators import RetryBudget, retry
 from shared.errors import InvalidInput, PolyheadError, Unavailable
+from shared.metrics import record_breaker_state
 from shared.request_id import outgoing_headers
 from shared.settings import EmbedderClientSettings
 
 _MAX_RETRY_AFTER_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class _Retryable(Exception):
@@ -53,17 +56,22 @@ def _parse(response: httpx.Response) -> EmbeddingResponse:
     if response.status_code in (429, 503):
         raise _Retryable(response.headers.get("retry-after", "1"))
     if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
+        try:  # the embedder's own error message, written for callers
+            message = str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):  # not the embedder (a proxy?): log, not echo
+            log.warning("embedder answered HTTP %d without an error body: %.300s",
+                        response.status_code, response.text)
+            message = f"HTTP {response.status_code}"
         if response.status_code < 500:
             raise InvalidInput(f"embedder refused the input: {message}")
-        raise Unavailable(f"embedder error {response.status_code}: {message}")
+        log.warning("embedder failed with HTTP %d: %s", response.status_code, message)
+        raise Unavailable(f"the embedder failed (HTTP {response.status_code}); retry shortly")
     try:
         return EmbeddingResponse.model_validate_json(response.content)
     except ValidationError as exc:
-        raise Unavailable("embedder answered something that is not an embeddings response") from exc
+        log.warning("embedder answered something that is not an embeddings response: %s", exc)
+        raise Unavailable("the embedder answered something that is not an embeddings "
+                          "response") from exc
 
 
 def _merge(parts: list[EmbeddingResponse]) -> Embeddings:
@@ -86,7 +94,9 @@ def _unavailable(exc: BaseException, url: str) -> PolyheadError:
     if isinstance(exc, _Retryable):
         return Unavailable("embedder is overloaded or not ready; retry shortly",
                            retry_after_s=_retry_after_s(str(exc)))
-    return Unavailable(f"embedder at {url} is unreachable ({type(exc).__name__})", retry_after_s=1)
+    # Where it was and what failed are for the logs (with the request id); never for callers.
+    log.warning("embedder at %s is unreachable: %r", url, exc)
+    return Unavailable("the embedder is unreachable; retry shortly", retry_after_s=1)
 
 
 def _retrying(settings: EmbedderClientSettings, post: Any, budget: RetryBudget) -> Any:
@@ -121,15 +131,16 @@ class AsyncEmbedderClient:
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=self.settings.breaker_threshold,
             default_ttl=self.settings.breaker_ttl_s, exclude=[InvalidInput])
+        self._breakers.add_listener(record_breaker_state)  # the gauge in shared.metrics
 
     async def embed(self, texts: list[str]) -> Embeddings:
         try:
             async with await self._breakers.get_breaker("embedder"):
                 return await self._embed(texts)
         except OpenedState:
-            raise Unavailable(f"embedder at {self.settings.url} failed "
-                              f"{self.settings.breaker_threshold} times in a row; failing fast "
-                              "until it recovers", retry_after_s=self.settings.breaker_ttl_s) from None
+            raise Unavailable(f"the embedder failed {self.settings.breaker_threshold} times in a "
+                              "row; failing fast until it recovers",
+                              retry_after_s=self.settings.breaker_ttl_s) from None
 
     async def _embed(self, texts: list[str]) -> Embeddings:
         self.budget.earn()

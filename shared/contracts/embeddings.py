@@ -12,16 +12,18 @@ from typing import Literal
 import numpy as np
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from shared.contracts.body import RequestBody
 from shared.text import problem
 
 
-class EmbeddingRequest(BaseModel):
-    """``input`` is one text or a list of texts; numbers or token arrays are refused."""
+class EmbeddingRequest(RequestBody):
+    """``input`` is one text or a list of texts; numbers or token arrays are refused.
 
-    # OpenAI clients also send fields such as ``user``: accept and ignore them.
-    model_config = ConfigDict(extra="ignore")
+    Every field of OpenAI's embeddings request is accepted (``user`` is ignored); anything else
+    is refused with the allowed fields, as OpenAI does.
+    """
 
     input: str | list[str] = Field(
         description="A text, or a list of texts, to embed.",
@@ -31,6 +33,7 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: little-endian float32 bytes, smaller and faster to parse.")
     dimensions: int | None = Field(None, description="Optional; must equal the model's dimension.")
+    user: str | None = Field(None, description="Optional end-user id (OpenAI's); ignored.")
 
     @field_validator("input", mode="before")
     @classmethod

@@ -6,37 +6,46 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.contracts.body import RequestBody
 from shared.contracts.classify import LabelScore
 from shared.text import problem
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(RequestBody):
     """One ``text`` or a list of ``texts`` (not both)."""
 
     text: str | None = Field(None, examples=["where is my parcel"])
     texts: list[str] | None = Field(None, examples=[["where is my parcel", "book a table"]])
     top_k: int | None = Field(None, ge=1, le=50, description="labels in `top` (default 3)")
 
-    @model_validator(mode="before")
+    @field_validator("text", mode="before")
     @classmethod
-    def _one_of(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            has_text, has_texts = data.get("text") is not None, data.get("texts") is not None
-            if has_text == has_texts:
-                raise ValueError("send either \"text\" (a string) or \"texts\" (a list of strings)")
-            if has_text and not isinstance(data["text"], str):
-                raise ValueError(f"text must be a string, not {type(data['text']).__name__}")
-            if has_text and (why := problem(data["text"])):
-                raise ValueError(f"text {why}")
-            if has_texts:
-                if not isinstance(data["texts"], list) or not data["texts"]:
-                    raise ValueError("texts must be a non-empty list of strings")
-                for i, item in enumerate(data["texts"]):
-                    if not isinstance(item, str):
-                        raise ValueError(f"texts[{i}] is {type(item).__name__}, not a string")
-                    if why := problem(item):
-                        raise ValueError(f"texts[{i}] {why}")
-        return data
+    def _text(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"text must be a string, not {type(value).__name__}")
+        if value is not None and (why := problem(value)):
+            raise ValueError(f"text {why}")
+        return value
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValueError("texts must be a non-empty list of strings")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ValueError(f"texts[{i}] is {type(item).__name__}, not a string")
+            if why := problem(item):
+                raise ValueError(f"texts[{i}] {why}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("send either \"text\" (a string) or \"texts\" (a list of strings)")
+        return self
 
     def all_texts(self) -> list[str]:
         return [self.text] if self.text is not None else list(self.texts or [])
@@ -56,8 +65,11 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-class FeedbackRequest(BaseModel):
-    label: str = Field(min_length=1, max_length=200, description="the true label")
+class FeedbackRequest(RequestBody):
+    label: str = Field(min_length=1, max_length=200, description="the true label: one the "
+                       "predicting version knows (else 422 naming them), unless new_label")
+    new_label: bool = Field(False, description="the label is new to the model: accept it anyway "
+                            "(a retraining from feedback will learn it)")
 
     @field_validator("label")
     @classmethod

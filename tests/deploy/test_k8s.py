@@ -54,3 +54,70 @@ def test_workloads_follow_our_rules() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for _, d in DOCS}
     assert {("HorizontalPodAutoscaler", "classifier"), ("Ingress", "gateway"),
             ("PodDisruptionBudget", "gateway"), ("PodDisruptionBudget", "classifier")} <= kinds
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions with In/NotIn) on labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        inside = labels.get(expr["key"]) in expr["values"]
+        if inside != (expr["operator"] == "In"):
+            return False
+    return True
+
+
+def _may_connect(source: dict[str, str] | None, target: dict[str, str], port: int) -> bool:
+    """Whether the NetworkPolicies let ``source`` (a pod's labels in the namespace, or None for
+    anything outside it) open ``port`` on a pod labelled ``target``."""
+    policies = [d for _, d in DOCS if d["kind"] == "NetworkPolicy"
+                and "Ingress" in d["spec"]["policyTypes"]
+                and _selects(d["spec"]["podSelector"], target)]
+    if not policies:
+        return True
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            ports = [p["port"] for p in rule.get("ports", [])]
+            peers = rule.get("from")
+            if (not ports or port in ports) and (not peers or source is not None and any(
+                    "podSelector" in peer and "namespaceSelector" not in peer
+                    and _selects(peer["podSelector"], source) for peer in peers)):
+                return True
+    return False
+
+
+def test_network_policies_let_only_the_gateway_reach_the_internal_services() -> None:
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+            for _, d in DOCS if d["kind"] in ("Deployment", "StatefulSet")}
+    ports = {"gateway": 8000, "classifier": 8002, "trainer": 8003, "embedder": 8001,
+             "embedder-cpu": 8001}
+    allowed = {("gateway", "classifier"), ("gateway", "trainer"), ("classifier", "embedder"),
+               ("trainer", "embedder"), ("trainer-worker", "embedder"),
+               ("classifier", "embedder-cpu"), ("trainer", "embedder-cpu"),
+               ("trainer-worker", "embedder-cpu")}
+    for target, port in ports.items():
+        assert _may_connect(None, pods[target], port) == (target == "gateway"), target
+        for source, labels in pods.items():
+            expected = target == "gateway" or (source, target) in allowed
+            assert _may_connect(labels, pods[target], port) == expected, (source, target)
+    assert not _may_connect(pods["gateway"], pods["trainer"], 9999)  # only the service port
+
+
+def test_every_pod_has_a_writable_prometheus_multiproc_dir() -> None:
+    """The ConfigMap sets PROMETHEUS_MULTIPROC_DIR for every workload: each mounts an emptyDir
+    there (prometheus-client fails when the folder does not exist)."""
+    config = next(d for _, d in DOCS if d["kind"] == "ConfigMap")
+    folder = config["data"]["PROMETHEUS_MULTIPROC_DIR"]
+    for where, doc in DOCS:
+        if doc["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        empty = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in pod["containers"]:
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert mounts.get(folder) in empty, (where, container["name"])
+
+
+def test_the_secret_carries_the_internal_token() -> None:
+    secret = next(d for _, d in DOCS if d["kind"] == "Secret")
+    assert "POLYHEAD_INTERNAL_TOKEN" in secret["stringData"]

@@ -73,7 +73,7 @@ async def test_truncation_is_reported(client: httpx.AsyncClient) -> None:
     ({"input": 42}, "input must be a string or a list of strings, not int"),
     ({"input": {"text": "hi"}}, "not dict"),
     ({"input": None}, "not NoneType"),
-    ({}, "input: Field required"),
+    ({}, "input is required"),
     ({"input": ["x"] * 9}, "input has 9 texts; the limit is 8"),
     ({"input": "y" * 101}, "input[0] has 101 characters; the limit is 100"),
     ({"input": "hi", "encoding_format": "int8"}, "encoding_format"),

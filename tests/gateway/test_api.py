@@ -83,7 +83,8 @@ async def test_predict_logs_every_inference_and_takes_feedback(stack: dict[str, 
         assert [len(p["top"]) for p in many.json()["predictions"]] == [1, 1, 1, 1]
         # Feedback right away: the row is still in the log's buffer; the route waits for it.
         first_id = many.json()["predictions"][0]["inference_id"]
-        quick = await client.post(f"/v1/inferences/{first_id}/feedback", json={"label": "x"},
+        quick = await client.post(f"/v1/inferences/{first_id}/feedback",
+                                  json={"label": "x", "new_label": True},
                                   headers=auth(stack["predict"]))
         assert quick.status_code == 200, quick.text
         models = (await client.get("/v1/models", headers=auth(stack["predict"]))).json()
@@ -101,7 +102,8 @@ async def test_predict_logs_every_inference_and_takes_feedback(stack: dict[str, 
         assert row.total_ms >= row.embed_ms > 0 and row.top_k["top"][0][0] == label
 
         feedback = await client.post(f"/v1/inferences/{prediction['inference_id']}/feedback",
-                                     json={"label": "true_label"}, headers=auth(stack["predict"]))
+                                     json={"label": "true_label", "new_label": True},
+                                     headers=auth(stack["predict"]))
         assert feedback.json() == {"inference_id": prediction["inference_id"],
                                    "label": "true_label", "predicted": label}
         with stack["engine"].connect() as c:
@@ -208,7 +210,8 @@ async def test_reports_views_and_admin_routes(stack: dict[str, Any]) -> None:
             await asyncio.sleep(0.05)
         for inference_id, label in ids[:4]:  # 3 confirmed, 1 corrected
             await client.post(f"/v1/inferences/{inference_id}/feedback",
-                              json={"label": label if inference_id != ids[3][0] else "other"},
+                              json={"label": label if inference_id != ids[3][0] else "other",
+                                    "new_label": True},
                               headers=predict)
 
         assert (await client.get("/v1/reports/models/intents", headers=predict)).status_code == 403

@@ -64,8 +64,8 @@ async def test_limits_hold_exactly(stack: dict[str, Any]) -> None:
         assert await status(raw=b'{"text": "\\ud800 lone surrogate"}') == 422
 
         def body_of(size: int) -> bytes:  # valid JSON of exactly ``size`` bytes
-            base = json.dumps({"text": "hi", "pad": ""}).encode()
-            return base[:-2] + b" " * (size - len(base)) + base[-2:]
+            base = json.dumps({"text": "hi"}).encode()  # padded with whitespace before the }
+            return base[:-1] + b" " * (size - len(base)) + base[-1:]
 
         assert await status(raw=body_of(2048)) == 200
         assert await status(raw=body_of(2049)) == 413

@@ -1,6 +1,7 @@
 """Feedback keeps the rollups' feedback counts equal to the rows', on PostgreSQL and SQLite:
 first feedback, replaced feedback (right to wrong and back), feedback on an abstention, and
-feedbacks racing on one row; the report's accuracy follows."""
+feedbacks racing on one row; the report's accuracy follows. Labels the model does not know are
+refused unless marked new, and every feedback is kept in its history."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, case, func, select
 from services.gateway import router
 from services.gateway.feedback import store_feedback
 from shared.db import session_factory
-from shared.db.models import Inference, InferenceRollup
+from shared.db.models import FeedbackEvent, Inference, InferenceRollup
 from shared.db.types import utcnow
 from tests.gateway.helpers import gateway_client, record, ship
 
@@ -72,3 +73,34 @@ def test_racing_feedbacks_count_once(published_db: Engine) -> None:
     assert all(s is not None and s.predicted == "a" for s in stored)
     rolled, raw = counts(published_db)
     assert rolled == raw and raw[0] == 1
+
+
+async def test_unknown_labels_are_refused_and_every_feedback_is_kept(
+        published_db: Engine, any_db_url: str, tmp_path: Path) -> None:
+    row = record(utcnow(), label="a")
+    ship(published_db, [row])
+    path = f"/v1/inferences/{row['id']}/feedback"
+    async with gateway_client(any_db_url, tmp_path / "inference-log") as client:
+        refused = await client.post(path, json={"label": "no_such_label_xyz"})
+        assert refused.status_code == 422
+        assert refused.json()["error"]["message"] == (
+            "unknown label 'no_such_label_xyz': version 1 of model 'intents' knows a, b, c; "
+            "to teach it a new label, send \"new_label\": true")
+        assert counts(published_db) == ((0, 0), (0, 0))  # nothing written
+
+        for label in ("b", "a"):
+            assert (await client.post(path, json={"label": label})).status_code == 200
+        added = await client.post(path, json={"label": "brand_new", "new_label": True})
+        assert added.status_code == 200 and added.json()["label"] == "brand_new"
+
+    with published_db.connect() as c:
+        history = c.execute(select(FeedbackEvent.label, FeedbackEvent.predicted,
+                                   FeedbackEvent.client, FeedbackEvent.model_version)
+                            .where(FeedbackEvent.inference_id == row["id"])
+                            .order_by(FeedbackEvent.id)).all()
+        latest = c.scalar(select(Inference.feedback_label).where(Inference.id == row["id"]))
+    assert [tuple(h) for h in history] == [("b", "a", "anonymous", 1), ("a", "a", "anonymous", 1),
+                                           ("brand_new", "a", "anonymous", 1)]
+    assert latest == "brand_new"
+    rolled, raw = counts(published_db)
+    assert rolled == raw == (1, 0)

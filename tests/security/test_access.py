@@ -12,7 +12,6 @@ from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
-from services.gateway import auth as auth_module
 from shared.db.models import ApiKey
 from tests.conftest import RedisProcess, running
 from tests.gateway.test_api import auth, gateway, stack  # noqa: F401 (fixture)
@@ -66,25 +65,14 @@ async def test_predict_keys_cannot_train_promote_roll_back_or_read_reports(
         assert predict.status_code == 403
 
 
-async def test_keys_are_stored_hashed_and_compared_in_constant_time(
-        stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_keys_are_stored_hashed(stack: dict[str, Any]) -> None:
+    """Only the SHA-256 is stored (what a key is looked up by: tests/security/
+    test_auth_failures.py shows that only the exact key authenticates)."""
     with stack["engine"].connect() as c:
         rows = c.execute(select(ApiKey)).all()
     stored = " ".join(str(value) for row in rows for value in row)
     assert stack["predict"] not in stored and stack["predict"][3:] not in stored
     assert hashlib.sha256(stack["predict"].encode()).hexdigest() in {r.key_hash for r in rows}
-
-    compared = []
-    real = auth_module.hmac.compare_digest
-
-    def spy(a: str, b: str) -> bool:
-        compared.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(auth_module.hmac, "compare_digest", spy)
-    stack["keys"]._cache.clear()
-    assert stack["keys"].authenticate(f"Bearer {stack['predict']}", "predict").name == "app"
-    assert compared, "the stored hash was not checked with hmac.compare_digest"
 
 
 async def test_per_key_rate_limits_answer_429(stack: dict[str, Any]) -> None:

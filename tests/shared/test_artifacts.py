@@ -32,10 +32,37 @@ def _round_trip(store: ArtifactStore) -> None:
         store.get(upload + ".nope")
 
 
+def _confined(store: ArtifactStore, outside: str) -> None:
+    """get, put and delete refuse paths that leave the store (``outside`` exists next to it)."""
+    for key in ["../evil.csv", "_uploads/../../evil.csv", "/etc/evil", "a//b", "./a", "..", "",
+                "a/./b", "_uploads/.."]:
+        with pytest.raises(ArtifactError, match="refusing"):
+            store.put(key, b"x")
+    root = store.url
+    for uri in [outside, f"{root}/../outside.txt", f"{root}/_uploads/../../outside.txt", root,
+                f"{root}/", f"{root}/.", f"{root}/a/../../outside.txt", f"{root}-sibling/x"]:
+        with pytest.raises(ArtifactError, match="outside the store"):
+            store.get(uri)
+        with pytest.raises(ArtifactError, match="outside the store"):
+            store.delete(uri)
+    assert store.get(store.put("_uploads/kept.csv", b"ok")) == b"ok"  # inside: fine
+
+
 def test_local_folder(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "artifacts"))
     assert store.url.startswith("file://")
     _round_trip(store)
+
+
+def test_get_put_delete_stay_inside_the_store(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    store.write_version("intents", 1, FILES)
+    _confined(store, str(outside))
+    assert outside.read_text() == "secret"  # neither read out nor deleted
+    assert store.read_version(f"{store.url}/intents/1") == FILES  # the store is still whole
+    assert not (tmp_path / "evil.csv").exists() and not Path("/etc/evil").exists()
 
 
 @pytest.fixture
@@ -70,3 +97,6 @@ def test_s3_by_configuration(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) 
     store = ArtifactStore("s3://polyhead-test/heads", skip_instance_cache=True)
     assert store.url == "s3://polyhead-test/heads"
     _round_trip(store)
+    store.fs.pipe_file("polyhead-test/outside.txt", b"secret")
+    _confined(store, "s3://polyhead-test/outside.txt")
+    assert store.fs.cat_file("polyhead-test/outside.txt") == b"secret"

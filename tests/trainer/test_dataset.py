@@ -73,3 +73,23 @@ def test_fingerprint_ignores_row_order() -> None:
     rows = clinc_rows(labels=2, per_label=5)
     assert parse(to_csv(rows)).fingerprint() == parse(to_csv(rows[::-1])).fingerprint()
     assert parse(to_csv(rows)).fingerprint() != parse(to_csv(rows[1:])).fingerprint()
+
+
+def test_every_dropped_label_is_named_with_its_reason() -> None:
+    rows = [(f"a{i}", "a") for i in range(3)] + [(f"b{i}", "b") for i in range(3)] + [
+        ("c1", "c"), ("c2", "c"), ("shared", "d"), ("shared", "a")]
+    data = parse(to_csv(rows), min_per_class=3)
+    assert data.report["dropped_labels"] == {
+        "c": "2 rows, fewer than the 3 CV folds", "d": "every row conflicts with another label"}
+    assert data.report["warnings"] == [
+        "labels dropped, the head will not know them: c (2 rows, fewer than the 3 CV folds), "
+        "d (every row conflicts with another label)"]
+
+
+def test_an_oos_label_that_matches_no_row_is_a_warning() -> None:
+    rows = clinc_rows(labels=2, per_label=5) + [("play something", "oos"), ("sing", "oos")]
+    data = parse(to_csv(rows), oos_label="OOS")
+    assert data.report["oos_rows"] == 0 and "oos" in data.classes  # learned as a class
+    assert data.report["warnings"] == ["oos_label 'OOS' matches no row (labels are "
+                                       "case-sensitive): the data has no out-of-scope examples"]
+    assert parse(to_csv(rows), oos_label="oos").report["warnings"] == []

@@ -51,13 +51,15 @@ async def test_unknown_job_and_model(tmp_path: Path) -> None:
 
 
 async def test_dead_embedder_fails_the_job_with_a_reason(tmp_path: Path) -> None:
-    settings = trainer_settings(f"sqlite:///{tmp_path}/db.sqlite", tmp_path, max_attempts=2)
+    settings = trainer_settings(f"sqlite:///{tmp_path}/db.sqlite", tmp_path, max_attempts=2,
+                                embedder_wait_s=0)  # no grace for an embedder starting up
     dead = f"http://127.0.0.1:{free_port()}"
     async with running(trainer_app(settings, dead)) as client:
         job = await wait_job(client, (await submit(client, GOOD)).json()["id"], timeout_s=60)
         assert job["status"] == "failed" and job["attempts"] == 2
         assert job["error"].startswith("gave up after 2 attempts")
         assert "unreachable" in job["error"] or "embedder" in job["error"]
+    assert not list((tmp_path / "artifacts" / "_uploads").iterdir())  # failed for good: deleted
 
 
 @pytest.mark.model
@@ -67,9 +69,8 @@ async def test_retrain_from_feedback_rows(tmp_path: Path, embedder_url: str) -> 
     settings = trainer_settings(url, tmp_path)
     async with running(trainer_app(settings, embedder_url)) as client:
         empty = await client.post("/v1/jobs/feedback", json={"name": "intents"})
-        assert empty.status_code == 202
-        job = await wait_job(client, empty.json()["id"])
-        assert job["status"] == "failed" and "no inferences of model 'intents'" in job["error"]
+        assert empty.status_code == 422  # refused before a job exists
+        assert "no inferences of model 'intents'" in empty.json()["error"]["message"]
 
         with Session(make_engine(url)) as s:
             for i, (text, label) in enumerate(clinc_rows(labels=3, per_label=12)):
@@ -86,7 +87,8 @@ async def test_retrain_from_feedback_rows(tmp_path: Path, embedder_url: str) -> 
         job = await wait_job(client, response.json()["id"])
         assert job["status"] == "succeeded", job["error"]
         assert job["source"] == "feedback" and job["report"]["data"]["rows_used"] == 36
-        assert job["report"]["data"]["source"] == {"kind": "feedback", "model": "intents"}
+        assert job["report"]["data"]["source"] == {"kind": "feedback", "model": "intents",
+                                                   "feedback_rows": 36}  # no production yet
 
 
 @pytest.mark.model

@@ -1,22 +1,29 @@
-"""Several worker processes on a real Redis queue; one is killed mid-job (SIGKILL).
+"""Workers losing a job: killed, stopped, or facing an embedder that is not up.
 
-The job must not stay ``running``: the trainer's reaper puts it back to ``queued`` with the
-reason, the broker hands the message to the next worker, and the job finishes on attempt 2.
+Several worker processes on a real Redis queue; one is killed mid-job (SIGKILL). The job must
+not stay ``running``: the trainer's reaper puts it back to ``queued`` with the reason, the
+broker hands the message to the next worker, and the job finishes on attempt 2. A worker that
+stops, or an embedder that is starting, costs the job no attempt and logs no error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from services.embedder.app import create_app as create_embedder
+from shared.db import make_engine
+from shared.db.models import TrainingJob
 from tests.conftest import ROOT, ServerThread, clinc_rows, running, settings, to_csv
 from tests.embedder.fakes import SlowBackend
 from tests.trainer.helpers import submit, trainer_app, trainer_settings, wait_job
@@ -78,3 +85,76 @@ async def test_worker_killed_mid_job_is_retried_by_another(
             for worker in (first, second):
                 if worker is not None and worker.poll() is None:
                     kill(worker)
+
+
+class Records(logging.Handler):
+    """Log records of the job worker (dramatiq's and the pipeline's), kept for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.loggers = [logging.getLogger(n) for n in ("dramatiq", "services.trainer.pipeline")]
+        for logger in self.loggers:
+            logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.removeHandler(self)
+        super().close()
+
+    def errors(self) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= logging.ERROR]
+
+
+@pytest.fixture
+def worker_log() -> Iterator[Records]:
+    records = Records()
+    yield records
+    records.close()
+
+
+async def test_a_stopping_worker_puts_its_job_back_without_using_an_attempt(
+        pg_url: str, tmp_path: Path, worker_log: Records) -> None:
+    slow = SlowBackend(delay_s=0.3)
+    with ServerThread(create_embedder(settings(backend="fake"), backend=slow)) as embedder:
+        api = trainer_settings(pg_url, tmp_path, embed_batch=4)
+        async with running(trainer_app(api, embedder.url)) as client:
+            rows = clinc_rows(labels=3, per_label=12)
+            job_id = (await submit(client, to_csv(rows), head="logreg", cv_folds=3)).json()["id"]
+            while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["stage"] != "embedding":
+                assert job["status"] != "failed", job["error"]
+                await asyncio.sleep(0.02)
+        # The trainer stopped (its worker with it) in the middle of the job.
+        engine = make_engine(pg_url)
+        with Session(engine) as s:
+            row = s.get(TrainingJob, job_id)
+            assert row is not None
+            assert (row.status, row.stage, row.attempts) == ("queued", "queued (worker stopped)", 0)
+        engine.dispose()
+        async with running(trainer_app(api, embedder.url)) as client:  # sent again at start
+            job = await wait_job(client, job_id, timeout_s=60)
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    assert worker_log.errors() == []
+
+
+async def test_an_embedder_still_starting_costs_no_attempt(
+        tmp_path: Path, worker_log: Records) -> None:
+    embedder = ServerThread(create_embedder(settings(backend="fake")))  # not started yet
+    api = trainer_settings(f"sqlite:///{tmp_path}/db.sqlite", tmp_path, max_attempts=1)
+    async with running(trainer_app(api, embedder.url)) as client:
+        rows = clinc_rows(labels=3, per_label=12)
+        job_id = (await submit(client, to_csv(rows), head="logreg", cv_folds=3)).json()["id"]
+        waits = 0
+        while waits < 2:  # it was tried, and put back, at least twice
+            job = (await client.get(f"/v1/jobs/{job_id}")).json()
+            assert job["status"] in ("queued", "running") and job["attempts"] <= 1, job
+            waits = sum("not counted as an attempt" in r.getMessage() for r in worker_log.records)
+            await asyncio.sleep(0.1)
+        assert job["stage"] in ("waiting for the embedder", "validating", "embedding"), job
+        with embedder:
+            job = await wait_job(client, job_id, timeout_s=60)
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    assert worker_log.errors() == []
