@@ -41,6 +41,7 @@ from services.gateway.auth import KeyStore  # noqa: E402
 from shared.db import make_engine, session_factory  # noqa: E402
 from shared.db.migrate import upgrade  # noqa: E402
 from shared.db.models import Inference  # noqa: E402
+from shared.http import NotReady, wait_ready  # noqa: E402
 
 PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -60,17 +61,13 @@ def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
     log = (work / f"{name}.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited: see {work / name}.log")
-        time.sleep(0.3)
-    raise SystemExit(f"{name} not ready: see {work / name}.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout_s=120, alive=lambda: proc.poll() is None,
+                   interval_s=0.3)
+    except NotReady as exc:
+        raise SystemExit(f"{name} {'exited' if exc.exited else 'not ready'}: "
+                         f"see {work / name}.log") from None
+    return proc
 
 
 def cpu_seconds(pid: int) -> float:

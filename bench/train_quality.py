@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from services.cli import follow  # noqa: E402
 from shared.artifacts import ArtifactStore  # noqa: E402
+from shared.http import NotReady, wait_ready  # noqa: E402
 from shared.clients.embedder import EmbedderClient  # noqa: E402
 from shared.heads import HEAD_FILES, Head  # noqa: E402
 from shared.settings import EmbedderClientSettings  # noqa: E402
@@ -59,17 +60,12 @@ def to_csv(data: list[tuple[str, str]]) -> bytes:
 def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             cwd=env["WORKDIR"])
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"{cmd} exited: see {log}")
-        time.sleep(0.5)
-    raise SystemExit(f"{url} not ready in 120 s: see {log}")
+    try:
+        wait_ready(url, timeout_s=120, alive=lambda: proc.poll() is None, interval_s=0.5)
+    except NotReady as exc:
+        raise SystemExit(f"{cmd} exited: see {log}" if exc.exited
+                         else f"{url} not ready in 120 s: see {log}") from None
+    return proc
 
 
 def train(trainer: httpx.Client, name: str, data: bytes, **fields: str) -> dict:

@@ -25,10 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from services.demo import DEMO_MODEL, DemoError, train_demo
 from services.ports import bind_error, listener
+from shared.http import NotReady, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "var"
@@ -88,18 +87,14 @@ def _start(name: str, port: int, host: str, env: dict[str, str], logs: Path
 
 def _wait_ready(name: str, url: str, proc: subprocess.Popen[bytes], logs: Path,
                 timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise UpError(f"{name} exited with code {proc.returncode}; its log ends:\n{tail}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise UpError(f"{name} was not ready after {timeout_s:.0f} s; see {logs / name}.log")
+    try:
+        wait_ready(url, timeout_s=timeout_s, alive=lambda: proc.poll() is None, interval_s=0.3)
+    except NotReady as exc:
+        if not exc.exited:
+            raise UpError(f"{name} was not ready after {timeout_s:.0f} s; "
+                          f"see {logs / name}.log") from None
+        tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
+        raise UpError(f"{name} exited with code {proc.returncode}; its log ends:\n{tail}") from None
 
 
 def _api_key(data: Path, env: dict[str, str]) -> str:

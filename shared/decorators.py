@@ -1,56 +1,16 @@
-"""Decorators the services share: timing and retrying (the seed practice, on tenacity)."""
+"""Decorators the services share: retrying (the seed practice, on tenacity), with a budget."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import tenacity
-from prometheus_client import Histogram
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
-
-
-def timed(histogram: Histogram | None = None, *, log_level: int = logging.DEBUG
-          ) -> Callable[[F], F]:
-    """Observe the call's duration into ``histogram`` (if given) and log it; sync or async."""
-
-    def decorate(fn: F) -> F:
-        name = fn.__qualname__
-
-        def record(start: float) -> None:
-            elapsed = time.perf_counter() - start
-            if histogram is not None:
-                histogram.observe(elapsed)
-            if log.isEnabledFor(log_level):
-                log.log(log_level, "timed", extra={"function": name, "ms": round(elapsed * 1e3, 3)})
-
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return await fn(*args, **kwargs)
-                finally:
-                    record(start)
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                record(start)
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 class RetryBudget:

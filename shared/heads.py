@@ -24,7 +24,9 @@ class HeadMismatch(ValueError):
 
 
 @dataclass(frozen=True)
-class Prediction:
+class HeadPrediction:
+    """One text's answer from a head (the gateway's API ``Prediction`` adds an inference id)."""
+
     label: str | None  # None when the head abstains (out of scope)
     probability: float  # of the top label
     top: list[tuple[str, float]]
@@ -64,7 +66,7 @@ class Head:
                 np.maximum(h, 0, out=h)
         return softmax(h)
 
-    def predict(self, x: np.ndarray, top_k: int = 3) -> list[Prediction]:
+    def predict(self, x: np.ndarray, top_k: int = 3) -> list[HeadPrediction]:
         probs = self.predict_proba(x)
         k = min(top_k, len(self.labels))
         order = np.argsort(-probs, axis=1)[:, :k]
@@ -72,9 +74,9 @@ class Head:
         for row, idx in zip(probs, order, strict=True):
             best = float(row[idx[0]])
             abstain = self.threshold is not None and best < self.threshold
-            out.append(Prediction(label=None if abstain else self.labels[idx[0]],
-                                  probability=best, abstained=abstain,
-                                  top=[(self.labels[j], float(row[j])) for j in idx]))
+            out.append(HeadPrediction(label=None if abstain else self.labels[idx[0]],
+                                      probability=best, abstained=abstain,
+                                      top=[(self.labels[j], float(row[j])) for j in idx]))
         return out
 
     def _predict_xgboost(self, x: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from services.embedder.backends import Backend
+from shared.http import wait_ready
 from shared.settings import EmbedderSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,15 +184,8 @@ class ServerThread:
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.05)
+        wait_ready(self.url, timeout_s=60, alive=self.thread.is_alive, interval_s=0.05)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

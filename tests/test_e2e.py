@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from shared.clients import EmbedderClient
+from shared.http import NotReady, wait_ready
 from shared.settings import EmbedderClientSettings
 from tests.conftest import ROOT, free_port
 
@@ -33,15 +33,10 @@ def gunicorn_embedder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+        try:
+            wait_ready(url, timeout_s=90, alive=lambda: proc.poll() is None)
+        except NotReady as exc:
+            pytest.fail(f"{exc}; its log ends:\n{log.read_text()[-2000:]}")
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)

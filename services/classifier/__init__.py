@@ -1,4 +1,4 @@
-"""Classifier service (not built yet): many lightweight heads over the embedder's vectors.
+"""Classifier service: many lightweight heads over the embedder's vectors.
 
 Each head is a small model (e.g. logistic regression) that turns an embedding into a label, so
 one process can serve hundreds of them next to a single shared embedder. Heads are versioned:

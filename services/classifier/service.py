@@ -13,8 +13,9 @@ from services.classifier.heads import HeadSet
 from services.classifier.metrics import record_classification
 from shared.clients.embedder import AsyncEmbedderClient
 from shared.contracts.classify import (ClassifyResponse, LabelScore, TextPrediction, Timings)
-from shared.errors import InvalidInput, Unavailable
+from shared.errors import Unavailable
 from shared.heads import HeadMismatch
+from shared.limits import check_texts
 from shared.settings import ClassifierSettings
 from shared.text import clean
 
@@ -25,20 +26,10 @@ class ClassifierService:
         self.heads, self.embedder, self.settings = heads, embedder, settings
 
     def check(self, texts: list[str]) -> list[str]:
-        """The same cleaning as training, and the input limits; returns the cleaned texts."""
-        if len(texts) > self.settings.max_texts_per_request:
-            raise InvalidInput(f"{len(texts)} texts in one request; the limit is "
-                               f"{self.settings.max_texts_per_request}", param="texts")
-        cleaned = []
-        for i, text in enumerate(texts):
-            if len(text) > self.settings.max_chars_per_text:
-                raise InvalidInput(f"texts[{i}] has {len(text)} characters; the limit is "
-                                   f"{self.settings.max_chars_per_text}", param=f"texts[{i}]")
-            text = clean(text)
-            if not text:
-                raise InvalidInput(f"texts[{i}] is empty or only whitespace", param=f"texts[{i}]")
-            cleaned.append(text)
-        return cleaned
+        """The input limits, and the same cleaning as training; returns the cleaned texts."""
+        check_texts(texts, max_texts=self.settings.max_texts_per_request,
+                    max_chars=self.settings.max_chars_per_text, param="texts")
+        return [clean(text) for text in texts]
 
     async def classify(self, model: str, texts: list[str], top_k: int = 3) -> ClassifyResponse:
         start = time.perf_counter()

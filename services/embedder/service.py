@@ -14,6 +14,7 @@ from services.embedder.backends import ModelInfo
 from services.embedder.cache import PhraseCache
 from services.embedder.engine import BatchingEngine, Embedded
 from shared.errors import InvalidInput, NotFound
+from shared.limits import check_texts
 from shared.settings import EmbedderSettings
 from shared.text import normalize
 
@@ -45,15 +46,7 @@ class EmbeddingService:
                                param="dimensions")
         if not texts:
             raise InvalidInput("input must contain at least one text", param="input")
-        if len(texts) > self._max_texts:
-            raise InvalidInput(f"input has {len(texts)} texts; the limit is {self._max_texts} "
-                               "per request", param="input")
-        for i, text in enumerate(texts):
-            if len(text) > self._max_chars:
-                raise InvalidInput(f"input[{i}] has {len(text)} characters; the limit is "
-                                   f"{self._max_chars}", param=f"input[{i}]")
-            if not text.strip():
-                raise InvalidInput(f"input[{i}] is empty or only whitespace", param=f"input[{i}]")
+        check_texts(texts, max_texts=self._max_texts, max_chars=self._max_chars, param="input")
 
     async def embed(self, texts: list[str]) -> list[Result]:
         keys = [normalize(t, lowercase=self.info.lowercase) for t in texts]

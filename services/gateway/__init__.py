@@ -1,4 +1,4 @@
-"""Gateway service (not built yet): the public HTTP API in front of polyhead.
+"""Gateway service: the public HTTP API in front of polyhead.
 
 Clients call it, not the internal services: it routes each request to the right classifier
 head (via the embedder and classifier services), and logs every inference (input, head

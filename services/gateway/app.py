@@ -24,7 +24,7 @@ from services.gateway.auth import KeyStore
 from services.gateway.inference_log import InferenceLog, SqlSink
 from services.gateway.ratelimit import RateLimits
 from services.gateway.router import router
-from services.gateway.routing import Replicas
+from services.gateway.replicas import Replicas
 from services.gateway.service import PredictService
 from shared.app import build_app
 from shared.contracts.health import Readiness

@@ -10,11 +10,13 @@ from typing import Any
 import httpx
 
 from services.gateway.inference_log import InferenceLog
-from services.gateway.routing import Replicas
+from services.gateway.replicas import Replicas
 from shared.contracts.classify import ClassifyResponse
 from shared.contracts.gateway import Prediction, PredictResponse
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, Unavailable
+from shared.http import polyhead_error_message
+from shared.limits import check_texts
 from shared.request_id import current_request_id, outgoing_headers
 from shared.settings import GatewaySettings
 
@@ -29,16 +31,8 @@ class PredictService:
         self.inference_log = inference_log
 
     def check(self, texts: list[str]) -> None:
-        limit = self.settings.max_texts_per_request
-        if len(texts) > limit:
-            raise InvalidInput(f"{len(texts)} texts in one request; the limit is {limit}",
-                               param="texts")
-        for i, text in enumerate(texts):
-            if len(text) > self.settings.max_chars_per_text:
-                raise InvalidInput(f"text {i} has {len(text)} characters; the limit is "
-                                   f"{self.settings.max_chars_per_text}", param=f"texts[{i}]")
-            if not text.strip():
-                raise InvalidInput(f"text {i} is empty or only whitespace", param=f"texts[{i}]")
+        check_texts(texts, max_texts=self.settings.max_texts_per_request,
+                    max_chars=self.settings.max_chars_per_text, param="texts")
 
     async def predict(self, model: str, texts: list[str], top_k: int | None,
                       client: str) -> PredictResponse:
@@ -100,9 +94,5 @@ class PredictService:
 
 
 def _message(response: httpx.Response) -> str:
-    """A replica's error message (polyhead's own, written for callers), else only the status:
-    a body from anything else (a proxy's error page) is never relayed."""
-    try:
-        return str(response.json()["error"]["message"])[:_MAX_MESSAGE]
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
+    """A replica's error message, else only the status (see ``polyhead_error_message``)."""
+    return polyhead_error_message(response, _MAX_MESSAGE) or f"HTTP {response.status_code}"

@@ -1,4 +1,4 @@
-"""Trainer service (not built yet): turns a labelled CSV (text,label) into a classifier head.
+"""Trainer service: turns a labelled CSV (text,label) into a classifier head.
 
 It validates the data (columns, empty or duplicate texts, classes too small), embeds it
 through the embedder, cross-validates the head and reports its scores, then stores it as a

@@ -22,6 +22,7 @@ from purgatory.domain.model import OpenedState
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
 from shared.decorators import RetryBudget, retry
 from shared.errors import InvalidInput, PolyheadError, Unavailable
+from shared.http import polyhead_error_message
 from shared.metrics import record_breaker_state
 from shared.request_id import outgoing_headers
 from shared.settings import EmbedderClientSettings
@@ -56,9 +57,8 @@ def _parse(response: httpx.Response) -> EmbeddingResponse:
     if response.status_code in (429, 503):
         raise _Retryable(response.headers.get("retry-after", "1"))
     if response.status_code >= 400:
-        try:  # the embedder's own error message, written for callers
-            message = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):  # not the embedder (a proxy?): log, not echo
+        message = polyhead_error_message(response)
+        if message is None:  # not the embedder (a proxy?): log, not echo
             log.warning("embedder answered HTTP %d without an error body: %.300s",
                         response.status_code, response.text)
             message = f"HTTP {response.status_code}"

@@ -8,13 +8,13 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from shared.http import NotReady, wait_ready
 from tests.conftest import ROOT, free_port
 from tests.deploy.test_static import tool
 
@@ -33,16 +33,10 @@ def embedder_under_gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.1)
+        try:
+            wait_ready(url, timeout_s=60, alive=lambda: proc.poll() is None, interval_s=0.1)
+        except NotReady as exc:
+            pytest.fail(f"{exc}:\n{(tmp_path / 'gunicorn.log').read_text()}")
         yield url, folder
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from services.trainer.fitters import FitSpec, fit
-from shared.heads import HeadMismatch, Head
+from shared.heads import HeadMismatch, Head, softmax
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -22,13 +22,41 @@ def test_fit_save_load_predict(kind: str) -> None:
     x, y = _data()
     head, facts = fit(FitSpec(kind=kind, mlp_epochs=30, xgb_rounds=20), x, y, ["a", "b", "c"],  # type: ignore[arg-type]
                       embedder_model="test-model")
-    assert facts["fit_seconds"] >= 0
+    assert facts["fit_seconds"] > 0
+    head.threshold = 0.6
     probs = head.predict_proba(x)
     assert probs.shape == (90, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert (probs.argmax(1) == y).mean() > 0.9
-    loaded = Head.from_files(head.to_files())
-    assert "head.json" in head.to_files()
+    files = head.to_files()
+    assert set(files) == {"head.json", "booster.ubj" if kind == "xgboost" else "weights.npz"}
+    loaded = Head.from_files(files)
+    assert (loaded.kind, loaded.labels, loaded.embedder_model, loaded.embedder_dim,
+            loaded.threshold) == (kind, ["a", "b", "c"], "test-model", 8, 0.6)
     np.testing.assert_allclose(loaded.predict_proba(x), probs, atol=1e-6)
+    assert loaded.predict(x) == head.predict(x)  # same labels, abstentions and top-k
+
+
+def test_a_known_two_layer_head_predicts_by_hand() -> None:
+    """ReLU between layers, softmax at the end, top-k ordered, abstaining below the threshold."""
+    w0 = np.array([[1, -1], [0, 2]], dtype=np.float32)
+    w1 = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    b1 = np.array([0, 0, 1], dtype=np.float32)
+    head = Head(kind="mlp", labels=["x", "y", "z"], embedder_model="m", embedder_dim=2,
+                layers=[(w0, np.zeros(2, dtype=np.float32)), (w1, b1)], threshold=0.6)
+    x = np.array([[3, 0], [0, 2], [0, 0]], dtype=np.float32)
+    # Hidden: relu([3, -3]) = [3, 0]; relu([0, 4]) = [0, 4]; [0, 0]. Logits add [0, 0, 1].
+    expected = softmax(np.array([[3, 0, 1], [0, 4, 1], [0, 0, 1]], dtype=np.float32))
+    np.testing.assert_allclose(head.predict_proba(x), expected, rtol=1e-6)
+    first, second, third = head.predict(x, top_k=2)
+    assert first.label == "x" and [label for label, _ in first.top] == ["x", "z"]
+    assert second.label == "y" and not second.abstained
+    assert third.abstained and third.label is None  # top probability e/(e+2) ~ 0.576 < 0.6
+    assert third.top[0][0] == "z" and third.probability == pytest.approx(np.e / (np.e + 2))
+    again = Head.from_files(head.to_files())
+    for (w, b), (w2, b2) in zip(head.layers, again.layers, strict=True):
+        np.testing.assert_array_equal(w, w2)
+        np.testing.assert_array_equal(b, b2)
+    assert again.predict(x, top_k=2) == [first, second, third]
 
 
 def test_binary_logreg_and_threshold() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,12 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
         assert len(report["per_class"]) == 6
         assert np.array(report["confusion_matrix"]["matrix"]).sum() == 150
         assert report["threshold"] is None  # no out-of-scope rows: no abstaining by default
-        assert report["embedder"] == {"model": "sentence-transformers/all-MiniLM-L6-v2",
-                                      "dim": 384, "cache_hit_ratio": report["embedder"]["cache_hit_ratio"]}
+        embedder_report = report["embedder"]
+        assert embedder_report.pop("model") == "sentence-transformers/all-MiniLM-L6-v2"
+        assert embedder_report.pop("dim") == 384
+        # The ratio depends on what this session embedded before (see the promotion test).
+        assert set(embedder_report) == {"cache_hit_ratio"}
+        assert 0.0 <= embedder_report["cache_hit_ratio"] <= 1.0
 
         model = (await client.get("/v1/models/intents")).json()
         assert model["production_version"] == 1
@@ -67,13 +72,17 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
 
 async def test_promotion_policy_promote_and_rollback(
         pg_url: str, tmp_path: Path, embedder_url: str) -> None:
+    # One phrase no earlier run embedded, so the first job must miss the cache at least once.
+    rows = SLICE + [(f"what is my balance for account {uuid.uuid4().hex}", SLICE[0][1])]
     app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
     async with running(app) as client:
-        first = await wait_job(client, (await submit(client, to_csv(SLICE), head="logreg")).json()["id"])
+        first = await wait_job(client, (await submit(client, to_csv(rows), head="logreg")).json()["id"])
         second = await wait_job(client, (await submit(
-            client, to_csv(SLICE), head="logreg", promote="never", cv_folds=3)).json()["id"])
+            client, to_csv(rows), head="logreg", promote="never", cv_folds=3)).json()["id"])
         assert first["promoted"] is True and second["promoted"] is False
-        assert second["report"]["embedder"]["cache_hit_ratio"] == 1.0  # phrase cache shared
+        # The retrain of the same data is served entirely from the embedder's phrase cache.
+        assert first["report"]["embedder"]["cache_hit_ratio"] < 1.0
+        assert second["report"]["embedder"]["cache_hit_ratio"] == 1.0
         assert (await client.get("/v1/models/intents")).json()["production_version"] == 1
 
         move = await client.post("/v1/models/intents/promote", json={"version": 2})
@@ -101,19 +110,32 @@ async def test_out_of_scope_rows_calibrate_the_threshold(
         threshold = job["report"]["threshold"]
         assert threshold["oos_rows"] == 60 and 0 < threshold["threshold"] < 1
         assert threshold["oos_recall"] > 0.3
-        assert threshold["in_scope_accuracy"] >= threshold["in_scope_accuracy_without"] - 0.011
+        # Abstaining costs at most max_accuracy_drop of in-scope accuracy on the held-out
+        # predictions (both accuracies are rounded to 5 decimals in the report).
+        max_drop = trainer_settings(pg_url, tmp_path).max_accuracy_drop
+        assert threshold["max_accuracy_drop"] == max_drop == 0.003
+        assert threshold["in_scope_accuracy_without"] - threshold["in_scope_accuracy"] \
+            <= max_drop + 1e-5
         assert job["metrics"]["oos_recall"] == threshold["oos_recall"]
         assert "oos" not in [row["label"] for row in job["report"]["per_class"]]
 
 
 async def test_imbalanced_data_compares_class_weights(
         pg_url: str, tmp_path: Path, embedder_url: str) -> None:
-    rows = clinc_rows(labels=3, per_label=60)
-    skewed = rows[:60] + rows[60:75] + rows[120:130]  # 60 / 15 / 10
+    # 20 intents, alternately 5 and 60 rows: unweighted logistic regression neglects the small
+    # intents on the screening fold, and balanced class weights win there.
+    rows = clinc_rows(labels=20, per_label=60)
+    sizes = [5 if i % 2 == 0 else 60 for i in range(20)]
+    skewed = [row for i, n in enumerate(sizes) for row in rows[60 * i: 60 * i + n]]
     app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
     async with running(app) as client:
         job = await wait_job(client, (await submit(client, to_csv(skewed), head="logreg")).json()["id"])
+        assert job["status"] == "succeeded", job["error"]
         weighting = job["report"]["class_weight"]
-        assert weighting["mode"] == "auto" and weighting["chosen"] in ("none", "balanced")
+        assert weighting["mode"] == "auto"
+        assert weighting["balanced_weighted_f1"] > weighting["none_weighted_f1"]
+        # The better weighting is kept, and the served head was fitted with it.
+        assert weighting["chosen"] == "balanced"
+        assert job["report"]["params"]["balanced"] is True
         assert job["report"]["data"]["class_counts"] == {
-            label: n for label, n in zip(sorted({r[1] for r in rows}), (60, 15, 10), strict=True)}
+            label: n for label, n in zip(sorted({r[1] for r in rows}), sizes, strict=True)}
