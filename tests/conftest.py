@@ -260,3 +260,16 @@ def postgres_outage() -> Iterator[PostgresOutage]:
         yield outage
     finally:
         outage.start()  # whatever happened, leave it running for the rest of the suite
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (e.g. ``64k``) mounted at ``folder``: writes past it fail with
+    ENOSPC, as on a full disk (the tests run as root)."""
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                   check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)

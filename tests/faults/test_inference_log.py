@@ -5,7 +5,6 @@ refuses is set aside without holding up the others; a full disk loses nothing si
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from tests.conftest import PostgresOutage
+from tests.conftest import PostgresOutage, small_disk
 from tests.faults.conftest import Stack
 from tests.faults.stack import Service, Traffic, figure, summary
 from tests.faults.test_faults import wait_logged
@@ -103,11 +102,8 @@ def test_a_poison_record_is_set_aside_while_traffic_flows(stack: Stack) -> None:
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 64 KiB filesystem: the log fills it within a hundred predictions."""
-    path = tmp_path / "small"
-    path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], check=True)
-    yield path
-    subprocess.run(["umount", "--lazy", str(path)], check=True)
+    with small_disk(tmp_path / "small", "64k") as path:
+        yield path
 
 
 def test_a_full_log_disk_still_answers_and_counts_every_record(stack: Stack,

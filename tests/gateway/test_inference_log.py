@@ -5,7 +5,6 @@ disk lose nothing silently (appended + direct = shipped + quarantined + dropped)
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from shared.db.migrate import upgrade
 from shared.db.models import Inference, InferenceRollup
 from shared.db.types import utcnow
 from shared.errors import Unavailable
-from tests.conftest import PostgresOutage
+from tests.conftest import PostgresOutage, small_disk
 
 
 def record(i: int, **fields: Any) -> dict[str, Any]:
@@ -179,11 +178,8 @@ def test_required_answers_503_when_nothing_can_take_the_record(tmp_path: Path) -
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 256 KiB filesystem: writes fail with ENOSPC once it is full."""
-    path = tmp_path / "small"
-    path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], check=True)
-    yield path
-    subprocess.run(["umount", "--lazy", str(path)], check=True)
+    with small_disk(tmp_path / "small", "256k") as path:
+        yield path
 
 
 def test_a_full_disk_loses_nothing_silently(engine: Engine, full_disk: Path) -> None:
