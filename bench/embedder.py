@@ -2,13 +2,15 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/embedder.py [--duration 15] [--port 8090] [--connections 32]
+    .venv/bin/python bench/embedder.py [--backend auto] [--duration 15] [--port 8090]
+                                       [--connections 32]
 
 Phases (each measured with wrk, a light C load generator, because a Python client saturates
 a small machine long before the service does):
 
 1. raw        the model in a subprocess, no HTTP: tokenize + forward on length-sorted batches
-              of the service's max batch size. The ceiling for this machine. Measured
+              of the service's max batch size, on ``--backend`` and on torch fp32 (the
+              reference ceiling, same run). The ceiling for this machine. Measured
               before and after phases 2-5 (the mean is used), so drift shows.
 2. service    the service under gunicorn with the Redis tier on; 32 connections, each request
               one phrase never sent before, so every text is computed.
@@ -16,6 +18,9 @@ a small machine long before the service does):
 4. warm       32 connections replaying phrases sent in phase 2: in-process LRU hits.
 5. redis_warm the service restarted with its LRU off, replaying the same phrases: every text
               comes from Redis.
+
+A lossy backend (onnx-int8) also gets ``head_accuracy_delta``: a logistic-regression head's
+CLINC150 test accuracy on its vectors minus on exact fp32 ones (bench/backend_accuracy.py).
 
 Progress goes to stderr; the last stdout line is one JSON object (see bench/README.md).
 """
@@ -43,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `shared` must import
 
-from shared.text import normalize  # noqa: E402  (after the path fix above)
+from shared.text import normalize
 
 DATA_DIR = ROOT / "data" / "clinc150"
 LUA_SCRIPT = ROOT / "bench" / "wrk" / "phrases.lua"
@@ -113,12 +118,13 @@ def texts_per_second(backend: Any, texts: list[str], batch_size: int, sort_all: 
     return len(texts) / (time.perf_counter() - start)
 
 
-def measure_raw(n_texts: int, small_batch: int) -> dict[str, Any]:
+def measure_raw(n_texts: int, small_batch: int, backend_name: str) -> dict[str, Any]:
     """The model alone, no HTTP and no queue (run in its own process by the bench).
 
     Two figures: length-sorted batches of the service's max batch size (the ceiling), and
     batches of ``small_batch`` random phrases: the most the batcher can gather when
-    ``small_batch`` clients each send one phrase.
+    ``small_batch`` clients each send one phrase. Torch fp32 is measured in the same run, as
+    the reference ceiling (``raw_tps_torch``).
     """
     import torch
 
@@ -126,20 +132,25 @@ def measure_raw(n_texts: int, small_batch: int) -> dict[str, Any]:
     from shared.settings import EmbedderSettings
 
     # threads=0: the machine's ceiling uses all cores, whatever EMBEDDER_THREADS the service has.
-    settings = EmbedderSettings(threads=0)
-    backend = load_backend(settings)  # the service's own path (packed on CPU); warms up
-    padded = load_backend(EmbedderSettings(threads=0, packing="off"))
+    settings = EmbedderSettings(threads=0, backend=backend_name)
+    backend = load_backend(settings)  # the service's own path; warms up
+    packed = load_backend(EmbedderSettings(threads=0, backend="torch"))  # packed on CPU
+    padded = load_backend(EmbedderSettings(threads=0, backend="torch", packing="off"))
     texts = load_phrases()[:n_texts]
     batch_size = settings.max_batch_size
-    for model in (backend, padded):  # untimed: first full-size batch
+    for model in (backend, packed, padded):  # untimed: first full-size batch
         model.forward(model.tokenize(texts[:batch_size]))
-    # The ceiling is the best of both paths on length-sorted batches: with almost no padding
-    # left to save, plain padded batches are the classic upper bound.
-    sorted_tps = {"packed": texts_per_second(backend, texts, batch_size, sort_all=True),
+    # Torch's ceiling is the best of its two paths on length-sorted batches: with almost no
+    # padding left to save, plain padded batches are the classic upper bound.
+    sorted_tps = {"packed": texts_per_second(packed, texts, batch_size, sort_all=True),
                   "padded": texts_per_second(padded, texts, batch_size, sort_all=True)}
+    torch_tps = max(sorted_tps.values())
+    raw_tps = torch_tps if backend.info.backend == "torch" else texts_per_second(
+        backend, texts, batch_size, sort_all=True)
     small_tps = texts_per_second(backend, texts[:max(small_batch * 32, 512)], small_batch,
                                  sort_all=False)
-    return {"raw_tps": max(sorted_tps.values()), "raw_texts": len(texts),
+    return {"raw_tps": raw_tps, "raw_tps_torch": torch_tps, "raw_texts": len(texts),
+            "backend": backend.info.backend, "identity": backend.info.identity,
             "raw_sorted_padded_tps": round(sorted_tps["padded"], 1),
             "raw_sorted_packed_tps": round(sorted_tps["packed"], 1),
             "raw_batch_size": batch_size,
@@ -150,9 +161,9 @@ def measure_raw(n_texts: int, small_batch: int) -> dict[str, Any]:
             "max_wait_ms": settings.max_wait_ms, "packing": settings.packing}
 
 
-def run_raw_subprocess(n_texts: int, small_batch: int) -> dict[str, Any]:
+def run_raw_subprocess(n_texts: int, small_batch: int, backend: str) -> dict[str, Any]:
     """Phase 1 in a child process, so the bench process never loads torch or holds its threads."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--raw-only",
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--raw-only", "--backend", backend,
            "--raw-texts", str(n_texts), "--connections", str(small_batch)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -431,6 +442,9 @@ def redis_keys(redis_url: str) -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", default="auto",
+                        choices=["auto", "torch", "onnx", "onnx-int8"],
+                        help="EMBEDDER_BACKEND for the service and the raw ceiling")
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured phase")
     parser.add_argument("--port", type=int, default=8090, help="preferred port for the service")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
@@ -438,6 +452,9 @@ def parse_args() -> argparse.Namespace:
                         help="wrk threads (1 leaves the CPU to the service)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15",
                         help="Redis database for the cache tier; FLUSHED at the start")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="phase 1 only (no service, no wrk): the backend's ceiling against "
+                             "torch fp32, and a lossy backend's head accuracy")
     parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--raw-texts", type=int, default=RAW_TEXTS, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -484,7 +501,7 @@ def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[st
     OUT_DIR.mkdir(exist_ok=True)
     log_path.unlink(missing_ok=True)
     flush_redis(args.redis_url)
-    env = {"EMBEDDER_REDIS_URL": args.redis_url}
+    env = {"EMBEDDER_REDIS_URL": args.redis_url, "EMBEDDER_BACKEND": args.backend}
     conns, threads, duration = args.connections, args.threads, args.duration
     redis_errors: list[float] = []  # per service process
 
@@ -529,7 +546,7 @@ def average_raw(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     The mean is steadier than either on a shared machine; a wide gap flags a noisy run.
     """
     raw = dict(before)
-    for key in ("raw_tps", "raw_small_batch_tps"):
+    for key in ("raw_tps", "raw_tps_torch", "raw_small_batch_tps"):
         raw[key] = (before[key] + after[key]) / 2
         raw[f"{key}_runs"] = [round(before[key], 1), round(after[key], 1)]
     spread = abs(before["raw_tps"] - after["raw_tps"]) / raw["raw_tps"]
@@ -543,7 +560,7 @@ def average_raw(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
 def summarise(results: dict[str, PhaseResult], raw: dict[str, Any]) -> dict[str, Any]:
     """The flat figures of the JSON line, plus the evidence behind them."""
     service, single, warm = results["service"], results["single"], results["warm"]
-    out: dict[str, Any] = {"raw_tps": round(raw["raw_tps"], 1)}
+    out: dict[str, Any] = speedup(raw)
     for name, phase in results.items():
         out[f"{name}_tps"] = round(phase.tps, 1)
         out[f"{name}_p50_ms"] = round(phase.p50_ms, 2)
@@ -578,8 +595,37 @@ def summarise(results: dict[str, PhaseResult], raw: dict[str, Any]) -> dict[str,
 
 
 def log_raw(raw: dict[str, Any]) -> None:
-    log(f"raw: {raw['raw_tps']:.1f} texts/s at batch {raw['raw_batch_size']} (sorted), "
+    log(f"raw {raw['backend']}: {raw['raw_tps']:.1f} texts/s at batch {raw['raw_batch_size']} "
+        f"(sorted; torch fp32 {raw['raw_tps_torch']:.1f}), "
         f"{raw['raw_small_batch_tps']:.1f} texts/s at batch {raw['raw_small_batch_size']}")
+
+
+def speedup(raw: dict[str, Any]) -> dict[str, Any]:
+    """The backend's ceiling against torch fp32's, measured in the same run."""
+    return {"backend": raw["backend"], "raw_tps": round(raw["raw_tps"], 1),
+            "raw_tps_torch": round(raw["raw_tps_torch"], 1),
+            "speedup_over_torch": round(raw["raw_tps"] / raw["raw_tps_torch"], 2)}
+
+
+def ceiling_only(args: argparse.Namespace) -> dict[str, Any]:
+    """``--ceiling-only``: phase 1 (and the head accuracy of a lossy backend), no service."""
+    raw = run_raw_subprocess(args.raw_texts, args.connections, args.backend)
+    log_raw(raw)
+    figures = {**raw, **speedup(raw), **machine_info()}
+    if not raw["identity"].endswith(":fp32"):
+        log("measuring a head's accuracy on its vectors against fp32 (untimed)")
+        figures["head_accuracy_delta"] = head_accuracy_delta(raw["backend"])
+    return figures
+
+
+def head_accuracy_delta(backend: str) -> float:
+    """bench/backend_accuracy.py in a child process: the backend's head accuracy minus fp32's."""
+    cmd = [sys.executable, str(ROOT / "bench" / "backend_accuracy.py"), "--backend", backend]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"the head accuracy measurement failed (exit {done.returncode})")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["head_accuracy_delta"])
 
 
 def main() -> None:
@@ -587,7 +633,10 @@ def main() -> None:
     # A plain `kill` of the bench must still run the finally blocks that stop the service.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.raw_only:
-        print(json.dumps(measure_raw(args.raw_texts, args.connections)))
+        print(json.dumps(measure_raw(args.raw_texts, args.connections, args.backend)))
+        return
+    if args.ceiling_only:
+        print(json.dumps(ceiling_only(args)))
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; install it with `apt-get install wrk` "
@@ -599,20 +648,23 @@ def main() -> None:
         log("warning: the machine is already busy; figures will be noisy")
     phrases = load_phrases()
     log(f"{len(phrases)} distinct phrases; measuring the model in-process")
-    before = run_raw_subprocess(args.raw_texts, args.connections)
+    before = run_raw_subprocess(args.raw_texts, args.connections, args.backend)
     log_raw(before)
     with tempfile.TemporaryDirectory(prefix="polyhead-bench-") as tmp:
         results, evidence = run_service_phases(args, Path(tmp), phrases, before["raw_tps"])
     log("measuring the model in-process again (the machine may have changed)")
-    after = run_raw_subprocess(args.raw_texts, args.connections)
+    after = run_raw_subprocess(args.raw_texts, args.connections, args.backend)
     log_raw(after)
     raw = average_raw(before, after)
     figures = summarise(results, raw)
     figures.update(evidence)
     figures.update(info)
     figures.update({key: raw[key] for key in ("torch_version", "raw_torch_threads", "device",
-                                              "dtype", "model", "max_batch_size",
+                                              "dtype", "model", "identity", "max_batch_size",
                                               "max_wait_ms")})
+    if not raw["identity"].endswith(":fp32"):  # lossy: what it costs a head
+        log("measuring a head's accuracy on its vectors against fp32 (untimed)")
+        figures["head_accuracy_delta"] = head_accuracy_delta(raw["backend"])
     figures.update({"connections": args.connections, "duration_s": args.duration,
                     "wrk_threads": args.threads, "loadavg_at_end": list(os.getloadavg()),
                     "wall_s": round(time.monotonic() - started, 1)})

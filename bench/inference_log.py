@@ -53,6 +53,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,14 @@ from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from serving import PG, REDIS, cpu_seconds, phase, start, training_csv  # noqa: E402
-
-from loadtests.phrases import PhraseConfig, PhraseGenerator  # noqa: E402
-from services.cli import follow  # noqa: E402
-from services.gateway.auth import KeyStore  # noqa: E402
-from services.gateway.inference_log import InferenceLog, SqlSink  # noqa: E402
-from services.gateway.reports import model_report  # noqa: E402
-from shared.db import make_engine, partitions, rollups, session_factory  # noqa: E402
-from shared.db.migrate import upgrade  # noqa: E402
-from shared.registry import Registry  # noqa: E402
+from bench.serving import PG, cpu_seconds, phase, stack_env, start, train_head
+from loadtests.phrases import PhraseConfig, PhraseGenerator
+from services.gateway.auth import KeyStore
+from services.gateway.inference_log import InferenceLog, SqlSink
+from services.gateway.reports import model_report
+from shared.db import make_engine, partitions, rollups, session_factory
+from shared.db.migrate import upgrade
+from shared.registry import Registry
 
 EMBEDDER_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Models of the generated table: name, number of labels, share of the traffic (must sum to 1).
@@ -216,7 +214,7 @@ def register_models(engine: Engine) -> None:
         counts = {f"label_{i}": 20 for i in range(labels)}
         for _ in range(2):
             version = registry.register(
-                name, write=lambda v, name=name: f"file:///nonexistent/{name}/{v}",
+                name, write=partial("file:///nonexistent/{}/{}".format, name),
                 head_type="logreg", embedder_model=EMBEDDER_MODEL, embedder_dim=384,
                 num_classes=labels, train_rows=20 * labels, weighted_f1=0.9, params={},
                 metrics={"class_counts": counts}, data_fingerprint="", job_id=None).version
@@ -386,23 +384,10 @@ def start_stack(url: str, work: Path, procs: dict[str, subprocess.Popen[bytes]],
                 phrases_per_label: int) -> dict[str, str]:
     """Embedder, trainer (trains the head, then stops), classifier and two gateways, as
     serving.py starts them; the environment the logging gateway runs with."""
-    schema = url.rsplit("%3D", 1)[1]
-    env = os.environ | {
-        "HF_HUB_OFFLINE": "1", "LOG_JSON": "false",
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "DATABASE_URL": url, "ARTIFACT_STORE": str(work / "artifacts"), "REDIS_URL": REDIS,
-        "TRAINER_RUN_WORKER": "true", "TRAINER_QUEUE_NAMESPACE": f"bench-{schema}",
-        "EMBEDDER_CACHE_NAMESPACE": f"bench:{schema}",
-        "EMBEDDER_URL": f"http://127.0.0.1:{PORTS['embedder']}",
-        "CLASSIFIER_URLS": f"http://127.0.0.1:{PORTS['classifier']}",
-        "GATEWAY_LOG_DIR": str(work / "inference-log")}
+    env = stack_env(url, work, PORTS["embedder"], PORTS["classifier"])
     for name in ("embedder", "trainer"):
         procs[name] = start(name, [name], env, PORTS[name], work)
-    with httpx.Client(base_url=f"http://127.0.0.1:{PORTS['trainer']}", timeout=300) as trainer:
-        job = trainer.post("/v1/jobs", data={"name": "intents", "head": "logreg"},
-                           files={"file": ("train.csv", training_csv(phrases_per_label))}).json()
-        job = follow(trainer, job["id"], quiet=True)
-        assert job.status == "succeeded", job.error
+    train_head(f"http://127.0.0.1:{PORTS['trainer']}", phrases_per_label)
     stop(procs.pop("trainer"))
     procs["classifier"] = start("classifier", ["classifier"], env, PORTS["classifier"], work)
     procs["gateway-log"] = start("gateway-log", ["gateway"], env, PORTS["gateway-log"], work)

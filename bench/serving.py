@@ -35,13 +35,13 @@ from sqlalchemy import func, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from loadtests.phrases import PhraseConfig, PhraseGenerator  # noqa: E402
-from services.cli import follow  # noqa: E402
-from services.gateway.auth import KeyStore  # noqa: E402
-from shared.db import make_engine, session_factory  # noqa: E402
-from shared.db.migrate import upgrade  # noqa: E402
-from shared.db.models import Inference  # noqa: E402
-from shared.http import NotReady, wait_ready  # noqa: E402
+from loadtests.phrases import PhraseConfig, PhraseGenerator
+from services.cli import follow
+from services.gateway.auth import KeyStore
+from shared.db import make_engine, session_factory
+from shared.db.migrate import upgrade
+from shared.db.models import Inference
+from shared.http import NotReady, wait_ready
 
 PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -84,6 +84,30 @@ def cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def stack_env(db: str, work: Path, embedder_port: int, classifier_port: int) -> dict[str, str]:
+    """The environment of every service in the bench's stack: the database schema of ``db``
+    (its name also keys the trainer's queue and the embedder's Redis cache), files in ``work``."""
+    schema = db.rsplit("%3D", 1)[1]
+    return os.environ | {
+        "HF_HUB_OFFLINE": "1", "LOG_JSON": "false",
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        "DATABASE_URL": db, "ARTIFACT_STORE": str(work / "artifacts"), "REDIS_URL": REDIS,
+        "TRAINER_RUN_WORKER": "true", "TRAINER_QUEUE_NAMESPACE": f"bench-{schema}",
+        "EMBEDDER_CACHE_NAMESPACE": f"bench:{schema}",
+        "EMBEDDER_URL": f"http://127.0.0.1:{embedder_port}",
+        "CLASSIFIER_URLS": f"http://127.0.0.1:{classifier_port}",
+        "GATEWAY_LOG_DIR": str(work / "inference-log")}
+
+
+def train_head(trainer_url: str, per_label: int) -> None:
+    """Train the bench's head (logistic regression on CLINC150) through the trainer."""
+    with httpx.Client(base_url=trainer_url, timeout=300) as trainer:
+        job = trainer.post("/v1/jobs", data={"name": "intents", "head": "logreg"},
+                           files={"file": ("train.csv", training_csv(per_label))}).json()
+        job = follow(trainer, job["id"], quiet=True)
+        assert job.status == "succeeded", job.error
 
 
 def training_csv(per_label: int) -> bytes:
@@ -150,22 +174,12 @@ def main() -> None:
     engine = make_engine(db)
     upgrade(engine)
     key = KeyStore(session_factory(engine)).create("bench", ["predict", "admin"])
-    env = os.environ | {
-        "HF_HUB_OFFLINE": "1", "LOG_JSON": "false", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "DATABASE_URL": db, "ARTIFACT_STORE": str(work / "artifacts"), "REDIS_URL": REDIS,
-        "TRAINER_RUN_WORKER": "true", "TRAINER_QUEUE_NAMESPACE": f"bench-{schema}",
-        "EMBEDDER_CACHE_NAMESPACE": f"bench:{schema}",
-        "EMBEDDER_URL": "http://127.0.0.1:18101", "CLASSIFIER_URLS": "http://127.0.0.1:18102",
-        "GATEWAY_LOG_DIR": str(work / "inference-log")}
+    env = stack_env(db, work, embedder_port=18101, classifier_port=18102)
     procs = []
     try:
         procs.append(start("embedder", ["embedder"], env, 18101, work))
         procs.append(start("trainer", ["trainer"], env, 18103, work))
-        with httpx.Client(base_url="http://127.0.0.1:18103", timeout=300) as trainer:
-            job = trainer.post("/v1/jobs", data={"name": "intents", "head": "logreg"},
-                               files={"file": ("train.csv", training_csv(args.per_label))}).json()
-            job = follow(trainer, job["id"], quiet=True)
-            assert job.status == "succeeded", job.error
+        train_head("http://127.0.0.1:18103", args.per_label)
         procs.append(start("classifier", ["classifier"], env, 18102, work, args.workers))
         procs.append(start("gateway-log", ["gateway"], env, 18100, work, args.workers))
         procs.append(start("gateway-nolog", ["gateway"],
@@ -187,13 +201,13 @@ def main() -> None:
             result["cpu_ms_per_request"] = ((cpu_seconds(pids[name]) - cpu_before) * 1000
                                             / max(result["ok"], 1))
             results[name].append(result)
-            print(json.dumps({"phase": i, "gateway": name} | {k: round(v, 1) for k, v in result.items()}),
-                  flush=True)
+            rounded = {k: round(v, 1) for k, v in result.items()}
+            print(json.dumps({"phase": i, "gateway": name} | rounded), flush=True)
         # Count what the logging gateway answered (warm-up included) against the rows it wrote.
         procs[3].terminate()  # graceful: drains its buffer
         procs[3].wait(60)
         with engine.connect() as c:
-            logged = int(c.scalar(select(func.count()).select_from(Inference)))
+            logged = int(c.scalar(select(func.count()).select_from(Inference)) or 0)
         answered = warm["log"]["ok"] + sum(int(r["ok"]) for r in results["log"])
     finally:
         for proc in procs:

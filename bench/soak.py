@@ -41,9 +41,9 @@ from sqlalchemy import func, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from loadtests.phrases import PhraseConfig, PhraseGenerator  # noqa: E402
-from shared.db import make_engine  # noqa: E402
-from shared.db.models import Inference  # noqa: E402
+from loadtests.phrases import PhraseConfig, PhraseGenerator
+from shared.db import make_engine
+from shared.db.models import Inference
 
 MODEL = "clinc-intents"
 SERVICES = ("embedder", "trainer", "classifier", "gateway")
@@ -208,21 +208,21 @@ def main() -> int:
         stop = threading.Event()
         clients = [Client(gateway, key, seed, stop) for seed in range(args.clients)]
         started = time.monotonic()
-        for c in clients:
-            c.start()
+        for client in clients:
+            client.start()
         memory: dict[str, list[tuple[float, float]]] = {n: [] for n in procs}
         print("t_s " + " ".join(f"{n}_mb" for n in procs) + " requests errors")
         while (elapsed := time.monotonic() - started) < args.duration:
             for name, proc in procs.items():
                 memory[name].append((elapsed, proc.memory_info().rss / 2**20))
             requests = sum(len(c.latencies) for c in clients)
-            errors = sum(sum(c.errors.values()) for c in clients)
+            failed = sum(sum(c.errors.values()) for c in clients)
             print(f"{elapsed:5.0f} " + " ".join(f"{memory[n][-1][1]:8.1f}" for n in procs)
-                  + f" {requests} {errors}", flush=True)
+                  + f" {requests} {failed}", flush=True)
             time.sleep(args.sample_s)
         stop.set()
-        for c in clients:
-            c.join(60)
+        for client in clients:
+            client.join(60)
         wall = time.monotonic() - started
 
         predicted = sum(c.predicted for c in clients)
@@ -238,8 +238,8 @@ def main() -> int:
 
         latencies = np.array([x for c in clients for x in c.latencies]) * 1000
         errors: dict[str, int] = {}
-        for c in clients:
-            for k, v in c.errors.items():
+        for client in clients:
+            for k, v in client.errors.items():
                 errors[k] = errors.get(k, 0) + v
         summary: dict[str, object] = {
             "duration_s": round(wall), "clients": args.clients,
@@ -252,7 +252,8 @@ def main() -> int:
             "predicted_texts": predicted, "logged_rows": logged}
         for name, samples in memory.items():
             warm = [s for s in samples if s[0] >= args.warmup * args.duration]
-            summary[name] = {"rss_warm_mb": round(warm[0][1], 1), "rss_end_mb": round(warm[-1][1], 1),
+            summary[name] = {"rss_warm_mb": round(warm[0][1], 1),
+                             "rss_end_mb": round(warm[-1][1], 1),
                              "growth_mb": round(warm[-1][1] - warm[0][1], 1),
                              "slope_mb_per_min": round(slope_mb_per_min(warm), 2)}
         print(json.dumps(summary))

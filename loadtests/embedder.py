@@ -35,7 +35,7 @@ BATCH_MIN = int(os.environ.get("LOCUST_BATCH_MIN", "2"))
 BATCH_MAX = int(os.environ.get("LOCUST_BATCH_MAX", "16"))
 ENCODING = os.environ.get("LOCUST_ENCODING", "float")
 SEED = os.environ.get("LOCUST_SEED")
-EmbeddingRequest(input="check the settings", encoding_format=ENCODING)  # type: ignore[arg-type]
+EmbeddingRequest(input="check the settings", encoding_format=ENCODING)
 if not 1 <= BATCH_MIN <= BATCH_MAX:
     raise ValueError(f"need 1 <= LOCUST_BATCH_MIN <= LOCUST_BATCH_MAX: {BATCH_MIN}..{BATCH_MAX}")
 _user_ids = itertools.count()
@@ -77,7 +77,7 @@ class EmbedderUser(FastHttpUser):
         self._embed(self.phrases.batch(n), name="/v1/embeddings [batch]")
 
     def _embed(self, texts: str | list[str], name: str) -> None:
-        body = EmbeddingRequest(input=texts, encoding_format=ENCODING)  # type: ignore[arg-type]
+        body = EmbeddingRequest(input=texts, encoding_format=ENCODING)
         expected = len(body.texts())
         with self.client.post("/v1/embeddings", json=body.model_dump(exclude_none=True),
                               name=name, catch_response=True) as response:

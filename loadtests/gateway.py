@@ -4,16 +4,21 @@
         --host http://127.0.0.1:8000 --headless -u 20 -r 5 -t 1m
 
 Bodies use the shared request contract and every answer is validated against the response
-contract. Settings: ``LOCUST_API_KEY`` (a key with the predict scope), ``LOCUST_MODELS``
+contract. Each simulated user sends a ``routing_key`` of its own, so while a model has a canary
+(``polyhead canary``) a user stays on one version, as a real one would.
+
+Settings: ``LOCUST_API_KEY`` (a key with the predict scope), ``LOCUST_MODELS``
 (comma-separated models to spread traffic over; default clinc-intents, the demo head of
-``polyhead up``), ``LOCUST_BATCH_MAX`` (texts per batch request, 8), ``LOCUST_FEEDBACK_RATIO`` (share
-of predictions that get a feedback call, 0.05), plus the phrase settings of ``phrases.py``.
+``polyhead up``), ``LOCUST_BATCH_MAX`` (texts per batch request, 8),
+``LOCUST_FEEDBACK_RATIO`` (share of predictions that get a feedback call, 0.05), plus the
+phrase settings of ``phrases.py``.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import uuid
 from typing import Any
 
 from locust import FastHttpUser, between, task
@@ -37,15 +42,18 @@ class GatewayUser(FastHttpUser):
     def on_start(self) -> None:
         self.phrases = PhraseGenerator(CORPUS, CONFIG, random.Random())
         self.headers = {"Authorization": f"Bearer {KEY}"}
+        self.routing_key = f"user-{uuid.uuid4().hex[:12]}"
 
     @task(4)
     def single(self) -> None:
-        self._predict(PredictRequest(text=self.phrases.next()), "predict [1]")
+        self._predict(PredictRequest(text=self.phrases.next(), routing_key=self.routing_key),
+                      "predict [1]")
 
     @task(1)
     def batch(self) -> None:
         texts = self.phrases.batch(self.phrases.rng.randint(2, BATCH_MAX))
-        self._predict(PredictRequest(texts=texts), "predict [batch]")
+        self._predict(PredictRequest(texts=texts, routing_key=self.routing_key),
+                      "predict [batch]")
 
     def _predict(self, body: PredictRequest, name: str) -> None:
         expected = len(body.all_texts())

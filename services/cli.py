@@ -3,8 +3,11 @@
     polyhead train data.csv --name intents        # upload, follow with a progress bar, report
     polyhead models                                # models, versions, production aliases
     polyhead promote intents 3 | polyhead rollback intents
+    polyhead explain intents "where is my parcel"  # which words moved the answer (gateway)
+    polyhead shadow intents 4 | polyhead canary intents 4 --weight 0.1 | polyhead withdraw intents
     polyhead keys create support-app --scopes predict   # into polyhead up's database
     polyhead up                                    # the whole suite, locally
+    polyhead export-model [--int8]                 # the embedder's ONNX graph, ahead of start
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from services import cli_explain, cli_rollout
+from services.embedder import export_cli
 from shared.contracts.training import Job
 from shared.internal_auth import env_internal_headers
 
@@ -107,7 +112,8 @@ def print_report(job: Job, *, as_json: bool = False) -> None:
     print(f"  on training data: weighted F1 {train_.get('weighted_f1')} "
           f"(gap {report.get('train_cv_gap')})")
     for kind, result in (report.get("candidates") or {}).items():
-        print(f"  candidate {kind:8} weighted F1 {result['weighted_f1']}  ({result['fit_seconds']} s)")
+        print(f"  candidate {kind:8} weighted F1 {result['weighted_f1']}  "
+              f"({result['fit_seconds']} s)")
     for kind, why in (report.get("skipped") or {}).items():
         print(f"  skipped   {kind:8} {why}")
     weighting = report.get("class_weight") or {}
@@ -115,9 +121,11 @@ def print_report(job: Job, *, as_json: bool = False) -> None:
           f"{ {k: v for k, v in weighting.items() if k.endswith('_f1')} or ''}")
     threshold = report.get("threshold")
     if threshold:
-        extra = f", out-of-scope recall {threshold['oos_recall']}" if "oos_recall" in threshold else ""
-        print(f"  abstains below {threshold['threshold']:.3f}: in-scope accuracy "
-              f"{threshold['in_scope_accuracy']}{extra}")
+        recall = threshold.get("oos_recall")
+        extra = f", out-of-scope recall {recall}" if recall is not None else ""
+        print(f"  abstains when its {threshold.get('score', 'score')} is below "
+              f"{threshold['threshold']:.3f}: {threshold.get('in_scope_abstain_rate', 0):.2%} of "
+              f"in-scope rows abstain, in-scope accuracy {threshold['in_scope_accuracy']}{extra}")
     data = report.get("data") or {}
     for reason, info in (data.get("dropped") or {}).items():
         print(f"  dropped {info['rows']} rows: {reason.replace('_', ' ')}")
@@ -232,6 +240,9 @@ def parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="production back to the previous version")
     rb.add_argument("name")
     rb.set_defaults(func=rollback)
+    cli_explain.add_parser(sub)
+    cli_rollout.add_parsers(sub)
+    export_cli.add_parser(sub)
     k = sub.add_parser("keys", help="create or revoke gateway API keys (talks to the database)")
     k.add_argument("action", choices=["create", "revoke"])
     k.add_argument("name", help="who uses the key, e.g. support-app")

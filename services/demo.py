@@ -1,5 +1,8 @@
 """The demo head ``polyhead up`` trains on first start: ``clinc-intents``, from CLINC150.
 
+It trains with CLINC150's out-of-scope examples (``oos_train.csv`` and ``oos_val.csv``, label
+``oos``), which calibrate the abstain threshold, so nonsense abstains out of the box.
+
 Trained once: not when the registry has it already, and a demo job a stopped run left
 unfinished is followed to its end rather than submitted again.
 """
@@ -17,7 +20,10 @@ import httpx
 
 from shared.internal_auth import env_internal_headers
 
-DEMO_CSV = Path(__file__).resolve().parents[1] / "data" / "clinc150" / "train.csv"
+CLINC = Path(__file__).resolve().parents[1] / "data" / "clinc150"
+DEMO_CSV = CLINC / "train.csv"
+OOS_CSVS = (CLINC / "oos_train.csv", CLINC / "oos_val.csv")
+OOS_LABEL = "oos"
 DEMO_MODEL = "clinc-intents"
 
 
@@ -25,9 +31,14 @@ class DemoError(Exception):
     pass
 
 
+def _rows(path: Path) -> list[tuple[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [(r["text"], r["label"]) for r in csv.DictReader(f)]
+
+
 def demo_csv(per_label: int, labels: int) -> bytes:
-    with DEMO_CSV.open(newline="", encoding="utf-8") as f:
-        rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+    """``per_label`` rows of the first ``labels`` intents, then every out-of-scope row."""
+    rows = _rows(DEMO_CSV)
     chosen = set(sorted({label for _, label in rows})[:labels])
     counts: dict[str, int] = {}
     out = io.StringIO()
@@ -37,6 +48,8 @@ def demo_csv(per_label: int, labels: int) -> bytes:
         if label in chosen and counts.get(label, 0) < per_label:
             counts[label] = counts.get(label, 0) + 1
             writer.writerow([text, label])
+    writer.writerows((text, OOS_LABEL) for path in OOS_CSVS if path.exists()
+                     for text, _ in _rows(path))
     return out.getvalue().encode()
 
 
@@ -61,7 +74,8 @@ def train_demo(trainer_url: str, gateway_url: str, key: str, args: argparse.Name
         else:
             print(f"training the demo head {DEMO_MODEL!r} from CLINC150 (first start only)",
                   file=sys.stderr)
-            job_id = trainer.post("/v1/jobs", data={"name": DEMO_MODEL, "head": "logreg"}, files={
+            job_id = trainer.post("/v1/jobs", data={"name": DEMO_MODEL, "head": "logreg",
+                                                    "oos_label": OOS_LABEL}, files={
                 "file": ("clinc150.csv", demo_csv(args.demo_per_label, args.demo_labels))}
             ).json()["id"]
         done = follow(trainer, job_id)

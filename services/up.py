@@ -235,5 +235,6 @@ polyhead is up (Ctrl-C stops it). Data and logs: {data}
 
 try:
   curl -s {urls['gateway']}/v1/models/{DEMO_MODEL}/predict -H 'Authorization: Bearer {key}' \\
-       -H 'content-type: application/json' -d '{{"text": "how much money is in my checking account"}}'
+       -H 'content-type: application/json' \\
+       -d '{{"text": "how much money is in my checking account"}}'
 """

@@ -59,7 +59,7 @@ def build_app(*, service: str, title: str, description: str, version: str,
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, overrides=body_limits)
     app.add_middleware(RefuseNul)
     app.add_middleware(RequestMetrics, service=service)
-    app.add_middleware(request_id_middleware)  # type: ignore[arg-type]
+    app.add_middleware(request_id_middleware)
     return app
 
 

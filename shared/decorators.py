@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import tenacity
 
@@ -43,10 +43,10 @@ def retry(*, attempts: int = 3, on: tuple[type[BaseException], ...] = (Exception
     With a ``budget``, a retry happens only while the budget allows it. The last error is
     re-raised unchanged, so callers handle one error type either way.
     """
-    condition = tenacity.retry_if_exception_type(on)
+    condition: tenacity.retry_base = tenacity.retry_if_exception_type(on)
     if budget is not None:
         condition = condition & tenacity.retry_if_exception(lambda _: budget.spend())
-    return tenacity.retry(
+    return cast(Callable[[F], F], tenacity.retry(
         stop=tenacity.stop_after_attempt(attempts),
         # Jitter of the same size as the first wait (tenacity's default is a whole second).
         wait=tenacity.wait_exponential_jitter(multiplier=first_wait_s, jitter=first_wait_s,
@@ -54,4 +54,4 @@ def retry(*, attempts: int = 3, on: tuple[type[BaseException], ...] = (Exception
         retry=condition,
         before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
         reraise=True,
-    )
+    ))

@@ -7,17 +7,17 @@ with their stack and answered with a generic 500 naming the request id, never th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import sqlalchemy.exc
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from shared.responses import JSONBytes
 from starlette.exceptions import HTTPException
 
 from shared.contracts.errors import ErrorDetail, ErrorResponse
 from shared.messages import describe
 from shared.request_id import current_request_id
+from shared.responses import JSONBytes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def status_for(exc: PolyheadError) -> tuple[int, str]:
 
 
 def error_response(status: int, type_: str, message: str, *, param: str | None = None,
-                   code: str | None = None, headers: dict[str, str] | None = None
+                   code: str | None = None, headers: Mapping[str, str] | None = None
                    ) -> JSONBytes:
     body = ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code,
                                            request_id=current_request_id()))

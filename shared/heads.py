@@ -1,8 +1,9 @@
 """Classifier heads as data: what the trainer writes and the classifier serves.
 
-A head is a small model over embeddings. It is stored as plain arrays (``weights.npz``, loaded
-with ``allow_pickle=False``) or an XGBoost booster (``booster.ubj``) plus ``head.json``, never
-as a pickle, so loading an artifact cannot run code. Serving needs only NumPy (and XGBoost for
+A head is a small model over embeddings. It is stored as plain arrays (``weights.npz``: its
+layers and, when it has an in-scope score, the score's prototypes; loaded with
+``allow_pickle=False``) or an XGBoost booster (``booster.ubj``) plus ``head.json``, never as a
+pickle, so loading an artifact cannot run code. Serving needs only NumPy (and XGBoost for
 XGBoost heads), not torch or scikit-learn.
 """
 
@@ -15,8 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from shared.embedding_identity import accepts
+from shared.scope import Scope
+
 HeadType = Literal["logreg", "mlp", "xgboost"]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the optional in-scope score ("scope"); 1 still loads
+READABLE_FORMATS = (1, 2)
 
 
 class HeadMismatch(ValueError):
@@ -42,15 +47,28 @@ class Head:
     # Dense heads: (weight, bias) per layer, ReLU between layers; logreg has one layer.
     layers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     booster: bytes | None = None  # XGBoost heads: the booster in UBJSON
-    threshold: float | None = None  # abstain when the top probability is below it
+    # Abstain below this: on the scope's score when there is a scope, else on the top
+    # probability (a threshold the user fixed, or a head saved before scopes existed).
+    threshold: float | None = None
+    scope: Scope | None = None
+    # shared.embedding_identity of the training vectors; None: saved before identities
+    # existed, taken as the exact (fp32) embeddings of embedder_model.
+    embedder_identity: str | None = None
     _xgb: Any = field(default=None, repr=False, compare=False)
 
-    def check_embedder(self, model: str, dim: int) -> None:
+    def check_embedder(self, model: str, dim: int, identity: str | None = None) -> None:
+        """Refuse vectors of another model, dimension or (when known) embedding identity."""
         if (model, dim) != (self.embedder_model, self.embedder_dim):
             raise HeadMismatch(
                 f"head was trained on embeddings of {self.embedder_model} "
                 f"({self.embedder_dim}-d) but the embedder serves {model} ({dim}-d); "
                 "retrain the head against this embedder")
+        if identity is not None and not accepts(self.embedder_identity, self.embedder_model,
+                                                identity):
+            trained = self.embedder_identity or f"{self.embedder_model} (fp32)"
+            raise HeadMismatch(
+                f"head was trained on {trained} embeddings but the embedder serves {identity}; "
+                "retrain the head against this embedder or serve it with a matching backend")
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, len(labels))."""
@@ -66,14 +84,19 @@ class Head:
                 np.maximum(h, 0, out=h)
         return softmax(h)
 
+    def in_scope(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The score the threshold applies to (higher: more in scope)."""
+        return self.scope.score(x, probs) if self.scope is not None else probs.max(axis=1)
+
     def predict(self, x: np.ndarray, top_k: int = 3) -> list[HeadPrediction]:
         probs = self.predict_proba(x)
         k = min(top_k, len(self.labels))
         order = np.argsort(-probs, axis=1)[:, :k]
+        scores = self.in_scope(x, probs) if self.threshold is not None else None
         out = []
-        for row, idx in zip(probs, order, strict=True):
+        for i, (row, idx) in enumerate(zip(probs, order, strict=True)):
             best = float(row[idx[0]])
-            abstain = self.threshold is not None and best < self.threshold
+            abstain = scores is not None and bool(scores[i] < self.threshold)
             out.append(HeadPrediction(label=None if abstain else self.labels[idx[0]],
                                       probability=best, abstained=abstain,
                                       top=[(self.labels[j], float(row[j])) for j in idx]))
@@ -95,12 +118,16 @@ class Head:
     def to_files(self) -> dict[str, bytes]:
         meta = {"format_version": FORMAT_VERSION, "kind": self.kind, "labels": self.labels,
                 "embedder_model": self.embedder_model, "embedder_dim": self.embedder_dim,
-                "threshold": self.threshold, "layers": len(self.layers), "cleaning": "shared.text.clean"}
+                "threshold": self.threshold, "layers": len(self.layers),
+                "embedder_identity": self.embedder_identity, "cleaning": "shared.text.clean",
+                "scope": self.scope.meta() if self.scope is not None else None}
         files = {"head.json": json.dumps(meta, indent=2).encode()}
-        if self.layers:
+        arrays: dict[str, Any] = {f"{name}{i}": a for i, (w, b) in enumerate(self.layers)
+                                  for name, a in (("w", w), ("b", b))}
+        if self.scope is not None:
+            arrays["scope_prototypes"] = self.scope.prototypes.astype(np.float16)
+        if arrays:
             buf = io.BytesIO()
-            arrays = {f"{name}{i}": a for i, (w, b) in enumerate(self.layers)
-                      for name, a in (("w", w), ("b", b))}
             np.savez(buf, **arrays)
             files["weights.npz"] = buf.getvalue()
         if self.booster is not None:
@@ -110,23 +137,32 @@ class Head:
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> Head:
         meta = json.loads(files["head.json"])
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in READABLE_FORMATS:
             raise ValueError(f"unsupported head format {meta.get('format_version')}")
-        layers = []
-        if meta["layers"]:
+        layers, scope = [], None
+        if "weights.npz" in files:
             with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
                 layers = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32))
                           for i in range(meta["layers"])]
+                if meta.get("scope"):
+                    scope = Scope.from_meta(meta["scope"], z["scope_prototypes"])
         return cls(kind=meta["kind"], labels=list(meta["labels"]),
                    embedder_model=meta["embedder_model"], embedder_dim=int(meta["embedder_dim"]),
-                   layers=layers, booster=files.get("booster.ubj"), threshold=meta["threshold"])
+                   layers=layers, booster=files.get("booster.ubj"), threshold=meta["threshold"],
+                   embedder_identity=meta.get("embedder_identity"), scope=scope)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the served arrays (layers, scope prototypes; an XGBoost booster's size)."""
+        layers = sum(w.nbytes + b.nbytes for w, b in self.layers)
+        return int(layers + len(self.booster or b"") + (self.scope.nbytes if self.scope else 0))
 
 
 HEAD_FILES = ("head.json", "weights.npz", "booster.ubj")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
+    z: np.ndarray = logits - logits.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z

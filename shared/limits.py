@@ -1,4 +1,4 @@
-"""The input limits the gateway, the classifier and the embedder all put on a list of texts."""
+"""The input limits the gateway, the classifier and the embedder all put on texts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ def check_texts(texts: list[str], *, max_texts: int, max_chars: int, param: str)
         raise InvalidInput(f"{param} has {len(texts)} texts; the limit is {max_texts} "
                            "per request", param=param)
     for i, text in enumerate(texts):
-        if len(text) > max_chars:
-            raise InvalidInput(f"{param}[{i}] has {len(text)} characters; the limit is "
-                               f"{max_chars}", param=f"{param}[{i}]")
-        if not text.strip():
-            raise InvalidInput(f"{param}[{i}] is empty or only whitespace", param=f"{param}[{i}]")
+        check_text(text, max_chars=max_chars, param=f"{param}[{i}]")
+
+
+def check_text(text: str, *, max_chars: int, param: str) -> None:
+    """Refuse one text over ``max_chars``, or an empty one, with a 422 that names ``param``."""
+    if len(text) > max_chars:
+        raise InvalidInput(f"{param} has {len(text)} characters; the limit is {max_chars}",
+                           param=param)
+    if not text.strip():
+        raise InvalidInput(f"{param} is empty or only whitespace", param=param)

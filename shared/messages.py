@@ -8,7 +8,7 @@ becomes one sentence that names the field as the caller wrote it (``texts[2]``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
@@ -61,7 +61,7 @@ def field_path(loc: Sequence[Any]) -> str:
     return path or "body"
 
 
-def describe(errors: Sequence[dict[str, Any]], body: Any = None) -> tuple[str, str]:
+def describe(errors: Sequence[Mapping[str, Any]], body: Any = None) -> tuple[str, str]:
     """(message, param): up to five sentences, and the field of the first problem.
 
     ``body``: the request body as received, to place a JSON syntax error (line, column).
@@ -78,7 +78,7 @@ def describe(errors: Sequence[dict[str, Any]], body: Any = None) -> tuple[str, s
     return "; ".join(sentences) or "the request is not valid", param or "body"
 
 
-def _sentence(error: dict[str, Any], body: Any) -> tuple[str, str]:
+def _sentence(error: Mapping[str, Any], body: Any) -> tuple[str, str]:
     kind, ctx = error.get("type", ""), error.get("ctx") or {}
     loc = error.get("loc", ())
     if kind == "json_invalid":

@@ -67,7 +67,7 @@ def remove_collector(collector: Collector) -> None:
 def metrics_response() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
         for collector in _EXTRA:
             registry.register(collector)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

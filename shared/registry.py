@@ -1,19 +1,24 @@
-"""The model registry: named models, numbered versions, and the ``production`` alias.
+"""The model registry: named models, numbered versions, the ``production`` alias and the
+``candidate`` alias (one shadow or canary version at a time: :mod:`shared.candidates`).
 
-Every move of the alias is an :class:`AliasEvent`; rollback replays them as a stack (each
-promotion pushes, each rollback pops), so rolling back twice from v3 goes to v2, then v1.
-Used by the trainer (register, promote) and the classifier (which version to serve).
+Every move of an alias is an :class:`AliasEvent`; rollback replays the production ones as a
+stack (each promotion pushes, each rollback pops), so rolling back twice from v3 goes to v2,
+then v1. Used by the trainer (register, promote), the gateway (admin routes) and the classifier
+(which versions to serve).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from shared import candidates
+from shared.contracts.rollout import Candidate, CandidateMove
 from shared.contracts.training import AliasMove, ModelInfo, Version
 from shared.db.models import AliasEvent, Model, ModelVersion
 from shared.errors import Conflict, NotFound
@@ -43,6 +48,14 @@ def labels_of(metrics: dict[str, Any]) -> list[str]:
     return sorted({*classes_of(metrics), *([oos] if oos else [])})
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What a classifier serves of one model: its production version and candidate, if any."""
+
+    production: int
+    candidate: Candidate | None
+
+
 class Registry:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
@@ -65,17 +78,23 @@ class Registry:
             number = model.production_version if version == "production" else version
             row = next((v for v in model.versions if v.version == number), None)
             if row is None:
-                what = "no production version" if version == "production" else f"no version {version}"
+                what = ("no production version" if version == "production"
+                        else f"no version {version}")
                 raise NotFound(f"model {name!r} has {what}; versions: "
                                f"{[v.version for v in model.versions]}", param="version")
             return _version(name, row)
 
-    def production_versions(self) -> dict[str, int]:
-        """name -> production version, for every model that has one (a cheap poll)."""
+    def serving(self) -> dict[str, Serving]:
+        """name -> production version and candidate, for every model in production (one
+        cheap query: the classifiers' poll)."""
         with self.sessions() as s:
-            rows = s.execute(select(Model.name, Model.production_version)
+            rows = s.execute(select(Model.name, Model.production_version,
+                                    Model.candidate_version, Model.candidate_mode,
+                                    Model.candidate_share)
                              .where(Model.production_version.is_not(None))).all()
-            return {name: int(v) for name, v in rows}
+            return {name: Serving(production, candidates.candidate_of(version, mode, share))
+                    for name, production, version, mode, share in rows
+                    if production is not None}
 
     # Writes ----------------------------------------------------------------------------------
 
@@ -104,11 +123,51 @@ class Registry:
         with self.sessions.begin() as s:
             model = self._lock(s, name)
             stack = _alias_stack(s.scalars(select(AliasEvent)
-                                           .where(AliasEvent.model_id == model.id)
+                                           .where(AliasEvent.model_id == model.id,
+                                                  AliasEvent.alias == "production")
                                            .order_by(AliasEvent.id)).all())
             if len(stack) < 2:
                 raise Conflict(f"model {name!r} has no earlier production version to roll back to")
             return self._move(s, model, stack[-2], "rollback", actor, reason)
+
+    def set_candidate(self, name: str, candidate: Candidate, *, actor: str = "system",
+                      reason: str = "") -> CandidateMove:
+        """Make ``candidate`` the model's shadow or canary. 404 for an unknown model or version;
+        409 (nothing changed) when the model has no production version, the version is
+        production or was trained on another embedder, or another candidate is running.
+        The running candidate again with a new mode or share is a change, not a conflict."""
+        with self.sessions.begin() as s:
+            model = self._lock(s, name)
+            rows = {v.version: v for v in s.scalars(select(ModelVersion)
+                                                    .where(ModelVersion.model_id == model.id))}
+            candidates.check(model, rows, candidate.version)
+            previous = candidates.candidate_of(model.candidate_version, model.candidate_mode,
+                                               model.candidate_share)
+            if previous == candidate:
+                return CandidateMove(model=name, action="unchanged", previous=previous,
+                                     candidate=candidate)
+            if previous is not None and previous.version != candidate.version:
+                raise Conflict(f"model {name!r} already has a candidate: v{previous.version} "
+                               f"({previous.mode}, share {previous.share:g}); withdraw it first",
+                               param="version")
+            model.candidate_version, model.candidate_mode, model.candidate_share = (
+                candidate.version, candidate.mode, candidate.share)
+            s.add(AliasEvent(model_id=model.id, alias="candidate",
+                             from_version=previous.version if previous else None,
+                             to_version=candidate.version, action=candidate.mode, actor=actor,
+                             reason=f"share {candidate.share:g}" + (f"; {reason}" if reason
+                                                                      else "")))
+            return CandidateMove(model=name, action=candidate.mode, previous=previous,
+                                 candidate=candidate)
+
+    def clear_candidate(self, name: str, *, actor: str = "system",
+                        reason: str = "") -> CandidateMove:
+        """Withdraw the model's candidate (``unchanged`` when it has none)."""
+        with self.sessions.begin() as s:
+            model = self._lock(s, name)
+            previous = candidates.withdraw(s, model, actor, reason)
+            return CandidateMove(model=name, action="withdraw" if previous else "unchanged",
+                                 previous=previous, candidate=None)
 
     # Internals -------------------------------------------------------------------------------
 
@@ -151,13 +210,17 @@ class Registry:
             model.production_version = version
             s.add(AliasEvent(model_id=model.id, from_version=previous, to_version=version,
                              action=action, actor=actor, reason=reason))
+            if model.candidate_version == version:  # the candidate is production now
+                candidates.withdraw(s, model, actor, f"{action} to production")
         return AliasMove(model=model.name, from_version=previous, to_version=version,
                          action=action if previous != version else "unchanged")
 
 
-def _alias_stack(events: list[AliasEvent]) -> list[int]:
+def _alias_stack(events: Sequence[AliasEvent]) -> list[int]:
     stack: list[int] = []
     for event in events:
+        if event.to_version is None:  # not a production move
+            continue
         if event.action == "rollback":
             while stack and stack[-1] != event.to_version:
                 stack.pop()
@@ -167,7 +230,7 @@ def _alias_stack(events: list[AliasEvent]) -> list[int]:
 
 
 def _version(name: str, row: ModelVersion) -> Version:
-    return Version(model=name, version=row.version, status=row.status,  # type: ignore[arg-type]
+    return Version(model=name, version=row.version, status=row.status,
                    head_type=row.head_type, artifact_uri=row.artifact_uri,
                    embedder_model=row.embedder_model, embedder_dim=row.embedder_dim,
                    num_classes=row.num_classes, train_rows=row.train_rows,
@@ -178,5 +241,8 @@ def _version(name: str, row: ModelVersion) -> Version:
 
 def _model_info(model: Model) -> ModelInfo:
     return ModelInfo(name=model.name, production_version=model.production_version,
+                     candidate=candidates.candidate_of(model.candidate_version,
+                                                       model.candidate_mode,
+                                                       model.candidate_share),
                      versions=[_version(model.name, v) for v in model.versions],
                      created_at=model.created_at, updated_at=model.updated_at)

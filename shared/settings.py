@@ -63,8 +63,14 @@ class EmbedderSettings(ServiceSettings):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: fp16 on CUDA
-    threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = all cores")
-    backend: Literal["torch", "fake"] = "torch"  # fake: hash vectors, for API-shape tests only
+    threads: int = Field(0, ge=0, description="CPU threads of the model runtime; 0 = all cores")
+    # auto: torch fp16 on CUDA; on CPU ONNX Runtime fp32 (exact, ~2x torch), torch if the export
+    # fails. onnx-int8 is lossy (its own embedding identity). fake: hash vectors, API tests only.
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "fake"] = "auto"
+    # Exported ONNX graphs are cached here; unset: beside the model if writable, else in
+    # ~/.cache/polyhead/onnx.
+    onnx_dir: str | None = None
+    onnx_micro_batch: int = Field(32, ge=1, description="texts per ONNX Runtime run (sorted)")
     # Padding-free forward passes: a batch's texts run as one packed sequence with
     # block-diagonal attention. auto = on CPU for BERT-family models (see bench/RESULTS.md).
     packing: Literal["auto", "on", "off"] = "auto"
@@ -73,7 +79,8 @@ class EmbedderSettings(ServiceSettings):
     # Dynamic micro-batching.
     max_batch_size: int = Field(128, ge=1)
     max_batch_tokens: int = Field(16384, ge=16)
-    max_wait_ms: float = Field(5.0, ge=0, description="under load, at most this wait to fill a batch")
+    max_wait_ms: float = Field(5.0, ge=0,
+                               description="under load, at most this wait to fill a batch")
     max_queue_texts: int = Field(8192, ge=1, description="texts waiting before we answer 429")
 
     # Input limits.
@@ -102,7 +109,8 @@ class EmbedderClientSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDER_CLIENT_", extra="ignore",
                                       populate_by_name=True)
 
-    url: str = Field("http://127.0.0.1:8001", validation_alias=_env("EMBEDDER_CLIENT_", "EMBEDDER_URL"))
+    url: str = Field("http://127.0.0.1:8001",
+                     validation_alias=_env("EMBEDDER_CLIENT_", "EMBEDDER_URL"))
     timeout_s: float = Field(10.0, gt=0)
     connect_timeout_s: float = Field(2.0, gt=0)
     max_connections: int = Field(32, ge=1)
@@ -127,7 +135,8 @@ class TrainerSettings(ServiceSettings):
 
     database_url: str = Field("sqlite:///var/polyhead.db",
                               validation_alias=_env("TRAINER_", "DATABASE_URL"))
-    artifact_store: str = Field("var/artifacts", validation_alias=_env("TRAINER_", "ARTIFACT_STORE"),
+    artifact_store: str = Field("var/artifacts",
+                                validation_alias=_env("TRAINER_", "ARTIFACT_STORE"),
                                 description="a folder, or an fsspec URL such as s3://bucket/heads")
     queue_url: str | None = Field(None, validation_alias=_env("TRAINER_", "REDIS_URL"),
                                   description="Redis for the job queue; unset = in-process worker")
@@ -180,6 +189,11 @@ class ClassifierSettings(ServiceSettings):
     max_texts_per_request: int = Field(256, ge=1)
     max_chars_per_text: int = Field(2000, ge=1)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    pinned_heads: int = Field(8, ge=1, description="versions pinned by callers kept loaded "
+                              "(least recently used dropped), beside production and candidates")
+    explain_max_words: int = Field(64, ge=1, description="words in a text to explain; the "
+                                   "text and one variant per word go in one embedder call, so "
+                                   "the limit is also EMBEDDER_CLIENT_BATCH_SIZE - 1")
 
     def model_names(self) -> set[str] | None:
         """None = every model in the registry."""

@@ -12,12 +12,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from services.embedder.backends import Backend
 from shared.http import wait_ready
@@ -62,11 +64,10 @@ def real_backend() -> Backend:
     return load_backend(EmbedderSettings(threads=2))
 
 
-def settings(**overrides: object) -> EmbedderSettings:
+def settings(**overrides: Any) -> EmbedderSettings:
     """Test settings: no Redis unless asked, plain-text logs."""
-    values: dict[str, object] = {"redis_url": None, "log_json": False, "environment": "test"}
-    values.update(overrides)
-    return EmbedderSettings(**values)  # type: ignore[arg-type]
+    values: dict[str, Any] = {"redis_url": None, "log_json": False, "environment": "test"}
+    return EmbedderSettings(**(values | overrides))
 
 
 @asynccontextmanager
@@ -150,7 +151,7 @@ def pg_schema() -> Iterator[str]:
     try:
         with admin.begin() as c:
             c.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any reason fails the run, and says which
         pytest.fail(f"PostgreSQL is not reachable at {PG_URL} ({exc}); start it (see README)")
     try:
         yield f"{PG_URL}?options=-csearch_path%3D{schema}"
@@ -166,6 +167,31 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL schema of the test's own on the real server (dropped afterwards)."""
     with pg_schema() as url:
         yield url
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An engine on the test's own PostgreSQL schema, migrated to the latest revision."""
+    from shared.db import make_engine
+    from shared.db.migrate import upgrade
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database of the test's own (not migrated), once on PostgreSQL
+    and once on SQLite."""
+    from shared.db import make_engine
+
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" \
+        else f"sqlite:///{tmp_path}/db.sqlite"
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
 
 
 class ServerThread:

@@ -42,7 +42,7 @@ def create_app(settings: ClassifierSettings | None = None,
         engine = make_engine(settings.database_url)
         await anyio.to_thread.run_sync(upgrade, engine)
         heads = HeadSet(Registry(session_factory(engine)), ArtifactStore(settings.artifact_store),
-                        settings.model_names())
+                        settings.model_names(), settings.pinned_heads)
         client = embedder or AsyncEmbedderClient()
         app.state.service = ClassifierService(heads, client, settings)
         watcher = asyncio.create_task(_watch(heads, settings.reload_interval_s))
@@ -69,7 +69,7 @@ async def _watch(heads: HeadSet, interval_s: float) -> None:
             for change in await anyio.to_thread.run_sync(heads.refresh):
                 log.info("now serving %s", change)
             record_loaded({served.model: served.version for served in heads.all()})
-        except Exception:  # noqa: BLE001 - registry down: keep serving what is loaded
+        except Exception:
             log.warning("could not read the registry; serving the loaded heads", exc_info=True)
         await asyncio.sleep(interval_s)
 
@@ -78,5 +78,9 @@ def _readiness(request: Request) -> Readiness:
     service: ClassifierService | None = getattr(request.app.state, "service", None)
     if service is None or not service.heads.refreshed:
         return Readiness(status="not_ready", checks={"registry": "not read yet"})
-    return Readiness(status="ready", checks={"registry": "ok",
-                                             "heads": str(len(service.heads.all()))})
+    # A candidate that failed to load is reported, not fatal: production answers alone.
+    failed = ", ".join(f"{model} {version}" for model, version
+                       in sorted(service.heads.failures.items()))
+    return Readiness(status="ready", checks={
+        "registry": "ok", "heads": str(len(service.heads.all())),
+        "candidates": f"failed to load: {failed}" if failed else "ok"})

@@ -1,4 +1,4 @@
-"""Classify texts with a served head: clean, embed (one call per request), predict.
+"""Classify or explain texts with a served head: clean, embed (one call per request), predict.
 
 No FastAPI here; the router maps errors through the shared table.
 """
@@ -9,13 +9,16 @@ import time
 
 import anyio
 
-from services.classifier.heads import HeadSet
-from services.classifier.metrics import record_classification
-from shared.clients.embedder import AsyncEmbedderClient
-from shared.contracts.classify import (ClassifyResponse, LabelScore, TextPrediction, Timings)
+from services.classifier.explain import explanation, variants, words_of
+from services.classifier.heads import HeadSet, Served
+from services.classifier.metrics import record_classification, record_explanation
+from services.classifier.rollout import predict, route, text_predictions
+from shared.clients.embedder import AsyncEmbedderClient, Embeddings
+from shared.contracts.classify import ClassifyResponse, Timings
+from shared.contracts.explain import ExplainResponse
 from shared.errors import Unavailable
 from shared.heads import HeadMismatch
-from shared.limits import check_texts
+from shared.limits import check_text, check_texts
 from shared.settings import ClassifierSettings
 from shared.text import clean
 
@@ -24,6 +27,9 @@ class ClassifierService:
     def __init__(self, heads: HeadSet, embedder: AsyncEmbedderClient,
                  settings: ClassifierSettings) -> None:
         self.heads, self.embedder, self.settings = heads, embedder, settings
+        # The text and its variants must go in one embedder call (one request's worth).
+        self.explain_max_words = min(settings.explain_max_words,
+                                     embedder.settings.batch_size - 1)
 
     def check(self, texts: list[str]) -> list[str]:
         """The input limits, and the same cleaning as training; returns the cleaned texts."""
@@ -31,29 +37,53 @@ class ClassifierService:
                     max_chars=self.settings.max_chars_per_text, param="texts")
         return [clean(text) for text in texts]
 
-    async def classify(self, model: str, texts: list[str], top_k: int = 3) -> ClassifyResponse:
+    async def classify(self, model: str, texts: list[str], top_k: int = 3,
+                       version: int | None = None,
+                       routing_key: str | None = None) -> ClassifyResponse:
+        """Production's answer, or the pinned ``version``'s, or the canary's (see
+        :mod:`services.classifier.rollout`); a shadow predicts on the same embeddings."""
         start = time.perf_counter()
-        served = self.heads.get(model)  # this request keeps this version, whatever reloads
+        # This request keeps these heads, whatever reloads.
+        chosen = await route(self.heads, model, version, routing_key)
+        served = chosen.answer
         cleaned = self.check(texts)
-        embeddings = await self.embedder.embed(cleaned)
+        embeddings = await self._embed(served, cleaned)
         embedded = time.perf_counter()
-        head = served.head
-        try:
-            head.check_embedder(embeddings.model, int(embeddings.vectors.shape[1]))
-        except HeadMismatch as exc:
-            raise Unavailable(f"model {model!r} v{served.version}: {exc}") from None
-        predictions = await anyio.to_thread.run_sync(head.predict, embeddings.vectors, top_k)
-        done = time.perf_counter()
+        predictions, head_s, shadow = await anyio.to_thread.run_sync(predict, chosen, embeddings,
+                                                                     top_k)
         record_classification(model, served.version, len(predictions),
-                              sum(p.abstained for p in predictions), done - start)
+                              sum(p.abstained for p in predictions), embedded - start + head_s)
         return ClassifyResponse(
-            model=model, version=served.version, head_type=head.kind,
+            model=model, version=served.version, role=chosen.role, head_type=served.head.kind,
             embedder_model=embeddings.model,
-            predictions=[TextPrediction(label=p.label, probability=round(p.probability, 6),
-                                        abstained=p.abstained, cached=cached,
-                                        top=[LabelScore(label=label, probability=round(prob, 6))
-                                             for label, prob in p.top])
-                         for p, cached in zip(predictions, embeddings.cached, strict=True)],
+            predictions=text_predictions(predictions, embeddings.cached), shadow=shadow,
             timings=Timings(embed_ms=round((embedded - start) * 1000, 3),
-                            head_ms=round((done - embedded) * 1000, 3),
-                            total_ms=round((done - start) * 1000, 3)))
+                            head_ms=round(head_s * 1000, 3),
+                            total_ms=round((time.perf_counter() - start) * 1000, 3)))
+
+    async def explain(self, model: str, text: str) -> ExplainResponse:
+        """Leave-one-word-out (see :mod:`services.classifier.explain`): one embedder call."""
+        served = self.heads.get(model)
+        check_text(text, max_chars=self.settings.max_chars_per_text, param="text")
+        words = words_of(text, self.explain_max_words)
+        embeddings = await self._embed(served, [clean(text), *variants(text, words)])
+        head, vectors = served.head, embeddings.vectors
+
+        def answer() -> ExplainResponse:
+            [prediction] = head.predict(vectors[:1], 2)
+            return explanation(model, served.version, head.labels, prediction,
+                               head.predict_proba(vectors), words)
+
+        explained = await anyio.to_thread.run_sync(answer)
+        record_explanation(model, served.version)
+        return explained
+
+    async def _embed(self, served: Served, texts: list[str]) -> Embeddings:
+        """One embedder call; 503 when the head was trained on another embedder."""
+        embeddings = await self.embedder.embed(texts)
+        try:
+            served.head.check_embedder(embeddings.model, int(embeddings.vectors.shape[1]),
+                                       embeddings.identity)
+        except HeadMismatch as exc:
+            raise Unavailable(f"model {served.model!r} v{served.version}: {exc}") from None
+        return embeddings

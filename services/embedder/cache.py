@@ -1,7 +1,10 @@
 """The phrase cache: an in-process LRU in front of Redis, shared by all embedder replicas.
 
-Keys are the model id plus the normalised text (hashed for Redis). Values are compact bytes:
-a 5-byte header (token count, truncated flag) then little-endian float32. Redis is a bonus,
+Keys are the embedding identity (model, revision, precision: ``shared.embedding_identity``)
+plus the normalised text (hashed for Redis), so replicas of other backends or precisions
+sharing one Redis never answer each other's phrases; the LRU belongs to one process, which
+serves one identity. Values are compact bytes: a 5-byte header (token count, truncated
+flag) then little-endian float32. Redis is a bonus,
 never a dependency: every Redis call is bounded by a short timeout, and after a failure Redis
 is left alone for ``redis_retry_after_s`` so a dead or slow Redis costs at most one timeout
 per pause, then is used again when it answers.
@@ -14,6 +17,7 @@ import hashlib
 import logging
 import struct
 import time
+from typing import cast
 
 import numpy as np
 from cachetools import LRUCache
@@ -40,9 +44,9 @@ def unpack(raw: bytes) -> Embedded:
 
 
 class RedisTier:
-    def __init__(self, client: Redis, model_id: str, settings: EmbedderSettings) -> None:
+    def __init__(self, client: Redis, identity: str, settings: EmbedderSettings) -> None:
         self.client = client
-        self._prefix = f"{settings.cache_namespace}:{model_id}:"
+        self._prefix = f"{settings.cache_namespace}:{identity}:"
         self._ttl = settings.redis_ttl_s
         self._timeout = settings.redis_timeout_ms / 1000
         self._pause_s = settings.redis_retry_after_s
@@ -63,10 +67,12 @@ class RedisTier:
         try:
             raws = await asyncio.wait_for(self.client.mget([self.key(t) for t in texts]),
                                           self._timeout)
-        except Exception as exc:  # down, slow or refusing: serve without Redis
+        except Exception as exc:  # noqa: BLE001 - down, slow or refusing: serve without Redis
             self._pause("get", exc)
             return {}
-        return {t: unpack(raw) for t, raw in zip(texts, raws, strict=True) if raw is not None}
+        # The client does not decode responses: values are the bytes ``pack`` wrote.
+        return {t: unpack(cast(bytes, raw)) for t, raw in zip(texts, raws, strict=True)
+                if raw is not None}
 
     def put_many(self, items: dict[str, Embedded]) -> None:
         """Queue writes; one pipeline flushes whatever piled up (off the request path)."""
@@ -85,7 +91,7 @@ class RedisTier:
                 for key, value in batch.items():
                     pipe.set(key, value, ex=self._ttl)
                 await asyncio.wait_for(pipe.execute(), self._timeout * 4)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: drop the writes, pause Redis
             self._pending.clear()
             self._pause("set", exc)
         finally:

@@ -53,6 +53,12 @@ class _Item:
     index: int
     tokens: Tokens | None = field(default=None)
 
+    @property
+    def tokenized(self) -> Tokens:
+        """The tokens, once the worker has tokenized the item (always, before batching)."""
+        assert self.tokens is not None
+        return self.tokens
+
 
 class BatchingEngine:
     def __init__(self, backend: Backend, settings: EmbedderSettings) -> None:
@@ -115,7 +121,7 @@ class BatchingEngine:
                 for item, tokens in zip(todo, self.backend.tokenize([it.text for it in todo]),
                                         strict=True):
                     item.tokens = tokens
-            items.sort(key=lambda it: len(it.tokens.ids))  # type: ignore[union-attr]
+            items.sort(key=lambda it: len(it.tokenized.ids))
             batch, carry = self._cut(items)
             self._last_batch = len(batch)
             self._forward(batch)
@@ -149,7 +155,7 @@ class BatchingEngine:
         """Longest prefix (sorted by length) within the size and padded-token budgets."""
         n = 0
         while n < len(items) and n < self._max_batch:
-            width = len(items[n].tokens.ids)  # type: ignore[union-attr]
+            width = len(items[n].tokenized.ids)
             if n and (n + 1) * width > self._max_tokens:
                 break
             n += 1
@@ -157,9 +163,9 @@ class BatchingEngine:
 
     def _forward(self, batch: list[_Item]) -> None:
         start = time.perf_counter()
-        tokens = [it.tokens for it in batch]
+        tokens = [it.tokenized for it in batch]
         try:
-            vectors = self.backend.forward(tokens)  # type: ignore[arg-type]
+            vectors = self.backend.forward(tokens)
         except Exception as exc:  # a bad batch fails its requests, not the worker
             log.exception("forward pass failed", extra={"batch": len(batch)})
             self._finish(batch, None, exc)
@@ -167,7 +173,7 @@ class BatchingEngine:
         elapsed = time.perf_counter() - start
         metrics.FORWARD_SECONDS.observe(elapsed)
         metrics.BATCH_SIZE.observe(len(batch))
-        metrics.BATCH_TOKENS.observe(len(batch) * len(tokens[-1].ids))  # type: ignore[union-attr]
+        metrics.BATCH_TOKENS.observe(len(batch) * len(tokens[-1].ids))
         self._rate = 0.8 * self._rate + 0.2 * (len(batch) / max(elapsed, 1e-6))
         self._finish(batch, vectors, None)
 
@@ -195,7 +201,7 @@ class BatchingEngine:
 
 def _resolve(future: asyncio.Future[list[Embedded]], results: list[Embedded | None]) -> None:
     if not future.done():  # the caller may have gone away
-        future.set_result(results)  # type: ignore[arg-type]
+        future.set_result(results)  # type: ignore[arg-type]  # every slot is filled by now
 
 
 def _fail(future: asyncio.Future[list[Embedded]], error: Exception) -> None:

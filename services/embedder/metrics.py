@@ -14,8 +14,9 @@ QUEUE_DEPTH = Gauge("polyhead_embedder_queue_texts", "Texts waiting for or in a 
 REJECTED = Counter("polyhead_embedder_rejected_texts_total", "Texts refused: queue full.")
 TEXTS = Counter("polyhead_embedder_texts_total", "Texts answered, by where the vector came from.",
                 ["source"])  # lru | redis | computed
-CACHE_LOOKUPS = Counter("polyhead_embedder_cache_lookups_total", "Cache lookups by tier and result.",
-                        ["tier", "result"])  # tier: lru | redis; result: hit | miss
+# tier: lru | redis; result: hit | miss
+CACHE_LOOKUPS = Counter("polyhead_embedder_cache_lookups_total",
+                        "Cache lookups by tier and result.", ["tier", "result"])
 CACHE_HIT_RATIO = Gauge("polyhead_embedder_cache_hit_ratio",
                         "Hit ratio since start, by tier (also derivable from the lookups counter).",
                         ["tier"], multiprocess_mode="mostrecent")

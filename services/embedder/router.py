@@ -42,7 +42,8 @@ async def create_embeddings(body: EmbeddingRequest, service: ServiceDep) -> JSON
     texts = body.texts()
     service.check_request(texts, body.model, body.dimensions)
     results = await service.embed(texts)
-    content = _render(results, service.info.model_id, body.encoding_format)
+    content = _render(results, service.info.model_id, service.info.identity,
+                      body.encoding_format)
     truncated = sum(r.embedded.truncated for r in results)
     headers = {"X-Polyhead-Truncated": str(truncated)} if truncated else None
     return JSONBytes(content, headers=headers)
@@ -54,10 +55,12 @@ async def list_models(service: ServiceDep) -> ModelList:
     info = service.info
     return ModelList(data=[ModelCard(id=info.model_id, dimension=info.dimension,
                                      max_tokens=info.max_tokens, device=info.device,
-                                     dtype=info.dtype)])
+                                     dtype=info.dtype, backend=info.backend,
+                                     identity=info.identity)])
 
 
-def _render(results: list[Result], model_id: str, encoding: str) -> dict[str, Any]:
+def _render(results: list[Result], model_id: str, identity: str,
+            encoding: str) -> dict[str, Any]:
     """The response as plain data: orjson writes the numpy vectors directly."""
     data, tokens = [], 0
     for index, result in enumerate(results):
@@ -69,4 +72,5 @@ def _render(results: list[Result], model_id: str, encoding: str) -> dict[str, An
                      "truncated": item.truncated, "cached": result.source != "computed"})
         tokens += item.tokens
     return {"object": "list", "data": data, "model": model_id,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "embedding_identity": identity}

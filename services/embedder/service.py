@@ -59,7 +59,7 @@ class EmbeddingService:
         found: dict[str, Result] = {}
         for source, table in (("lru", from_lru), ("redis", from_redis), ("computed", computed)):
             for key, embedded in table.items():
-                found[key] = Result(embedded, source)  # type: ignore[arg-type]
+                found[key] = Result(embedded, source)  # type: ignore[arg-type]  # one of the Literal's names
             if table:
                 metrics.TEXTS.labels(source).inc(len(table))
         return [found[k] for k in keys]

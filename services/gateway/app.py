@@ -21,10 +21,11 @@ from sqlalchemy import Engine
 import shared
 from services.gateway.admin import router as admin_router
 from services.gateway.auth import KeyStore
+from services.gateway.candidates import router as candidates_router
 from services.gateway.inference_log import InferenceLog, SqlSink
 from services.gateway.ratelimit import RateLimits
-from services.gateway.router import router
 from services.gateway.replicas import Replicas
+from services.gateway.router import router
 from services.gateway.service import PredictService
 from shared.app import build_app
 from shared.contracts.health import Readiness
@@ -46,7 +47,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         try:
             await anyio.to_thread.run_sync(upgrade, engine)
-        except Exception:  # noqa: BLE001 - the database may be down: serve; the log waits on disk
+        except Exception:  # the database may be down: serve; the log waits on disk
             log.warning("could not migrate the database at start-up; serving anyway",
                         exc_info=True)
         sessions = session_factory(engine)
@@ -80,7 +81,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return build_app(service="gateway", title="polyhead", version=shared.__version__,
                      description="The public API: predictions from every classifier head, "
                                  "each one logged; feedback for retraining.",
-                     lifespan=lifespan, routers=[router, admin_router], readiness=_readiness,
+                     lifespan=lifespan, routers=[router, admin_router, candidates_router],
+                     readiness=_readiness,
                      max_body_bytes=settings.max_body_bytes,
                      body_limits={"/v1/jobs": settings.max_upload_bytes},
                      docs=settings.public_docs())

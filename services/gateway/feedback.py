@@ -45,7 +45,8 @@ def store_feedback(sessions: sessionmaker[Session], inference_id: str, label: st
         first = row.feedback_label is None  # else a replaced feedback: rows stay, correct moves
         before = 0 if first else int(row.feedback_label == row.label)
         deltas = Deltas()
-        deltas.feedback(row._mapping, rows=int(first), correct=int(label == row.label) - before)
+        correct = int(label == row.label) - before
+        deltas.feedback(dict(row._mapping), rows=int(first), correct=correct)
         deltas.write(s.connection())
         return FeedbackResponse(inference_id=inference_id, label=label, predicted=row.label)
 

@@ -83,7 +83,7 @@ class RateLimits:
             return True
         try:
             return call()
-        except Exception:  # noqa: BLE001 - counters unreachable: let traffic through
+        except Exception:  # counters unreachable: let traffic through
             log.warning("rate-limit storage failed; not limiting for %.0f s", self.pause_s,
                         exc_info=True)
             self._skip_until = time.monotonic() + self.pause_s

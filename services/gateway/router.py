@@ -1,10 +1,11 @@
-"""The public HTTP API: predict, models, feedback. Every route needs an API key."""
+"""The public HTTP API: predict, explain, models, feedback. Every route needs an API key."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -12,15 +13,25 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from services.gateway.auth import Client, KeyStore
-from services.gateway.ratelimit import RateLimits
 from services.gateway.feedback import store_feedback
+from services.gateway.ratelimit import RateLimits
 from services.gateway.reports import model_report, whole_hours
 from services.gateway.service import PredictService
 from shared.app import error_responses
-from shared.contracts.gateway import (FeedbackRequest, FeedbackResponse, PredictRequest,
-                                      PredictResponse)
-from shared.contracts.training import (AliasMove, ModelInfo, ModelInfoList, PromoteRequest,
-                                       RollbackRequest)
+from shared.contracts.explain import ExplainRequest, ExplainResponse
+from shared.contracts.gateway import (
+    FeedbackRequest,
+    FeedbackResponse,
+    PredictRequest,
+    PredictResponse,
+)
+from shared.contracts.training import (
+    AliasMove,
+    ModelInfo,
+    ModelInfoList,
+    PromoteRequest,
+    RollbackRequest,
+)
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
 from shared.registry import Registry
@@ -30,7 +41,7 @@ router = APIRouter(responses=error_responses(401, 403, 404, 409))
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 
-def require(scope: str):  # type: ignore[no-untyped-def]
+def require(scope: str) -> Callable[..., Client]:
     """A dependency: the calling client if its key has ``scope`` (401/403 otherwise) and is
     within its rate limit and its address within the failed-authentication limit (429
     otherwise). Sync: FastAPI runs it in a worker thread, so the
@@ -75,8 +86,33 @@ async def predict(name: str, body: PredictRequest, service: ServiceDep,
     ```
     Each prediction has an ``inference_id``: send the true label to
     ``POST /v1/inferences/{id}/feedback`` and the trainer can retrain from it.
+
+    ``"version": 3`` pins a version (``role`` ``pinned``; 404 naming the model's versions if
+    it has no such one). While the model has a canary, callers in its share get the canary's
+    answer (``role`` ``canary``, its ``version``), each caller always the same side: by
+    ``routing_key`` if sent, else by the API key. A shadow never shows in the answer.
     """
-    return await service.predict(name, body.all_texts(), body.top_k, client.name)
+    return await service.predict(name, body.all_texts(), body.top_k, client.name,
+                                 body.version, body.routing_key)
+
+
+@router.post("/v1/models/{name}/explain", response_model=ExplainResponse, tags=["predict"])
+async def explain(name: str, body: ExplainRequest, service: ServiceDep,
+                  client: PredictClient) -> ExplainResponse:
+    """Why did it answer that? For one text: the label the production version ranks first
+    (explained even when the model abstains), the runner-up, and for each word how much it
+    moved that label's probability (leave-one-word-out).
+
+    ```
+    curl -s localhost:8000/v1/models/intents/explain -H "Authorization: Bearer $KEY" \\
+         -H 'content-type: application/json' -d '{"text": "where is my parcel"}'
+    ```
+    The text and one variant per word are embedded in one embedder call, so an explanation
+    costs one request of the key's rate limit. Errors are predict's (404 unknown model, 422
+    empty or too long a text), plus 422 for more words than the classifier's
+    ``CLASSIFIER_EXPLAIN_MAX_WORDS``. Explanations are not logged as inferences.
+    """
+    return await service.explain(name, body.text)
 
 
 @router.get("/v1/models", response_model=ModelInfoList, tags=["models"])
@@ -116,7 +152,7 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
                 new_label=body.new_label))
         except PolyheadError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise Unavailable("the inference database is unavailable; retry shortly",
                               retry_after_s=5) from exc
         if stored is not None:
@@ -165,7 +201,7 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
         return JSONBytes(model_report(registry.sessions, registry, name, start, end))
     except PolyheadError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise Unavailable("the inference database is unavailable; retry shortly",
                           retry_after_s=5) from exc
 

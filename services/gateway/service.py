@@ -1,4 +1,5 @@
-"""Predict through the classifier replicas and log every inference. No FastAPI here."""
+"""Predict through the classifier replicas and log every inference; explain through them
+too (explanations are not inferences: they are not logged). No FastAPI here."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import httpx
 
 from services.gateway.inference_log import InferenceLog
 from services.gateway.replicas import Replicas
+from services.gateway.rollout import shadow_records
 from shared.contracts.classify import ClassifyResponse
+from shared.contracts.explain import ExplainResponse
 from shared.contracts.gateway import Prediction, PredictResponse
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.http import polyhead_error_message
-from shared.limits import check_texts
+from shared.limits import check_text, check_texts
 from shared.request_id import current_request_id, outgoing_headers
 from shared.settings import GatewaySettings
 
@@ -34,37 +37,58 @@ class PredictService:
         check_texts(texts, max_texts=self.settings.max_texts_per_request,
                     max_chars=self.settings.max_chars_per_text, param="texts")
 
-    async def predict(self, model: str, texts: list[str], top_k: int | None,
-                      client: str) -> PredictResponse:
+    async def predict(self, model: str, texts: list[str], top_k: int | None, client: str,
+                      version: int | None = None,
+                      routing_key: str | None = None) -> PredictResponse:
+        """Production's answer, the pinned ``version``'s or the canary's (by ``routing_key``,
+        default the client); a shadow's predictions are logged beside, never returned."""
         start = time.perf_counter()
         self.check(texts)
-        result = await self._classify(model, texts, top_k or self.settings.top_k)
+        result = await self._classify(model, {
+            "texts": texts, "top_k": top_k or self.settings.top_k, "version": version,
+            "routing_key": routing_key or client})
         total_ms = (time.perf_counter() - start) * 1000
         ids = [uuid.uuid4().hex for _ in texts]
         if self.inference_log is not None:
-            self.inference_log.append(self._records(result, texts, ids, client, total_ms))
-        return PredictResponse(model=result.model, version=result.version, predictions=[
-            Prediction(label=p.label, probability=p.probability, top=p.top,
-                       abstained=p.abstained, inference_id=i)
-            for p, i in zip(result.predictions, ids, strict=True)])
+            records = self._records(result, texts, ids, client, total_ms)
+            self.inference_log.append(records + shadow_records(result, records))
+        return PredictResponse(
+            model=result.model, version=result.version, role=result.role, predictions=[
+                Prediction(label=p.label, probability=p.probability, top=p.top,
+                           abstained=p.abstained, inference_id=i)
+                for p, i in zip(result.predictions, ids, strict=True)])
 
-    async def _classify(self, model: str, texts: list[str], top_k: int) -> ClassifyResponse:
+    async def explain(self, model: str, text: str) -> ExplainResponse:
+        """Which words moved the answer (the classifier's leave-one-word-out); not logged:
+        an explanation is a diagnostic, not an answer a product acts on, so it would only skew
+        the reports' volume and label counts."""
+        check_text(text, max_chars=self.settings.max_chars_per_text, param="text")
+        answer = await self._forward(model, f"/v1/explain/{model}", {"text": text})
+        return ExplainResponse.model_validate_json(answer)
+
+    async def _classify(self, model: str, body: dict[str, Any]) -> ClassifyResponse:
+        answer = await self._forward(model, f"/v1/classify/{model}", body)
+        return ClassifyResponse.model_validate_json(answer)
+
+    async def _forward(self, model: str, path: str, body: dict[str, Any]) -> bytes:
+        """POST ``body`` to ``path`` on a replica serving ``model``; its 200 answer's bytes."""
         urls = self.replicas.candidates(model)
         if not urls:
             known = ", ".join(self.replicas.models()) or "none yet"
             raise NotFound(f"unknown model {model!r}; known models: {known}", param="model")
-        body = {"texts": texts, "top_k": top_k}
         last = "unreachable"
         for url in urls:
             try:
-                response = await self.http.post(f"{url}/v1/classify/{model}", json=body,
+                response = await self.http.post(f"{url}{path}", json=body,
                                                 headers=outgoing_headers())
             except httpx.TransportError as exc:
                 log.warning("classifier replica %s is unreachable: %r", url, exc)
                 self.replicas.mark_dead(url)
                 continue
             if response.status_code == 200:
-                return ClassifyResponse.model_validate_json(response.content)
+                return response.content
+            if response.status_code == 404 and _about_version(response):
+                raise NotFound(_message(response), param="version")  # the model is served
             if response.status_code in (404, 429) or response.status_code >= 500:
                 # Not served there (any more), overloaded, or broken: the next replica may do.
                 if response.status_code != 404:
@@ -89,8 +113,16 @@ class PredictService:
                  "top_k": {"top": [[s.label, s.probability] for s in p.top]},
                  "abstained": p.abstained, "cache_hit": p.cached,
                  "embed_ms": result.timings.embed_ms, "head_ms": result.timings.head_ms,
-                 "total_ms": round(total_ms, 3)}
+                 "total_ms": round(total_ms, 3), "role": result.role, "shadow_of": None}
                 for p, text, i in zip(result.predictions, texts, ids, strict=True)]
+
+
+def _about_version(response: httpx.Response) -> bool:
+    """A 404 about the version asked for (the replica serves the model: it knows)."""
+    try:
+        return bool(response.json()["error"]["param"] == "version")
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _message(response: httpx.Response) -> str:

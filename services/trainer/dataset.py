@@ -17,7 +17,8 @@ from typing import Any
 
 from shared.text import clean
 
-_BINARY_MAGIC = {b"PK\x03\x04": "a ZIP or Excel (.xlsx) file", b"\xd0\xcf\x11\xe0": "an Excel (.xls) file",
+_BINARY_MAGIC = {b"PK\x03\x04": "a ZIP or Excel (.xlsx) file",
+                 b"\xd0\xcf\x11\xe0": "an Excel (.xls) file",
                  b"%PDF": "a PDF", b"\x89PNG": "a PNG image", b"\x1f\x8b": "a gzip file"}
 _DELIMITERS = ",;\t|"
 EXAMPLES = 5  # examples kept per drop reason
@@ -122,7 +123,8 @@ def _read(data: bytes, text_column: str, label_column: str, max_rows: int
     content = decode(data)
     if not content.strip():
         raise DatasetError("the file is empty")
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=_delimiter(content[:64 * 1024], (text_column, label_column)),
+    delimiter = _delimiter(content[:64 * 1024], (text_column, label_column))
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter,
                         quotechar='"', doublequote=True, strict=False)
     try:
         header = next(reader)
@@ -216,7 +218,8 @@ def from_rows(raw: Sequence[tuple[int | str, str, str]], *, min_per_class: int =
                            f"{len(classes)} ({', '.join(classes) or 'none'}){why}")
     report = {"rows_read": rows_read, "rows_used": len(rows), "oos_rows": len(oos),
               "rows_dropped": sum(drops.counts.values()), "dropped": drops.report(),
-              "classes": len(classes), "class_counts": dict(sorted(Counter(lab for _, lab in rows).items())),
+              "classes": len(classes),
+              "class_counts": dict(sorted(Counter(lab for _, lab in rows).items())),
               "dropped_labels": dropped_labels, "warnings": warnings,
               "text_column": columns[0], "label_column": columns[1]}
     return Dataset(texts=[t for t, _ in rows], labels=[lab for _, lab in rows],

@@ -2,7 +2,8 @@
 trainer evaluates a head through exactly the code the classifier serves it with.
 
 - ``logreg``: multinomial logistic regression (L2), full-batch L-BFGS in torch: the same
-  objective as scikit-learn's, about 3x faster here (5 s vs 17 s on CLINC150, same F1).
+  objective as scikit-learn's, about 3x faster here (3.1 s vs 9.4 s on CLINC150 at the
+  tolerance where scikit-learn reaches the same F1; ``bench/head_quality.py``).
 - ``mlp``: one hidden ReLU layer, dropout, label smoothing, AdamW with a one-cycle schedule.
 - ``xgboost``: gradient-boosted trees (hist), early stopping on a stratified 10% split.
 """
@@ -35,11 +36,12 @@ class FitSpec:
     xgb_depth: int = 6
 
     def params(self) -> dict[str, Any]:
-        common = {"kind": self.kind, "balanced": self.balanced, "seed": self.seed}
-        specific = {"logreg": {"C": self.logreg_c},
-                    "mlp": {"hidden": self.mlp_hidden, "epochs": self.mlp_epochs,
-                            "dropout": self.mlp_dropout},
-                    "xgboost": {"max_rounds": self.xgb_rounds, "max_depth": self.xgb_depth}}
+        common: dict[str, Any] = {"kind": self.kind, "balanced": self.balanced, "seed": self.seed}
+        specific: dict[str, dict[str, Any]] = {
+            "logreg": {"C": self.logreg_c},
+            "mlp": {"hidden": self.mlp_hidden, "epochs": self.mlp_epochs,
+                    "dropout": self.mlp_dropout},
+            "xgboost": {"max_rounds": self.xgb_rounds, "max_depth": self.xgb_depth}}
         return common | specific[self.kind]
 
 
@@ -51,29 +53,39 @@ def class_weights(y: np.ndarray, n_classes: int, balanced: bool) -> np.ndarray:
 
 
 def fit(spec: FitSpec, x: np.ndarray, y: np.ndarray, labels: list[str], *,
-        embedder_model: str) -> tuple[Head, dict[str, Any]]:
-    """Fit a head; returns it with fit facts (seconds, iterations, rounds...)."""
+        embedder_model: str, start: Head | None = None) -> tuple[Head, dict[str, Any]]:
+    """Fit a head; returns it with fit facts (seconds, iterations, rounds...). ``start``: a
+    logistic regression head on (mostly) the same rows to start from, which saves iterations
+    and leads to the same optimum (the objective is convex)."""
     if spec.threads:
         torch.set_num_threads(spec.threads)
     torch.manual_seed(spec.seed)
-    start = time.perf_counter()
-    fitter = {"logreg": _logreg, "mlp": _mlp, "xgboost": _xgboost}[spec.kind]
-    head, facts = fitter(spec, np.ascontiguousarray(x, dtype=np.float32), y, labels)
+    began = time.perf_counter()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if spec.kind == "logreg":
+        head, facts = _logreg(spec, x, y, labels, start)
+    else:
+        head, facts = {"mlp": _mlp, "xgboost": _xgboost}[spec.kind](spec, x, y, labels)
     head.embedder_model, head.embedder_dim = embedder_model, x.shape[1]
-    return head, facts | {"fit_seconds": round(time.perf_counter() - start, 3)}
+    return head, facts | {"fit_seconds": round(time.perf_counter() - began, 3)}
 
 
 def _empty_head(kind: HeadType, labels: list[str]) -> Head:
     return Head(kind=kind, labels=list(labels), embedder_model="", embedder_dim=0)
 
 
-def _logreg(spec: FitSpec, x: np.ndarray, y: np.ndarray, labels: list[str]
-            ) -> tuple[Head, dict[str, Any]]:
+def _logreg(spec: FitSpec, x: np.ndarray, y: np.ndarray, labels: list[str],
+            start: Head | None) -> tuple[Head, dict[str, Any]]:
     xs, ys = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     weights = torch.from_numpy(class_weights(y, len(labels), spec.balanced))
     linear = torch.nn.Linear(x.shape[1], len(labels))
-    torch.nn.init.zeros_(linear.weight)
-    torch.nn.init.zeros_(linear.bias)
+    with torch.no_grad():
+        if start is None:
+            linear.weight.zero_()
+            linear.bias.zero_()
+        else:
+            linear.weight.copy_(torch.from_numpy(start.layers[0][0].T))
+            linear.bias.copy_(torch.from_numpy(start.layers[0][1]))
     optimizer = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=300, history_size=20,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-6,
                                   tolerance_change=1e-9)

@@ -10,6 +10,7 @@ cut short by a stop or by the embedder starting or stopping is given its attempt
 
 from __future__ import annotations
 
+import builtins  # `list` in JobStore is its method: the type is spelled builtins.list
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -107,7 +108,7 @@ class JobStore:
         self._update(job_id, status="queued", stage=stage, progress=0.0, error=note,
                      attempts=TrainingJob.attempts - 1)
 
-    def reap_stale(self, stale_after_s: float) -> list[str]:
+    def reap_stale(self, stale_after_s: float) -> builtins.list[str]:
         """Running jobs whose worker went silent go back to ``queued``; returns their ids."""
         cutoff = utcnow() - timedelta(seconds=stale_after_s)
         with self.sessions.begin() as s:
@@ -121,7 +122,7 @@ class JobStore:
                 row.stage = "waiting to retry"
             return [r.id for r in rows]
 
-    def unfinished(self) -> list[str]:
+    def unfinished(self) -> builtins.list[str]:
         with self.sessions() as s:
             return list(s.scalars(select(TrainingJob.id)
                                   .where(TrainingJob.status.in_(("queued", "running")))
@@ -151,7 +152,7 @@ def to_contract(row: TrainingJob, *, full: bool = True) -> Job:
             "threshold": (report.get("threshold") or {}).get("threshold")}
         if "oos_recall" in (report.get("threshold") or {}):
             metrics["oos_recall"] = report["threshold"]["oos_recall"]
-    return Job(id=row.id, model_name=row.model_name, status=row.status,  # type: ignore[arg-type]
+    return Job(id=row.id, model_name=row.model_name, status=row.status,
                stage=row.stage, progress=row.progress, source=row.source, options=row.options,
                filename=row.filename, metrics=metrics, report=report if full else None,
                model=ModelRef(name=row.model_name, version=row.model_version)

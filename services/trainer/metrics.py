@@ -27,7 +27,7 @@ class JobCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             counts, oldest = self.jobs.stats()
-        except Exception:  # noqa: BLE001 - a scrape must not fail because the DB is down
+        except Exception:  # a scrape must not fail because the DB is down
             log.warning("job metrics: database unavailable", exc_info=True)
             return
         jobs = GaugeMetricFamily("polyhead_trainer_jobs", "Training jobs by status.",

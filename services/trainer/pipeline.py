@@ -22,12 +22,17 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
+from services.trainer import evaluate
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.jobs import JobStore
-from services.trainer.selection import select_and_fit
 from services.trainer.promotion import Decision, decide
-from services.trainer.sources import (TRAINING_ROWS, feedback_dataset, production_training,
-                                      training_rows_csv)
+from services.trainer.selection import select_and_fit
+from services.trainer.sources import (
+    TRAINING_ROWS,
+    feedback_dataset,
+    production_training,
+    training_rows_csv,
+)
 from shared import __version__
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import EmbedderClient
@@ -100,7 +105,8 @@ class Runtime:
                 text = f"{type(exc).__name__}: {_message(exc)}"
                 if row.attempts >= self.settings.max_attempts:
                     log.exception("job %s failed for good", job_id)
-                    self.jobs.fail(job_id, f"gave up after {row.attempts} attempts; last problem: {text}")
+                    self.jobs.fail(job_id, f"gave up after {row.attempts} attempts; "
+                                           f"last problem: {text}")
                     return
                 log.warning("job %s attempt %d failed, will retry: %s", job_id, row.attempts, text)
                 self.jobs.retry_later(job_id, f"attempt {row.attempts} failed ({text}); retrying")
@@ -136,7 +142,7 @@ class Runtime:
                 log.info("job %s ended: deleted its upload %s", job_id, row.upload_uri)
         except FileNotFoundError:
             pass  # deleted when it ended earlier (a duplicate delivery)
-        except Exception:  # noqa: BLE001 - never fail a job over clean-up; logged to act on
+        except Exception:
             log.warning("job %s: could not delete its upload", job_id, exc_info=True)
 
     @contextmanager
@@ -147,7 +153,7 @@ class Runtime:
             while not stop.wait(self.settings.heartbeat_s):
                 try:
                     self.jobs.heartbeat(job_id)
-                except Exception:  # noqa: BLE001 - a missed beat is retried next period
+                except Exception:
                     log.warning("job %s: heartbeat failed", job_id, exc_info=True)
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
@@ -176,8 +182,8 @@ class Runtime:
 
         # 2. Embed through the embedder service (sharing its phrase cache with serving).
         t = time.perf_counter()
-        vectors, model_id, cached = self._embed(data.texts + data.oos_texts,
-                                                lambda f: stage("embedding", f, 0.02, 0.5))
+        vectors, model_id, cached, identity = self._embed(
+            data.texts + data.oos_texts, lambda f: stage("embedding", f, 0.02, 0.5))
         x, x_oos = vectors[:len(data.texts)], vectors[len(data.texts):]
         timings["embed_s"] = time.perf_counter() - t
 
@@ -193,14 +199,18 @@ class Runtime:
             max_accuracy_drop=self.settings.max_accuracy_drop,
             progress=lambda name, f: stage(name, f, 0.5, 0.95))
         timings["fit_s"] = time.perf_counter() - t
+        selected.head.embedder_identity = identity  # checked when the head is served
+        diagnosis = evaluate.diagnosis(y, selected.oof, labels, data.texts, selected.in_scores,
+                                       selected.oos_scores)
 
         # 4. Register the version, then promote it if the policy says so.
         stage("registering", 0, 0.95, 1)
         timings["total_s"] = time.perf_counter() - started
         decision = self._promotion(job.model_name, options, selected.report["cv"]["weighted_f1"],
                                    labels)
-        report = selected.report | {
-            "data": data.report, "embedder": {"model": model_id, "dim": int(x.shape[1]),
+        report = selected.report | diagnosis | {
+            "data": data.report, "embedder": {"model": model_id, "identity": identity,
+                                              "dim": int(x.shape[1]),
                                               "cache_hit_ratio": round(cached, 4)},
             "timings": {k: round(v, 2) for k, v in timings.items()},
             "promotion": decision.report(),
@@ -222,7 +232,8 @@ class Runtime:
                  decision.reason)
 
     def _dataset(self, job: TrainingJob, options: TrainOptions) -> Dataset:
-        parse_options = {"min_per_class": options.cv_folds, "oos_label": options.oos_label}
+        parse_options: dict[str, Any] = {"min_per_class": options.cv_folds,
+                                         "oos_label": options.oos_label}
         if job.source == "feedback":
             source = job.options.get("source_model") or job.model_name
             return feedback_dataset(self.registry, source,
@@ -234,16 +245,22 @@ class Runtime:
                      label_column=options.label_column, max_rows=self.settings.max_rows,
                      **parse_options)
 
-    def _embed(self, texts: list[str], progress: Any) -> tuple[np.ndarray, str, float]:
-        parts, cached, model = [], 0, ""
+    def _embed(self, texts: list[str], progress: Any
+               ) -> tuple[np.ndarray, str, float, str | None]:
+        parts, cached, model, identities = [], 0, "", set[str | None]()
         size = self.settings.embed_batch
         for i in range(0, len(texts), size):
             result = self.embedder.embed(texts[i:i + size])
             parts.append(result.vectors)
             cached += sum(result.cached)
             model = result.model
+            identities.add(result.identity)
             progress(min(1.0, (i + size) / len(texts)))
-        return np.concatenate(parts), model, cached / max(len(texts), 1)
+        if len(identities) > 1:  # an embedder rollout mid-job: vectors must not be mixed
+            raise Unavailable("the embedder changed its embeddings during the job",
+                              retry_after_s=5)
+        identity = next(iter(identities), None)
+        return np.concatenate(parts), model, cached / max(len(texts), 1), identity
 
     def _write(self, name: str, version: int, head_files: dict[str, bytes],
                report: dict[str, Any], data: Dataset, options: TrainOptions) -> str:

@@ -59,9 +59,9 @@ def declare(broker: dramatiq.Broker, runtime: Runtime,
                                     delay=round(later.delay_s * 1000))
 
     actor: dramatiq.Actor[..., None] = dramatiq.actor(
-        train, broker=broker, actor_name=ACTOR, queue_name=QUEUE,
+        broker=broker, actor_name=ACTOR, queue_name=QUEUE,
         max_retries=settings.max_attempts, min_backoff=1000, max_backoff=30_000,
-        time_limit=int(settings.job_time_limit_s * 1000))
+        time_limit=int(settings.job_time_limit_s * 1000))(train)
     return actor
 
 

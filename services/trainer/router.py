@@ -17,9 +17,20 @@ from services.trainer.pipeline import Runtime
 from services.trainer.sources import feedback_dataset, production_training
 from shared.app import error_responses
 from shared.artifacts import ArtifactError
-from shared.contracts.training import (MODEL_NAME, AliasMove, FeedbackJobRequest, HeadChoice, Job,
-                                       JobList, ModelInfo, ModelInfoList, PromoteRequest,
-                                       RollbackRequest, TrainOptions, Version)
+from shared.contracts.training import (
+    MODEL_NAME,
+    AliasMove,
+    FeedbackJobRequest,
+    HeadChoice,
+    Job,
+    JobList,
+    ModelInfo,
+    ModelInfoList,
+    PromoteRequest,
+    RollbackRequest,
+    TrainOptions,
+    Version,
+)
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from shared.internal_auth import InternalToken
 from shared.messages import describe
@@ -208,8 +219,8 @@ def _options(**values: Any) -> TrainOptions:
         try:
             values["threshold"] = float(threshold)
         except ValueError:
-            raise InvalidInput("threshold must be auto, calibrate, none or a number between 0 and 1",
-                               param="threshold") from None
+            raise InvalidInput("threshold must be auto, calibrate, none or a number "
+                               "between 0 and 1", param="threshold") from None
         if not 0 <= values["threshold"] <= 1:
             raise InvalidInput("threshold must be between 0 and 1", param="threshold")
     try:

@@ -73,7 +73,8 @@ def feedback_dataset(registry: Registry, model_name: str, base: StoredTraining |
              .where(Inference.model_name == model_name, Inference.feedback_label.is_not(None))
              .order_by(Inference.created_at))
     with registry.sessions() as s:
-        feedback = [(str(i), text, label) for i, text, label in s.execute(query)]
+        feedback: list[tuple[int | str, str, str]] = [
+            (str(i), text, label) for i, text, label in s.execute(query) if label is not None]
     if not feedback:
         raise DatasetError(f"no inferences of model {model_name!r} have feedback yet; send "
                            "POST /v1/inferences/{id}/feedback with the true labels first")

@@ -29,8 +29,7 @@ train = declare(broker, runtime, settings)
 def main() -> None:
     """Start dramatiq's worker CLI on this module: one process, one thread (training uses
     every core already); ``--processes``/``--threads`` may be passed to change that."""
-    from dramatiq.cli import main as dramatiq_main
-    from dramatiq.cli import make_argument_parser
+    from dramatiq.cli import main as dramatiq_main, make_argument_parser
 
     extra = sys.argv[1:] or ["--processes", "1", "--threads", "1"]
     args = make_argument_parser().parse_args(["services.trainer.worker", "--queues", QUEUE,

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-from pydantic import ValidationError
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
+from pydantic import ValidationError
 
 from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
 from shared.decorators import RetryBudget, retry
@@ -42,6 +42,7 @@ class Embeddings:
     truncated: list[bool]
     model: str
     tokens: int
+    identity: str | None = None  # model@revision:precision; None from an embedder without it
 
 
 def _chunks(texts: list[str], size: int) -> list[list[str]]:
@@ -75,11 +76,15 @@ def _parse(response: httpx.Response) -> EmbeddingResponse:
 
 
 def _merge(parts: list[EmbeddingResponse]) -> Embeddings:
+    if len({p.embedding_identity for p in parts}) > 1:  # replicas of two backends answered
+        raise Unavailable("the embedder answered with two different embeddings (a rollout in "
+                          "progress?); retry shortly", retry_after_s=1)
     data = [item for part in parts for item in sorted(part.data, key=lambda d: d.index)]
     vectors = np.stack([d.vector() for d in data]) if data else np.zeros((0, 0), np.float32)
     return Embeddings(vectors=vectors, cached=[d.cached for d in data],
                       truncated=[d.truncated for d in data], model=parts[0].model if parts else "",
-                      tokens=sum(p.usage.total_tokens for p in parts))
+                      tokens=sum(p.usage.total_tokens for p in parts),
+                      identity=parts[0].embedding_identity if parts else None)
 
 
 def _retry_after_s(value: str) -> float:

@@ -7,12 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared.contracts.rollout import Candidate, Role
 from shared.text import problem
 
 
 class ClassifyRequest(BaseModel):
     texts: list[str] = Field(min_length=1, examples=[["where is my parcel", "book a table"]])
     top_k: int = Field(3, ge=1, le=50)
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description="answer with this version "
+                                "(pinned) instead of production or a canary")
+    routing_key: str | None = Field(None, max_length=200, description="who is asking: the same "
+                                    "key always gets the same side of a canary (random if none)")
 
     @field_validator("texts", mode="before")
     @classmethod
@@ -45,13 +50,26 @@ class Timings(BaseModel):
     total_ms: float
 
 
+class ShadowAnswer(BaseModel):
+    """The shadow candidate's predictions on the same embeddings: for the log, never for the
+    caller."""
+
+    version: int
+    head_type: str
+    head_ms: float
+    predictions: list[TextPrediction]
+
+
 class ClassifyResponse(BaseModel):
     model: str
     version: int
+    role: Role = Field("production", description="which alias answered: production, pinned "
+                       "(the version asked for) or canary")
     head_type: str
     embedder_model: str
     predictions: list[TextPrediction]
     timings: Timings
+    shadow: ShadowAnswer | None = None
 
 
 class LoadedHead(BaseModel):
@@ -62,6 +80,7 @@ class LoadedHead(BaseModel):
     threshold: float | None
     embedder_model: str
     loaded_at: datetime
+    candidate: Candidate | None = Field(None, description="the shadow or canary loaded beside")
 
 
 class LoadedHeadList(BaseModel):

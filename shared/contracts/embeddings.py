@@ -1,17 +1,17 @@
 """The embedder's API, shaped like OpenAI's ``/v1/embeddings`` so existing clients work.
 
-polyhead adds a few fields OpenAI clients ignore: ``truncated`` and ``cached`` per item,
-and the model's ``dimension`` and ``max_tokens`` on the model card.
+polyhead adds a few fields OpenAI clients ignore: ``truncated`` and ``cached`` per item, the
+``embedding_identity`` of the vectors (model, revision, precision: see
+``shared.embedding_identity``), and the model's ``dimension``, ``max_tokens``, ``backend`` and
+``identity`` on the model card.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from typing import Any
-
 from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.body import RequestBody
@@ -81,6 +81,9 @@ class EmbeddingResponse(BaseModel):
     data: list[EmbeddingData]
     model: str
     usage: Usage
+    embedding_identity: str | None = Field(
+        None, description="Which embeddings these are: <model>@<revision>:<precision>. "
+                          "Vectors of different identities must not be mixed.")
 
     def matrix(self) -> np.ndarray:
         """All embeddings as one (n, dim) float32 array, in input order."""
@@ -97,6 +100,8 @@ class ModelCard(BaseModel):
     max_tokens: int
     device: str
     dtype: str
+    backend: str = Field(description="torch, onnx or onnx-int8")
+    identity: str = Field(description="<model>@<revision>:<precision>; exact backends share one")
 
 
 class ModelList(BaseModel):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.contracts.body import RequestBody
 from shared.contracts.classify import LabelScore
+from shared.contracts.rollout import Role
 from shared.text import problem
 
 
@@ -17,6 +18,11 @@ class PredictRequest(RequestBody):
     text: str | None = Field(None, examples=["where is my parcel"])
     texts: list[str] | None = Field(None, examples=[["where is my parcel", "book a table"]])
     top_k: int | None = Field(None, ge=1, le=50, description="labels in `top` (default 3)")
+    version: int | None = Field(None, ge=1, le=2**31 - 1, examples=[3], description="answer "
+                                "with this version of the model (pinned) instead of production; "
+                                "404 naming the versions if it has none such")
+    routing_key: str | None = Field(None, min_length=1, max_length=200, description="who to keep "
+                                    "on one side of a canary (default: the API key's name)")
 
     @field_validator("text", mode="before")
     @classmethod
@@ -62,6 +68,9 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     version: int
+    role: Role = Field("production", description="which alias answered: production, pinned "
+                       "(the version asked for) or canary (a version being tried on a share of "
+                       "callers)")
     predictions: list[Prediction]
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from shared.contracts.body import RequestBody
+from shared.contracts.rollout import Candidate
 from shared.text import problem
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
@@ -35,8 +36,10 @@ class TrainOptions(BaseModel):
     oos_label: Label | None = Field(None, description="rows with this label are out-of-scope "
                                   "examples: not a class, used to calibrate the threshold")
     threshold: Literal["auto", "calibrate", "none"] | float = Field(
-        "auto", description="abstain below this confidence. calibrate: on held-out predictions "
-        "(and out-of-scope rows if any); auto: calibrate only when there are out-of-scope rows")
+        "auto", description="when to abstain (label null). auto (= calibrate): below an "
+        "in-scope score (top probability and closeness to the training texts) whose threshold "
+        "is calibrated on held-out predictions, with or without out-of-scope rows; none: never; "
+        "a number: when the top probability is below it")
     text_column: Label = "text"
     label_column: Label = "label"
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -122,6 +125,7 @@ class Version(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     production_version: int | None
+    candidate: Candidate | None = Field(None, description="the shadow or canary version, if any")
     versions: list[Version]
     created_at: datetime
     updated_at: datetime

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def normalize_url(url: str) -> str:
-    """Accept the usual ``postgresql://`` / ``postgres://`` spellings; we drive them with psycopg 3."""
+    """Accept the ``postgresql://`` and ``postgres://`` spellings; psycopg 3 drives them."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]

@@ -6,10 +6,20 @@ Ops dashboards read these with plain SQL, so names are explicit and metrics are 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import (BigInteger, Double, ForeignKey, Index, Integer, PrimaryKeyConstraint,
-                        String, Text, UniqueConstraint)
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db.types import JSONType, UTCDateTime, utcnow
@@ -17,6 +27,8 @@ from shared.db.types import JSONType, UTCDateTime, utcnow
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+    if TYPE_CHECKING:  # what SQLAlchemy's declarative mapping builds for every model
+        __table__: ClassVar[Table]
 
 
 class Model(Base):
@@ -27,6 +39,11 @@ class Model(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     production_version: Mapped[int | None]
+    # The rollout candidate (at most one): a version that sees ``candidate_share`` of the
+    # requests beside production (``shadow``: never answers) or instead of it (``canary``).
+    candidate_version: Mapped[int | None]
+    candidate_mode: Mapped[str | None] = mapped_column(String(10))
+    candidate_share: Mapped[float | None] = mapped_column(Double)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -62,7 +79,8 @@ class ModelVersion(Base):
 
 
 class AliasEvent(Base):
-    """Every move of a model's ``production`` alias: the audit trail and the rollback path."""
+    """Every move of a model's ``production`` alias (the audit trail and the rollback path) or
+    of its ``candidate`` alias (``to_version`` None: the candidate was withdrawn)."""
 
     __tablename__ = "alias_events"
     __table_args__ = (Index("ix_alias_events_model_time", "model_id", "id"),)
@@ -71,8 +89,9 @@ class AliasEvent(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     alias: Mapped[str] = mapped_column(String(30), default="production")
     from_version: Mapped[int | None]
-    to_version: Mapped[int]
-    action: Mapped[str] = mapped_column(String(20))  # promote | auto_promote | rollback
+    to_version: Mapped[int | None]
+    # production: promote | auto_promote | rollback; candidate: shadow | canary | withdraw
+    action: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str] = mapped_column(String(100), default="system")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -139,6 +158,11 @@ class Inference(Base):
     total_ms: Mapped[float | None]
     feedback_label: Mapped[str | None] = mapped_column(String(200))
     feedback_at: Mapped[datetime | None]
+    # production | pinned (the caller asked for the version) | canary | shadow (never answered:
+    # a candidate's prediction on the input of the production row ``shadow_of``; reports and
+    # rollups leave shadow rows out)
+    role: Mapped[str] = mapped_column(String(10), server_default="production")
+    shadow_of: Mapped[str | None] = mapped_column(String(32))
 
 
 class FeedbackEvent(Base):

@@ -4,7 +4,8 @@ A batch of inference records becomes a few *deltas* (per model, version and hour
 sums; per label; per latency bucket), added to the rollup tables with
 ``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``, in the same transaction as the
 rows themselves. Additions commute, so any number of gateways can ship at once. Only rows that
-were really inserted are counted (a record shipped twice is counted once).
+were really inserted are counted (a record shipped twice is counted once), and shadow rows
+(role ``shadow``: a candidate's predictions that answered no one) are not counted at all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ LATENCY_BUCKETS_MS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 75.
                       150.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0,
                       5000.0, 10000.0, 30000.0, float("inf"))
 ABSTAINED = "(abstained)"  # the label key of predictions that abstained
+_ANSWERED = "role <> 'shadow'"  # the rows the rollups count
 
 _SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_total_ms",
          "sum_embed_ms", "sum_head_ms", "feedback", "feedback_correct")
@@ -50,6 +52,8 @@ class Deltas:
         self.latency: Counter[tuple[str, int, datetime, float]] = Counter()
 
     def add(self, record: Mapping[str, Any]) -> None:
+        if record.get("role") == "shadow":
+            return
         key = (record["model_name"], int(record["model_version"]), hour_of(record["created_at"]))
         sums = self.hourly.setdefault(key, defaultdict(float))
         sums["inferences"] += 1
@@ -76,14 +80,14 @@ class Deltas:
     def write(self, connection: Connection) -> None:
         """Add the deltas to the rollup tables (upserts; call inside the rows' transaction)."""
         names = ("model_name", "model_version", "hour")
-        _upsert(connection, InferenceRollup.__table__,  # type: ignore[arg-type]  # a Table
+        _upsert(connection, InferenceRollup.__table__,
                 [dict(zip(names, k, strict=True)) | {c: s.get(c, 0) for c in _SUMS}
                  for k, s in self.hourly.items()], _SUMS)
-        _upsert(connection, InferenceRollupLabel.__table__,  # type: ignore[arg-type]
+        _upsert(connection, InferenceRollupLabel.__table__,
                 [dict(zip((*names, "label"), k, strict=True))
                  | {"inferences": n, "sum_probability": self.label_probability[k]}
                  for k, n in self.labels.items()], ("inferences", "sum_probability"))
-        _upsert(connection, InferenceRollupLatency.__table__,  # type: ignore[arg-type]
+        _upsert(connection, InferenceRollupLatency.__table__,
                 [dict(zip((*names, "le_ms"), k, strict=True)) | {"inferences": n}
                  for k, n in self.latency.items()], ("inferences",))
 
@@ -157,14 +161,15 @@ _TABLES = {"inference_rollups": _HOURLY, "inference_rollup_labels": _LABELS,
 
 
 def backfill(connection: Connection, start: datetime | None = None,
-             end: datetime | None = None) -> None:
+             end: datetime | None = None, *, roles: bool = True) -> None:
     """Rebuild the rollups of every hour that meets ``[start, end)`` (default: all hours) from
     the raw rows, in set-based SQL: those hours' rollup rows are deleted, then each table is
     refilled by one ``INSERT ... SELECT ... GROUP BY``. Running it twice changes nothing.
 
     Run it in one transaction over hours that no gateway ships into meanwhile (the migration
     that creates the rollups, a repair, a benchmark): rows shipped into them while it runs could
-    be counted twice, or make its insert fail.
+    be counted twice, or make its insert fail. ``roles=False``: a schema from before migration
+    0008 (no ``role`` column, so no shadow rows to leave out).
     """
     bounds: dict[str, datetime] = {}
     if start is not None:
@@ -173,7 +178,8 @@ def backfill(connection: Connection, start: datetime | None = None,
         up = hour_of(end.astimezone(UTC))
         bounds["end"] = up if up == end else up + timedelta(hours=1)
     binds = [bindparam(k, v, type_=UTCDateTime()) for k, v in bounds.items()]
-    rows = _rows_sql(connection.dialect.name, "inferences", _window("created_at", bounds))
+    where = _window("created_at", bounds) + (f" AND {_ANSWERED}" if roles else "")
+    rows = _rows_sql(connection.dialect.name, "inferences", where)
     for table, insert in _TABLES.items():
         # Table names, column names and bucket bounds are constants of this module; the time
         # window is bound parameters.
@@ -193,8 +199,9 @@ def _rows_sql(dialect: str, source: str, where: str) -> str:
 def upsert_from_sql(source: str) -> list[str]:
     """PostgreSQL: three ``INSERT ... ON CONFLICT DO UPDATE`` statements that add the rollups
     of the rows in ``source`` (a table or CTE name with the columns of ``inferences``), for one
-    statement that ships rows and rollups together. ``:inf`` must be bound to +Infinity."""
-    rows = _rows_sql("postgresql", source, "1 = 1")
+    statement that ships rows and rollups together (shadow rows left out). ``:inf`` must be
+    bound to +Infinity."""
+    rows = _rows_sql("postgresql", source, _ANSWERED)
     statements = []
     for table, insert in _TABLES.items():
         model = {t.name: t for t in (InferenceRollup.__table__, InferenceRollupLabel.__table__,

@@ -6,6 +6,7 @@ These run on the fake backend (fast); the real model's claims are in the other t
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 
 import httpx
 import numpy as np
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def client() -> httpx.AsyncClient:
+async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings(max_texts_per_request=8, max_chars_per_text=100,
                               max_body_bytes=4096), backend=FakeBackend())
     async with running(app) as c:
@@ -161,17 +162,16 @@ async def test_model_failure_is_503_without_internals() -> None:
 async def test_failed_model_load_is_reported_by_ready_and_503() -> None:
     from asgi_lifespan import LifespanManager
     app = create_app(settings(model="/nonexistent/model/folder"))
-    async with LifespanManager(app) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
-                                     base_url="http://e") as client:
-            for _ in range(200):
-                ready = await client.get("/ready")
-                if "failed" in ready.text:
-                    break
-                import asyncio
-                await asyncio.sleep(0.05)
-            assert ready.status_code == 503 and "failed" in ready.json()["checks"]["model"]
-            response = await client.post("/v1/embeddings", json={"input": "hi"})
-            assert response.status_code == 503
-            assert response.headers["Retry-After"] == "2"
-            assert (await client.get("/health")).status_code == 200
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://e") as client:
+        for _ in range(200):
+            ready = await client.get("/ready")
+            if "failed" in ready.text:
+                break
+            import asyncio
+            await asyncio.sleep(0.05)
+        assert ready.status_code == 503 and "failed" in ready.json()["checks"]["model"]
+        response = await client.post("/v1/embeddings", json={"input": "hi"})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "2"
+        assert (await client.get("/health")).status_code == 200

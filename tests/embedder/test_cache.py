@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -24,8 +27,8 @@ def hits(tier: str) -> float:
     return REGISTRY.get_sample_value("polyhead_embedder_cache_lookups_total", labels) or 0.0
 
 
-def parse(response: object) -> EmbeddingResponse:
-    return EmbeddingResponse.model_validate(response.json())  # type: ignore[attr-defined]
+def parse(response: httpx.Response) -> EmbeddingResponse:
+    return EmbeddingResponse.model_validate(response.json())
 
 
 def test_values_are_compact_bytes_and_round_trip() -> None:
@@ -84,6 +87,24 @@ async def test_redis_shares_vectors_between_replicas(redis_url: str, namespace: 
     np.testing.assert_array_equal(served.matrix()[::-1], computed.matrix())
     assert again.data[0].cached  # promoted into replica B's LRU
     assert hits("redis") == redis_hits + 2
+    redis.Redis.from_url(redis_url).delete(*keys)
+
+
+async def test_redis_never_answers_with_another_identity(redis_url: str, namespace: str) -> None:
+    """An int8 replica and an fp32 replica of one model share Redis, never each other's vectors."""
+    config = settings(redis_url=redis_url, cache_namespace=namespace, redis_ttl_s=600)
+    fp32, int8 = SlowBackend(delay_s=0), SlowBackend(delay_s=0)
+    int8.info = replace(int8.info, identity="fake-embedder@0:int8")
+    async with running(create_app(config, backend=fp32)) as fp32_replica:
+        body = parse(await fp32_replica.post("/v1/embeddings", json={"input": "cancel my card"}))
+        assert body.embedding_identity == "fake-embedder@0:fp32"
+    async with running(create_app(config, backend=int8)) as int8_replica:
+        body = parse(await int8_replica.post("/v1/embeddings", json={"input": "cancel my card"}))
+        models = (await int8_replica.get("/v1/models")).json()["data"][0]
+    assert int8.forward_calls == [1] and not body.data[0].cached  # computed, not fp32's vector
+    assert body.embedding_identity == models["identity"] == "fake-embedder@0:int8"
+    keys = redis.Redis.from_url(redis_url, decode_responses=True).keys(f"{namespace}:*")
+    assert sorted(str(k).split(":")[-2] for k in keys) == ["fp32", "int8"]
     redis.Redis.from_url(redis_url).delete(*keys)
 
 

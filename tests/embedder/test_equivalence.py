@@ -11,6 +11,7 @@ from services.embedder.backends import Backend
 from services.embedder.backends.model_source import resolve
 from shared.contracts import EmbeddingResponse
 from tests.conftest import clinc_texts, running, settings
+from tests.embedder.conftest import BackendFactory
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
@@ -33,6 +34,7 @@ async def test_cosine_against_sentence_transformers(real_backend: Backend,
     assert cosine.min() >= 0.9999, cosine.min()
     assert body.model == "sentence-transformers/all-MiniLM-L6-v2"
     assert body.matrix().shape == (100, 384)
+    assert body.embedding_identity == real_backend.info.identity
 
 
 async def test_truncation_at_max_length_matches_reference(real_backend: Backend,
@@ -48,14 +50,17 @@ async def test_truncation_at_max_length_matches_reference(real_backend: Backend,
     assert float(np.asarray(item["embedding"], dtype=np.float32) @ expected) >= 0.9999
 
 
-def test_padded_and_packed_batches_agree(real_backend: Backend) -> None:
-    """Packing (the CPU default) and plain padded batches give the same vectors."""
+def test_padded_and_packed_batches_agree(model_backend: BackendFactory) -> None:
+    """torch on CPU: packing (its default there) and plain padded batches give the same vectors."""
     from services.embedder.backends import load_backend
-    padded = load_backend(settings(packing="off", threads=2))
-    assert getattr(padded, "_pack_tokens") == 0 and getattr(real_backend, "_pack_tokens") > 0
+    from services.embedder.backends.torch_backend import TorchBackend
+    packed = model_backend("torch")
+    padded = load_backend(settings(backend="torch", packing="off", threads=2))
+    assert isinstance(packed, TorchBackend) and isinstance(padded, TorchBackend)
+    assert padded._pack_tokens == 0 and packed._pack_tokens > 0
     texts = clinc_texts("val.csv", 80) + ["my card was declined again " * 70]
-    tokens = real_backend.tokenize(texts)
-    cosine = (real_backend.forward(tokens) * padded.forward(tokens)).sum(1)
+    tokens = packed.tokenize(texts)
+    cosine = (packed.forward(tokens) * padded.forward(tokens)).sum(1)
     assert cosine.min() >= 0.99999, cosine.min()
 
 

@@ -13,13 +13,14 @@ import pytest
 import redis
 
 from services.embedder.app import create_app
+from shared.settings import EmbedderSettings
 from tests.conftest import RedisProcess, running, settings
 from tests.embedder.fakes import SlowBackend
 
 pytestmark = pytest.mark.anyio
 
 
-def config(server: RedisProcess, namespace: str) -> object:
+def config(server: RedisProcess, namespace: str) -> EmbedderSettings:
     return settings(redis_url=server.url, cache_namespace=namespace, redis_timeout_ms=50,
                     redis_retry_after_s=0.3)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from shared.http import NotReady, wait_ready
 from tests.conftest import free_port
 
 
@@ -39,16 +40,11 @@ class Service:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}", "--port", str(self.port)],
                 env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self.proc.poll() is None, f"{self.name} exited:\n{self.tail()}"
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.tail()}"
-            time.sleep(0.1)
+        try:
+            wait_ready(self.url, timeout_s=timeout_s, alive=lambda: self.alive, interval_s=0.1)
+        except NotReady as exc:
+            raise AssertionError(f"{self.name}: {exc}\n{self.tail()}") from None
+        return self
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -19,19 +19,23 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from services.classifier.app import create_app as create_classifier
 from services.embedder.app import create_app as create_embedder
 from services.embedder.backends import Backend
 from services.gateway.app import create_app as create_gateway
-from services.trainer.app import create_app as create_trainer
 from services.gateway.auth import KeyStore
+from services.trainer.app import create_app as create_trainer
 from shared.clients.embedder import AsyncEmbedderClient
 from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade
-from shared.settings import (ClassifierSettings, EmbedderClientSettings, GatewaySettings)
+from shared.settings import ClassifierSettings, EmbedderClientSettings, GatewaySettings
 from tests.classifier.helpers import publish
 from tests.conftest import ServerThread, clinc_rows, settings as embedder_settings
 from tests.fuzz.config import fuzz_settings

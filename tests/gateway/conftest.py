@@ -13,7 +13,6 @@ from tests.classifier.helpers import publish
 from tests.gateway.helpers import LABELS
 
 
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a SQLite file, or a PostgreSQL schema of the test's own."""

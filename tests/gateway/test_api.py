@@ -4,13 +4,12 @@ PostgreSQL (stopped and started under traffic), API keys with scopes, every inpu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import sqlalchemy
 import pytest
+import sqlalchemy
 from sqlalchemy import func, select
 
 from services.classifier.app import create_app as create_classifier
@@ -95,7 +94,8 @@ async def test_predict_logs_every_inference_and_takes_feedback(stack: dict[str, 
                 break
             await asyncio.sleep(0.05)
         with stack["engine"].connect() as c:
-            row = c.execute(select(Inference).where(Inference.id == prediction["inference_id"])).one()
+            query = select(Inference).where(Inference.id == prediction["inference_id"])
+            row = c.execute(query).one()
         assert (row.request_id, row.client, row.model_name, row.model_version, row.label,
                 row.input_text, row.head_type) == ("req-42", "app", "intents", 1, label, text,
                                                    "logreg")
@@ -124,10 +124,11 @@ async def test_api_keys_and_scopes(stack: dict[str, Any]) -> None:
         assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["error"]["message"]
         admin_only = await client.post(url, json=body, headers=auth(stack["admin"]))
         assert admin_only.status_code == 403 and "'predict' scope" in admin_only.text
-        assert (await client.post(url, json=body, headers=auth(stack["predict"]))).status_code == 200
+        as_app = auth(stack["predict"])
+        assert (await client.post(url, json=body, headers=as_app)).status_code == 200
         stack["keys"].revoke("app")
         app.state.keys._cache.clear()  # the running gateway's cache (30 s) as if expired
-        assert (await client.post(url, json=body, headers=auth(stack["predict"]))).status_code == 401
+        assert (await client.post(url, json=body, headers=as_app)).status_code == 401
 
 
 async def test_input_limits(stack: dict[str, Any]) -> None:

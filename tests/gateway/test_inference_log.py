@@ -19,7 +19,6 @@ from services.gateway.inference_log.folders import LogFolder
 from services.gateway.inference_log.records import encode
 from services.gateway.inference_log.wal import SegmentWriter
 from shared.db import make_engine
-from shared.db.migrate import upgrade
 from shared.db.models import Inference, InferenceRollup
 from shared.db.types import utcnow
 from shared.errors import Unavailable
@@ -36,12 +35,12 @@ def record(i: int, **fields: Any) -> dict[str, Any]:
 
 def count(engine: Engine) -> int:
     with engine.connect() as c:
-        return int(c.scalar(select(func.count()).select_from(Inference)))
+        return int(c.scalar(select(func.count()).select_from(Inference)) or 0)
 
 
 def rolled_up(engine: Engine) -> int:
     with engine.connect() as c:
-        return int(c.scalar(select(func.coalesce(func.sum(InferenceRollup.inferences), 0))))
+        return int(c.scalar(select(func.coalesce(func.sum(InferenceRollup.inferences), 0))) or 0)
 
 
 def wait_for(predicate: Any, timeout_s: float = 30) -> float:
@@ -53,11 +52,8 @@ def wait_for(predicate: Any, timeout_s: float = 30) -> float:
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[Engine]:
-    engine = make_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 def started(engine: Engine, root: Path, **options: Any) -> InferenceLog:
@@ -97,7 +93,8 @@ def test_a_dead_processs_folder_is_claimed_and_shipped_once(engine: Engine,
                                                              tmp_path: Path) -> None:
     root = tmp_path / "log"
     records = [record(i) for i in range(20)]
-    SqlSink(engine).write([encode(r) for r in records[:10]])  # shipped before it died; the position was not saved
+    # Shipped before it died; the position was not saved.
+    SqlSink(engine).write([encode(r) for r in records[:10]])
     dead = LogFolder.create(root)
     writer = SegmentWriter(dead.path, 1 << 20)
     writer.append([encode(r) for r in records])

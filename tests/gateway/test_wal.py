@@ -49,5 +49,6 @@ def test_a_full_segment_is_closed_and_the_next_one_started_off_the_request_path(
     writer.append(payloads(1))
     second, written = writer.extent()
     writer.close()
-    assert first != second and count_frames(tmp_path / first, 0) == 20
+    assert first is not None and second is not None and first != second
+    assert count_frames(tmp_path / first, 0) == 20
     assert written == (tmp_path / second).stat().st_size

@@ -32,18 +32,18 @@ def calls(app: Any) -> list[tuple[str, str]]:
 
 async def test_every_route_but_health_ready_metrics_needs_a_key(stack: dict[str, Any]) -> None:
     app = gateway(stack, docs=False)  # POLYHEAD_ENV=prod turns docs off the same way
-    async with LifespanManager(app) as manager:
-        async with AsyncClient(transport=ASGITransport(manager.app), base_url="http://gw") as c:
-            routes = calls(app)
-            assert len(routes) >= 12 and not {p for _, p in routes} & DOCS
-            for method, path in routes:
-                response = await c.request(method, path, json={})
-                if path in OPS:
-                    assert response.status_code != 401, path
-                else:
-                    assert response.status_code == 401, (method, path, response.text)
-            for path in DOCS:
-                assert (await c.get(path)).status_code == 404, path
+    async with (LifespanManager(app) as manager,
+                AsyncClient(transport=ASGITransport(manager.app), base_url="http://gw") as c):
+        routes = calls(app)
+        assert len(routes) >= 12 and not {p for _, p in routes} & DOCS
+        for method, path in routes:
+            response = await c.request(method, path, json={})
+            if path in OPS:
+                assert response.status_code != 401, path
+            else:
+                assert response.status_code == 401, (method, path, response.text)
+        for path in DOCS:
+            assert (await c.get(path)).status_code == 404, path
     async with running(gateway(stack)) as client:  # dev/test default: the docs are public
         assert (await client.get("/openapi.json")).status_code == 200
 

@@ -34,9 +34,10 @@ def keys(pg_url: str) -> Iterator[KeyStore]:
 
 
 def gateway(pg_url: str, tmp_path: Path, **overrides: Any) -> FastAPI:
-    return create_app(GatewaySettings(**{
+    values: dict[str, Any] = {
         "database_url": pg_url, "classifier_urls": f"http://127.0.0.1:{free_port()}",
-        "log_json": False, "environment": "test", "log_dir": str(tmp_path / "log")} | overrides))
+        "log_json": False, "environment": "test", "log_dir": str(tmp_path / "log")}
+    return create_app(GatewaySettings(**(values | overrides)))
 
 
 @asynccontextmanager

@@ -138,10 +138,12 @@ def test_only_the_gateway_is_exposed_by_default() -> None:
 def test_the_development_server_listens_on_loopback_unless_told(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``python -m services.<name>`` (polyhead up): what it asks uvicorn to bind."""
+    import uvicorn
+
     from shared import devserver
 
     binds: list[tuple[str, int]] = []
-    monkeypatch.setattr(devserver.uvicorn, "run",
+    monkeypatch.setattr(uvicorn, "run",
                         lambda *_, host, port, **__: binds.append((host, port)))
     for argv in (["x"], ["x", "--port", "9001"], ["x", "--host", "0.0.0.0"]):
         monkeypatch.setattr("sys.argv", argv)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,11 +24,12 @@ from tests.trainer.helpers import trainer_app, trainer_settings
 
 TOKEN = "t" * 40
 CSV = to_csv([(f"text {i}", "ab"[i % 2]) for i in range(20)])
-STATE_CHANGING = [("POST", "/v1/jobs/feedback", {"json": {"name": "intents"}}),
-                  ("POST", "/v1/models/intents/promote", {"json": {"version": 1}}),
-                  ("POST", "/v1/models/intents/rollback", {"json": {}}),
-                  ("POST", "/v1/jobs", {"data": {"name": "intents"},
-                                        "files": {"file": ("d.csv", CSV, "text/csv")}})]
+STATE_CHANGING: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "/v1/jobs/feedback", {"json": {"name": "intents"}}),
+    ("POST", "/v1/models/intents/promote", {"json": {"version": 1}}),
+    ("POST", "/v1/models/intents/rollback", {"json": {}}),
+    ("POST", "/v1/jobs", {"data": {"name": "intents"},
+                          "files": {"file": ("d.csv", CSV, "text/csv")}})]
 
 
 @pytest.fixture
@@ -44,31 +46,31 @@ def test_prod_refuses_a_gateway_without_api_keys(clean_env: pytest.MonkeyPatch) 
     clean_env.setenv("GATEWAY_AUTH", "false")
     with pytest.raises(ValidationError, match="GATEWAY_AUTH=false is refused when "
                                               "POLYHEAD_ENV=prod"):
-        GatewaySettings(_env_file=None)  # type: ignore[call-arg]
+        GatewaySettings(_env_file=None)
     clean_env.setenv("GATEWAY_AUTH", "true")
-    assert GatewaySettings(_env_file=None).auth  # type: ignore[call-arg]
+    assert GatewaySettings(_env_file=None).auth
     clean_env.setenv("POLYHEAD_ENV", "dev")  # development may run without keys
     clean_env.setenv("GATEWAY_AUTH", "false")
-    assert not GatewaySettings(_env_file=None).auth  # type: ignore[call-arg]
+    assert not GatewaySettings(_env_file=None).auth
 
 
 def test_prod_needs_an_internal_token_of_32_characters(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("POLYHEAD_ENV", "prod")
     for settings in (GatewaySettings, TrainerSettings):
         with pytest.raises(ValidationError, match="POLYHEAD_INTERNAL_TOKEN must be set"):
-            settings(_env_file=None)  # type: ignore[call-arg]
+            settings(_env_file=None)
     clean_env.setenv("POLYHEAD_INTERNAL_TOKEN", "CHANGE-ME")
     with pytest.raises(ValidationError, match="at least 32 characters"):
-        TrainerSettings(_env_file=None)  # type: ignore[call-arg]
+        TrainerSettings(_env_file=None)
     clean_env.setenv("POLYHEAD_INTERNAL_TOKEN", TOKEN)
     for settings in (GatewaySettings, TrainerSettings):
-        loaded = settings(_env_file=None)  # type: ignore[call-arg]
+        loaded = settings(_env_file=None)
         assert loaded.internal_token is not None
         assert loaded.internal_token.get_secret_value() == TOKEN
         assert TOKEN not in repr(loaded) and TOKEN not in str(loaded.model_dump())
     clean_env.setenv("POLYHEAD_ENV", "test")
     clean_env.delenv("POLYHEAD_INTERNAL_TOKEN")
-    assert TrainerSettings(_env_file=None).internal_token is None  # type: ignore[call-arg]
+    assert TrainerSettings(_env_file=None).internal_token is None
 
 
 @pytest.mark.anyio

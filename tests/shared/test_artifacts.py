@@ -22,7 +22,16 @@ def _round_trip(store: ArtifactStore) -> None:
     uri = store.write_version("intents", 3, FILES)
     assert uri.endswith("intents/3")
     assert store.read_version(uri) == FILES
-    assert store.read_version(uri, ("head.json", "booster.ubj")) == {"head.json": FILES["head.json"]}
+    head_only = store.read_version(uri, ("head.json",))
+    assert head_only == {"head.json": FILES["head.json"]}
+    # A file the version was never written with (a logreg head has no booster) is not there;
+    # one it was written with and lost since is an error.
+    assert store.read_version(uri, ("head.json", "booster.ubj")) == head_only
+    store.delete(f"{uri}/weights.npz")
+    with pytest.raises(ArtifactError, match="damaged: weights.npz is missing"):
+        store.read_version(uri, ("head.json", "weights.npz", "booster.ubj"))
+    with pytest.raises(ArtifactError, match="damaged: weights.npz is missing"):
+        store.read_version(uri)
     upload = store.put("_uploads/job.csv", b"text,label\n")
     assert store.get(upload) == b"text,label\n"
     store.delete(f"{uri}/{MARKER}")  # a half-written version is never read
@@ -52,6 +61,17 @@ def test_local_folder(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "artifacts"))
     assert store.url.startswith("file://")
     _round_trip(store)
+
+
+def test_versions_written_before_the_marker_listed_files(tmp_path: Path) -> None:
+    """An empty marker (written before it listed the files): the folder's files are the
+    version's, as they were read then."""
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    uri = store.write_version("intents", 1, FILES)
+    (tmp_path / "artifacts" / "intents" / "1" / MARKER).write_bytes(b"")
+    assert store.read_version(uri) == FILES
+    head_only = store.read_version(uri, ("head.json", "booster.ubj"))
+    assert head_only == {"head.json": FILES["head.json"]}
 
 
 def test_get_put_delete_stay_inside_the_store(tmp_path: Path) -> None:

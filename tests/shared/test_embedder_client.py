@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from asgi_correlation_id import correlation_id
 from asgi_lifespan import LifespanManager
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.embedder.app import create_app
 from services.embedder.backends.fake import FakeBackend
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 class SeenHeaders:
     """Wraps the app to record the request headers it received."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.request_ids: list[str] = []
 
@@ -30,7 +30,7 @@ class SeenHeaders:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             self.request_ids.append(headers.get(b"x-request-id", b"").decode())
-        await self.app(scope, receive, send)  # type: ignore[operator]
+        await self.app(scope, receive, send)
 
 
 async def test_embeds_in_chunks_and_forwards_the_request_id() -> None:

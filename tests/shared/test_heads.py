@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 
 from services.trainer.fitters import FitSpec, fit
-from shared.heads import HeadMismatch, Head, softmax
+from shared.heads import Head, HeadMismatch, softmax
+from shared.scope import Scope
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -20,8 +24,8 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("kind", ["logreg", "mlp", "xgboost"])
 def test_fit_save_load_predict(kind: str) -> None:
     x, y = _data()
-    head, facts = fit(FitSpec(kind=kind, mlp_epochs=30, xgb_rounds=20), x, y, ["a", "b", "c"],  # type: ignore[arg-type]
-                      embedder_model="test-model")
+    spec = FitSpec(kind=kind, mlp_epochs=30, xgb_rounds=20)  # type: ignore[arg-type]  # parametrized
+    head, facts = fit(spec, x, y, ["a", "b", "c"], embedder_model="test-model")
     assert facts["fit_seconds"] > 0
     head.threshold = 0.6
     probs = head.predict_proba(x)
@@ -77,3 +81,51 @@ def test_embedder_mismatch_is_refused() -> None:
         head.check_embedder("model-b", 8)
     with pytest.raises(HeadMismatch):
         head.predict_proba(np.zeros((1, 16), dtype=np.float32))
+
+
+def _scoped_head() -> tuple[Head, np.ndarray]:
+    x, y = _data()
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    head, _ = fit(FitSpec(kind="logreg"), x, y, ["a", "b", "c"], embedder_model="m")
+    prototypes = np.stack([x[y == c].mean(0) for c in range(3)])
+    head.scope = Scope(prototypes=prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True),
+                       center=(0.9, 0.95), scale=(0.05, 0.02))
+    head.threshold = -3.0
+    return head, x
+
+
+def test_an_in_scope_score_round_trips_as_plain_arrays() -> None:
+    """The scope (prototypes as float16, its standardisation in head.json) loads without
+    pickle and scores exactly as before; a head saved before scopes existed still loads."""
+    head, x = _scoped_head()
+    files = head.to_files()
+    with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
+        assert z["scope_prototypes"].dtype == np.float16 and z["scope_prototypes"].shape == (3, 8)
+    meta = json.loads(files["head.json"])
+    assert meta["format_version"] == 2 and meta["scope"]["prototypes"] == 3
+    loaded = Head.from_files(files)
+    assert loaded.scope is not None and loaded.threshold == -3.0
+    probs = head.predict_proba(x)
+    np.testing.assert_array_equal(loaded.in_scope(x, probs), head.in_scope(x, probs))
+    assert loaded.predict(x) == head.predict(x)
+    assert loaded.nbytes == head.nbytes == sum(a.nbytes for layer in head.layers for a in layer) \
+        + 3 * 8 * 4
+
+    old = dict(files, **{"head.json": json.dumps(
+        {k: v for k, v in meta.items() if k != "scope"} | {"format_version": 1}).encode()})
+    legacy = Head.from_files(old)
+    assert legacy.scope is None  # threshold on the top probability, as format 1 meant
+    assert [p.abstained for p in legacy.predict(x)] == [False] * len(x)
+
+
+def test_the_scope_abstains_far_from_the_training_data() -> None:
+    """A confident head still abstains on a text unlike any training text: the nearest
+    prototype is far, even though one label wins the softmax clearly."""
+    head, x = _scoped_head()
+    far = -x[:1]  # the opposite direction of a training row: confidently "not a", far from all
+    [typical] = head.predict(x[:1])
+    [odd] = head.predict(far)
+    assert not typical.abstained and typical.label == "a"
+    assert odd.abstained and odd.label is None and odd.top[0][1] > 0.5
+    head.threshold = None  # threshold=none: never abstains
+    assert not head.predict(far)[0].abstained

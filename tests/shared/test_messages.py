@@ -39,15 +39,15 @@ async def embedder() -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def gateway(tmp_path: Path, **values: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A started gateway without API keys (SQLite), and an in-process client to it."""
-    values = {"database_url": f"sqlite:///{tmp_path}/gateway.db", "auth": False,
-              "classifier_urls": f"http://127.0.0.1:{free_port()}",
-              "log_dir": str(tmp_path / "inference-log"), "log_json": False,
-              "environment": "test"} | values
-    async with LifespanManager(create_gateway(GatewaySettings(**values)),
-                               startup_timeout=60, shutdown_timeout=30) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
-                                     base_url="http://gateway") as client:
-            yield client
+    defaults: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path}/gateway.db", "auth": False,
+                                "classifier_urls": f"http://127.0.0.1:{free_port()}",
+                                "log_dir": str(tmp_path / "inference-log"), "log_json": False,
+                                "environment": "test"}
+    async with (LifespanManager(create_gateway(GatewaySettings(**(defaults | values))),
+                                startup_timeout=60, shutdown_timeout=30) as manager,
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
+                                  base_url="http://gateway") as client):
+        yield client
 
 
 @pytest.fixture
@@ -110,7 +110,8 @@ async def test_gateway_bodies_refuse_unknown_fields(tmp_path: Path) -> None:
     async with gateway(tmp_path) as client:
         typo = error(await client.post("/v1/models/intents/predict",
                                        json={"text": "hi", "topk": 5}))
-        assert typo["message"] == "unknown field topk; the allowed fields are text, texts, top_k"
+        assert typo["message"] == ("unknown field topk; the allowed fields are text, texts, "
+                                   "top_k, version, routing_key")
         assert typo["param"] == "topk"
         for path, body, param in [
                 (f"/v1/inferences/{inference}/feedback", {"lable": "a"}, "lable"),
@@ -194,18 +195,18 @@ async def test_public_503_names_no_internal_host(tmp_path: Path) -> None:
 
 async def test_failed_model_load_hides_the_reason() -> None:
     app = create_embedder(settings(model="/nonexistent/model/folder"))
-    async with LifespanManager(app) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
-                                     base_url="http://embedder") as client:
-            for _ in range(200):
-                ready = await client.get("/ready")
-                if "failed" in ready.text:
-                    break
-                await anyio.sleep(0.05)
-            assert ready.status_code == 503
-            assert ready.json()["checks"] == {"model": "failed to load; see the service logs"}
-            embed = error(await client.post("/v1/embeddings", json={"input": "hi"}), 503)
-            assert embed["message"] == "the model failed to load; see the service logs"
+    async with (LifespanManager(app) as manager,
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
+                                  base_url="http://embedder") as client):
+        for _ in range(200):
+            ready = await client.get("/ready")
+            if "failed" in ready.text:
+                break
+            await anyio.sleep(0.05)
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"model": "failed to load; see the service logs"}
+        embed = error(await client.post("/v1/embeddings", json={"input": "hi"}), 503)
+        assert embed["message"] == "the model failed to load; see the service logs"
 
 
 

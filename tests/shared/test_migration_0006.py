@@ -4,19 +4,20 @@ figures, the views read the same counts as the rows, and downgrade / upgrade rou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from sqlalchemy import Connection, Engine, select, text
 
-from shared.db import make_engine
 from shared.db.migrate import alembic_config, upgrade
-from shared.db.models import (Inference, InferenceRollup, InferenceRollupLabel,
-                              InferenceRollupLatency)
+from shared.db.models import (
+    Inference,
+    InferenceRollup,
+    InferenceRollupLabel,
+    InferenceRollupLatency,
+)
 from shared.db.partitions import partition_days
 from shared.db.rollups import Deltas, deltas_of
 
@@ -26,18 +27,14 @@ PARTITIONED = ("SELECT count(*) FROM pg_partitioned_table "
                "WHERE partrelid = to_regclass('inferences')")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" \
-        else f"sqlite:///{tmp_path}/db.sqlite"
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(bare_engine: Engine) -> Engine:
+    return bare_engine
 
 
 def records(n: int = 60, start: datetime = START) -> list[dict[str, Any]]:
     """``n`` inferences over ~4 days: two models, abstentions, untimed rows, some feedback."""
-    out = []
+    out: list[dict[str, Any]] = []
     for i in range(n):
         label = None if i % 7 == 0 else ("billing", "refund", "greeting")[i % 3]
         out.append({
@@ -58,8 +55,8 @@ def expected(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], float]:
         if r["feedback_label"] is not None:
             d.feedback(r, rows=1, correct=int(r["feedback_label"] == r["label"]))
     sums = [c.name for c in InferenceRollup.__table__.columns if not c.primary_key]
-    out = {("inference_rollups", *k, c): float(s.get(c, 0)) for k, s in d.hourly.items()
-           for c in sums}
+    out: dict[tuple[Any, ...], float] = {("inference_rollups", *k, c): float(s.get(c, 0))
+                                         for k, s in d.hourly.items() for c in sums}
     for k, n in d.labels.items():
         out[("inference_rollup_labels", *k, "inferences")] = n
         out[("inference_rollup_labels", *k, "sum_probability")] = d.label_probability[k]
@@ -69,7 +66,7 @@ def expected(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], float]:
 
 def stored(c: Connection) -> dict[tuple[Any, ...], float]:
     """Every rollup figure: ``{(table, *key, column): value}``."""
-    out = {}
+    out: dict[tuple[Any, ...], float] = {}
     for model in ROLLUPS:
         table = model.__table__
         first = ["model_name", "model_version", "hour"]  # as Deltas keys them

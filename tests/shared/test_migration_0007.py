@@ -3,27 +3,19 @@ entry of each inference's feedback history, and downgrade / upgrade round-trips.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from sqlalchemy import Engine, select
 
-from shared.db import make_engine
 from shared.db.migrate import alembic_config, upgrade
 from shared.db.models import FeedbackEvent
 from shared.db.types import utcnow
 from tests.gateway.helpers import record, ship
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" \
-        else f"sqlite:///{tmp_path}/db.sqlite"
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(bare_engine: Engine) -> Engine:
+    return bare_engine
 
 
 def test_earlier_feedback_is_carried_into_the_history(engine: Engine) -> None:

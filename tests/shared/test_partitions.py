@@ -4,7 +4,6 @@ whole days past retention while keeping newer ones, and two callers at once both
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -26,11 +25,8 @@ def at(day: date, hour: int = 1) -> datetime:
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[Engine]:
-    engine = make_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 def insert(engine: Engine, n: int, start: datetime, prefix: str) -> set[str]:

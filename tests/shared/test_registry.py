@@ -9,7 +9,7 @@ import pytest
 from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade
 from shared.errors import Conflict, NotFound
-from shared.registry import Registry, should_promote
+from shared.registry import PromotePolicy, Registry, Serving, should_promote
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -49,7 +49,7 @@ def test_promote_and_rollback_walk_the_history(registry: Registry) -> None:
         _register(registry, "intents", 0.9)
     for v in (1, 2, 3):
         registry.promote("intents", v)
-    assert registry.production_versions() == {"intents": 3}
+    assert registry.serving() == {"intents": Serving(3, None)}
     assert registry.rollback("intents").to_version == 2
     assert registry.rollback("intents").to_version == 1  # twice: further back, not a toggle
     with pytest.raises(Conflict, match="no earlier production version"):
@@ -91,5 +91,6 @@ def test_a_failed_artifact_write_registers_nothing(registry: Registry) -> None:
     ("if_not_worse", 0.90, None, True), ("if_not_worse", 0.90, 0.90, True),
     ("if_not_worse", 0.89, 0.90, False), ("always", 0.1, 0.9, True), ("never", 1.0, None, False),
 ])
-def test_promotion_policy(policy: str, new: float, current: float | None, expected: bool) -> None:
-    assert should_promote(policy, new, current) is expected  # type: ignore[arg-type]
+def test_promotion_policy(policy: PromotePolicy, new: float, current: float | None,
+                          expected: bool) -> None:
+    assert should_promote(policy, new, current) is expected

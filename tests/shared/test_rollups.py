@@ -4,28 +4,21 @@ views' percentiles interpolate as :func:`shared.db.rollups.percentile` does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.db import make_engine
 from shared.db.migrate import upgrade
 from shared.db.models import Inference
 from shared.db.rollups import LATENCY_BUCKETS_MS, backfill, deltas_of, hour_of, percentile
 from tests.shared.test_migration_0006 import START, expected, records, stored
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" \
-        else f"sqlite:///{tmp_path}/db.sqlite"
-    engine = make_engine(url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(bare_engine: Engine) -> Engine:
+    upgrade(bare_engine)
+    return bare_engine
 
 
 def test_writing_the_same_deltas_twice_adds_up(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from shared.settings import EmbedderClientSettings, EmbedderSettings
 def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REDIS_URL", "EMBEDDER_REDIS_URL", "EMBEDDER_MODEL"):
         monkeypatch.delenv(name, raising=False)
-    s = EmbedderSettings(_env_file=None)  # type: ignore[call-arg]
+    s = EmbedderSettings(_env_file=None)
     assert s.model == "sentence-transformers/all-MiniLM-L6-v2"
     assert s.redis_url is None and s.lru_size == 50_000
 

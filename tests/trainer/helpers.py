@@ -33,11 +33,12 @@ async def submit(client: httpx.AsyncClient, data: bytes, **fields: Any) -> httpx
     return await client.post("/v1/jobs", data=form, files={"file": ("data.csv", data, "text/csv")})
 
 
-async def wait_job(client: httpx.AsyncClient, job_id: str, timeout_s: float = 180) -> dict[str, Any]:
+async def wait_job(client: httpx.AsyncClient, job_id: str, timeout_s: float = 180
+                   ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         job = (await client.get(f"/v1/jobs/{job_id}")).json()
         if job["status"] in ("succeeded", "failed"):
-            return job  # type: ignore[no-any-return]
+            return job
         assert time.monotonic() < deadline, f"job still {job['status']} at {job['stage']}"
         await asyncio.sleep(0.1)

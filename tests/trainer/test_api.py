@@ -18,6 +18,7 @@ from tests.trainer.helpers import submit, trainer_app, trainer_settings, wait_jo
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
 SLICE = clinc_rows(labels=6, per_label=25)
+NONSENSE = ["asdfgh qwerty", "who won the world cup in 2018"]
 
 
 async def test_csv_to_a_promoted_version_with_a_full_report(
@@ -35,13 +36,27 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
         report = job["report"]
         assert report["cv"]["weighted_f1"] > 0.85 and report["cv_folds"] == 5
         assert set(report["candidates"]) == {"logreg", "mlp", "xgboost"}  # 6 classes: all tried
-        assert {"none_weighted_f1", "balanced_weighted_f1", "chosen"} <= set(report["class_weight"])
+        # 25 rows per label: balanced class weights would be the same fit, so it is not tried.
+        assert report["class_weight"] == {
+            "mode": "auto", "note": "labels equally frequent: balanced weights change nothing",
+            "chosen": "none"}
         assert len(report["per_class"]) == 6
         assert np.array(report["confusion_matrix"]["matrix"]).sum() == 150
-        assert report["threshold"] is None  # no out-of-scope rows: no abstaining by default
+        # No out-of-scope rows, yet the head abstains: its threshold is calibrated on held-out
+        # predictions, at a cost in in-scope accuracy the report states.
+        threshold = report["threshold"]
+        assert threshold["method"] == "calibrated on out-of-fold predictions"
+        assert "nearest label prototype" in threshold["score"] and "oos_recall" not in threshold
+        assert threshold["in_scope_accuracy_without"] - threshold["in_scope_accuracy"] \
+            <= threshold["max_accuracy_drop"] + 1e-5
+        assert 0 <= threshold["in_scope_abstain_rate"] < 0.05
+        assert 0 < report["memory_bytes"] < 200_000  # 6 x 384 weights, 48 float32 prototypes
+        assert 0 <= report["calibration"]["ece"] <= 1 and report["calibration"]["reliability"]
+        assert len(report["tradeoff_curve"]) == 20 and isinstance(report["confused_pairs"], list)
         embedder_report = report["embedder"]
         assert embedder_report.pop("model") == "sentence-transformers/all-MiniLM-L6-v2"
         assert embedder_report.pop("dim") == 384
+        assert isinstance(embedder_report.pop("identity"), str)  # see shared.embedding_identity
         # The ratio depends on what this session embedded before (see the promotion test).
         assert set(embedder_report) == {"cache_hit_ratio"}
         assert 0.0 <= embedder_report["cache_hit_ratio"] <= 1.0
@@ -63,11 +78,16 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
             "data.json"} <= set(files)
     head = Head.from_files(store.read_version(version["artifact_uri"], HEAD_FILES))
     head.check_embedder("sentence-transformers/all-MiniLM-L6-v2", 384)
+    assert head.scope is not None and head.threshold == threshold["threshold"]
     with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as embedder:
         held_out = clinc_rows("test.csv", labels=6, per_label=10)
         predictions = head.predict(embedder.embed([t for t, _ in held_out]).vectors)
-    accuracy = np.mean([p.label == label for p, (_, label) in zip(predictions, held_out, strict=True)])
-    assert accuracy > 0.85
+        nonsense = head.predict(embedder.embed(NONSENSE).vectors)
+    accuracy = np.mean([p.label == label
+                        for p, (_, label) in zip(predictions, held_out, strict=True)])
+    assert accuracy > 0.85  # abstentions counted as errors
+    assert [p.label for p in nonsense] == [None] * len(NONSENSE)
+    assert all(p.abstained and p.top for p in nonsense)  # the top labels are still given
 
 
 async def test_promotion_policy_promote_and_rollback(
@@ -76,10 +96,15 @@ async def test_promotion_policy_promote_and_rollback(
     rows = SLICE + [(f"what is my balance for account {uuid.uuid4().hex}", SLICE[0][1])]
     app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
     async with running(app) as client:
-        first = await wait_job(client, (await submit(client, to_csv(rows), head="logreg")).json()["id"])
+        first = await wait_job(client, (await submit(client, to_csv(rows), head="logreg")
+                                        ).json()["id"])
         second = await wait_job(client, (await submit(
-            client, to_csv(rows), head="logreg", promote="never", cv_folds=3)).json()["id"])
+            client, to_csv(rows), head="logreg", promote="never", cv_folds=3,
+            threshold="none")).json()["id"])
         assert first["promoted"] is True and second["promoted"] is False
+        # threshold=none: a head that never abstains (and no in-scope score to store).
+        assert second["report"]["threshold"] is None and first["report"]["threshold"]
+        assert second["report"]["memory_bytes"] < first["report"]["memory_bytes"]
         # The retrain of the same data is served entirely from the embedder's phrase cache.
         assert first["report"]["embedder"]["cache_hit_ratio"] < 1.0
         assert second["report"]["embedder"]["cache_hit_ratio"] == 1.0
@@ -108,7 +133,7 @@ async def test_out_of_scope_rows_calibrate_the_threshold(
                                                    oos_label="oos")).json()["id"])
         assert job["status"] == "succeeded", job["error"]
         threshold = job["report"]["threshold"]
-        assert threshold["oos_rows"] == 60 and 0 < threshold["threshold"] < 1
+        assert threshold["oos_rows"] == 60 and threshold["threshold"] < 0  # below typical
         assert threshold["oos_recall"] > 0.3
         # Abstaining costs at most max_accuracy_drop of in-scope accuracy on the held-out
         # predictions (both accuracies are rounded to 5 decimals in the report).
@@ -129,7 +154,8 @@ async def test_imbalanced_data_compares_class_weights(
     skewed = [row for i, n in enumerate(sizes) for row in rows[60 * i: 60 * i + n]]
     app = trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)
     async with running(app) as client:
-        job = await wait_job(client, (await submit(client, to_csv(skewed), head="logreg")).json()["id"])
+        job = await wait_job(client, (await submit(client, to_csv(skewed), head="logreg")
+                                      ).json()["id"])
         assert job["status"] == "succeeded", job["error"]
         weighting = job["report"]["class_weight"]
         assert weighting["mode"] == "auto"

@@ -92,7 +92,8 @@ async def test_retrain_from_feedback_rows(tmp_path: Path, embedder_url: str) -> 
 
 
 @pytest.mark.model
-async def test_jobs_left_unfinished_by_a_restart_run_again(tmp_path: Path, embedder_url: str) -> None:
+async def test_jobs_left_unfinished_by_a_restart_run_again(tmp_path: Path,
+                                                            embedder_url: str) -> None:
     """Embedded default: the in-memory queue forgets on restart; the job records do not."""
     settings = trainer_settings(f"sqlite:///{tmp_path}/db.sqlite", tmp_path)
     app = trainer_app(settings, embedder_url)

@@ -75,7 +75,8 @@ async def test_retraining_from_feedback_adds_it_to_the_production_data(
     async with running(trainer_app(trainer_settings(pg_url, tmp_path), embedder_url)) as client:
         none_yet = await client.post("/v1/jobs/feedback", json={"name": "intents"})
         assert none_yet.status_code == 422
-        assert "no inferences of model 'intents' have feedback" in none_yet.json()["error"]["message"]
+        message = none_yet.json()["error"]["message"]
+        assert "no inferences of model 'intents' have feedback" in message
         assert (await client.get("/v1/jobs")).json()["data"] == []
 
         first = await wait_job(client, (await submit(client, to_csv(ROWS), head="logreg",

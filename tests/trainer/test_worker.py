@@ -65,14 +65,16 @@ async def test_worker_killed_mid_job_is_retried_by_another(
         try:
             async with running(trainer_app(api, embedder.url)) as client:
                 rows = clinc_rows(labels=4, per_label=60)
-                job_id = (await submit(client, to_csv(rows), head="logreg", cv_folds=3)).json()["id"]
-                while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["stage"] != "embedding":
+                submitted = await submit(client, to_csv(rows), head="logreg", cv_folds=3)
+                job_id = submitted.json()["id"]
+                url = f"/v1/jobs/{job_id}"
+                while (job := (await client.get(url)).json())["stage"] != "embedding":
                     assert job["status"] != "failed", job["error"]
                     await asyncio.sleep(0.05)
                 kill(first)
 
                 # The reaper notices the silence and says so.
-                while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["status"] == "running":
+                while (job := (await client.get(url)).json())["status"] == "running":
                     await asyncio.sleep(0.2)
                 assert job["status"] == "queued", job
                 assert "was lost during 'embedding'" in job["error"]

@@ -6,12 +6,15 @@ already-tokenized texts. Batching, queueing and caching live above it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from shared.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class ModelInfo:
     device: str
     dtype: str
     lowercase: bool        # the tokenizer lowercases: the cache key may too
+    backend: str           # "torch" | "onnx" | "onnx-int8" | "fake"
+    identity: str          # shared.embedding_identity: model@revision:precision
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +47,29 @@ class Backend(Protocol):
 
 
 def load_backend(settings: EmbedderSettings) -> Backend:
-    """Build the configured backend. Imports torch only when the torch backend is asked for."""
+    """Build the configured backend. ``auto``: torch on CUDA, else exact ONNX Runtime (torch if
+    the export fails). Imports torch or onnxruntime only when that backend is asked for."""
     if settings.backend == "fake":
         from services.embedder.backends.fake import FakeBackend
         return FakeBackend()
+    if settings.backend in ("onnx", "onnx-int8"):
+        from services.embedder.backends.onnx_backend import OnnxBackend
+        return OnnxBackend.load(settings, int8=settings.backend == "onnx-int8")
+    if settings.backend == "auto" and not _wants_torch(settings):
+        from services.embedder.backends.onnx_backend import OnnxBackend
+        try:
+            return OnnxBackend.load(settings, int8=False)
+        except Exception as exc:  # an architecture the exporter cannot trace: torch serves it
+            log.warning("ONNX backend unavailable; using torch", exc_info=exc)
     from services.embedder.backends.torch_backend import TorchBackend
     return TorchBackend.load(settings)
+
+
+def _wants_torch(settings: EmbedderSettings) -> bool:
+    """CUDA (fp16 there) or a non-fp32 dtype asked for: only torch serves those."""
+    if settings.dtype not in ("auto", "float32") or settings.device == "cuda":
+        return True
+    if settings.device == "cpu":
+        return False
+    import torch
+    return bool(torch.cuda.is_available())

@@ -16,7 +16,8 @@ class FakeBackend:
     def __init__(self, dimension: int = 16, max_tokens: int = 32) -> None:
         self.info = ModelInfo(model_id="fake-embedder", aliases=frozenset({"fake-embedder"}),
                               dimension=dimension, max_tokens=max_tokens, device="cpu",
-                              dtype="float32", lowercase=False)
+                              dtype="float32", lowercase=False, backend="fake",
+                              identity="fake-embedder@0:fp32")
         self.forward_calls: list[int] = []  # batch sizes, so tests can see the batching
         self._vocab: dict[str, int] = {}
 

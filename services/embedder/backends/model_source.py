@@ -7,6 +7,7 @@ local HF cache, and the network where the host has it).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ def resolve(name: str) -> ModelSource:
     if Path(name).expanduser().is_dir():
         location = str(Path(name).expanduser().resolve())
         model_id = _name_from_folder(Path(location))
-    elif name in PACKAGED_MODELS or name.lower() in {n.split("/")[-1].lower() for n in PACKAGED_MODELS}:
+    elif name in PACKAGED_MODELS or name.lower() in {n.split("/")[-1].lower()
+                                                     for n in PACKAGED_MODELS}:
         model_id = next(k for k in PACKAGED_MODELS if name in (k, k.split("/")[-1]) or
                         name.lower() == k.split("/")[-1].lower())
         location = _packaged_path(model_id) or model_id
@@ -74,6 +76,27 @@ def _read_pooling(folder: Path) -> str:
         return "mean"
     config = json.loads(path.read_text())
     for mode in ("cls", "max", "mean"):
-        if config.get(f"pooling_mode_{mode}_token" if mode != "mean" else "pooling_mode_mean_tokens"):
+        key = "pooling_mode_mean_tokens" if mode == "mean" else f"pooling_mode_{mode}_token"
+        if config.get(key):
             return mode
     return "mean"
+
+
+# Files that make a model what it is (weights, config, tokenizer, pooling); docs and any
+# exports kept beside it are left out, so they never change its revision.
+_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+
+
+def model_revision(location: str) -> str | None:
+    """A short hash of a local model folder's files; None for a Hub id (not a folder)."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.blake2b(digest_size=6)
+    files = [*sorted(folder.iterdir()), folder / "1_Pooling" / "config.json"]
+    for path in files:
+        if path.is_file() and path.suffix in _MODEL_FILE_SUFFIXES:
+            digest.update(path.name.encode() + b"\0")
+            with path.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "blake2b").digest())
+    return digest.hexdigest()

@@ -24,11 +24,13 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from services.embedder.backends import ModelInfo, Tokens
-from services.embedder.backends.model_source import resolve
+from services.embedder.backends.model_source import model_revision, resolve
+from shared.embedding_identity import EmbeddingIdentity, Precision
 from shared.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_PRECISIONS: dict[str, Precision] = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 # Models whose positions are plain 0..n-1 per text, so explicit position ids pack safely.
 _PACKABLE = {"bert"}
 # Pack only batches where padding would be over this share of the padded tensor: a batch of
@@ -45,7 +47,7 @@ class TorchBackend:
         self._pack_tokens = pack_tokens  # 0: padded batches
         self._device = torch.device(info.device)
         self._pad_id = getattr(tokenizer, "pad_token_id", None) or 0
-        self._tok = tokenizer.backend_tokenizer  # type: ignore[attr-defined]
+        self._tok = tokenizer.backend_tokenizer  # type: ignore[attr-defined]  # fast tokenizers only
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=info.max_tokens)
 
@@ -74,7 +76,10 @@ class TorchBackend:
             dimension=int(model.config.hidden_size),
             max_tokens=min(limits) if limits else 512,
             device=device, dtype=dtype_name,
-            lowercase=bool(getattr(tokenizer, "do_lower_case", False)),
+            lowercase=bool(getattr(tokenizer, "do_lower_case", False)), backend="torch",
+            identity=str(EmbeddingIdentity(
+                source.model_id, model_revision(source.location) or _hub_commit(model),
+                _PRECISIONS[dtype_name])),
         )
         packable = model.config.model_type in _PACKABLE and source.pooling == "mean"
         pack = settings.packing == "on" or (settings.packing == "auto" and device == "cpu")
@@ -84,7 +89,8 @@ class TorchBackend:
         backend = cls(model, tokenizer, info, source.pooling,
                       pack_tokens=settings.pack_tokens if pack and packable else 0)
         backend.forward(backend.tokenize(["warm up the kernels"] * 4))
-        log.info("model loaded", extra={"model": info.model_id, "device": device,
+        log.info("model loaded", extra={"model": info.model_id, "backend": "torch",
+                                        "identity": info.identity, "device": device,
                                         "dtype": dtype_name, "dimension": info.dimension,
                                         "max_tokens": info.max_tokens,
                                         "packing": backend._pack_tokens or "off",
@@ -148,3 +154,9 @@ class TorchBackend:
         if self._pooling == "max":
             return hidden.masked_fill(weights == 0, -1e9).max(dim=1).values
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def _hub_commit(model: torch.nn.Module) -> str:
+    """The Hub commit transformers loaded a non-local model from (its revision)."""
+    commit = getattr(model.config, "_commit_hash", None)
+    return str(commit)[:12] if commit else "unknown"

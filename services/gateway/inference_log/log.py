@@ -190,6 +190,6 @@ class InferenceLog:
 def _supervised(name: str, step: Callable[[], object]) -> None:
     try:
         step()
-    except Exception:  # noqa: BLE001 - a bug must not end the thread: log, count, go on
+    except Exception:  # a bug must not end the thread: log, count, go on
         log.exception("inference log: %s failed; carrying on", name)
         metrics.ERRORS.labels("shipper" if name != "sync" else "local_write").inc()

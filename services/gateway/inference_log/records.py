@@ -44,4 +44,6 @@ def decode(payload: bytes) -> Record:
             record[key] = datetime.fromisoformat(record[key])
     if not isinstance(record.get("created_at"), datetime):
         raise ValueError("inference record without created_at")
+    record.setdefault("role", "production")  # logged before inference roles existed
+    record.setdefault("shadow_of", None)
     return record

@@ -10,6 +10,7 @@ where the position says. An exception from a bug is logged and counted; shipping
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -125,10 +126,8 @@ class Shipper:
     def _deliver(self, payloads: list[bytes]) -> None:
         if not payloads:
             return
-        try:
+        with contextlib.suppress(ValueError):  # the sink will refuse it; the split sets it aside
             self.oldest = decode(payloads[0])["created_at"]
-        except ValueError:
-            pass  # the sink will refuse it, and the split will set it aside
         self._write(payloads)
 
     def _write(self, payloads: list[bytes]) -> None:

@@ -44,13 +44,15 @@ class Sink(Protocol):
 
 # PostgreSQL: the JSON goes in as it is (COPY into a temporary jsonb table) and one statement
 # turns it into rows and adds the rollups of the rows really inserted: no decoding in Python.
+# A record logged before inference roles existed has none: it was a production answer.
 _TEMPORARY = text("CREATE TEMPORARY TABLE IF NOT EXISTS shipping (doc jsonb NOT NULL) "
                   "ON COMMIT DELETE ROWS")
 _COPY = "COPY pg_temp.shipping (doc) FROM STDIN"
 _COLUMNS = ", ".join(COLUMNS)
 # Table and column names are the model's and the rollups' own; the values are COPYed.
 _INSERT = (f"INSERT INTO inferences ({_COLUMNS}) SELECT {_COLUMNS} FROM "  # nosec B608
-           "pg_temp.shipping CROSS JOIN LATERAL jsonb_populate_record(NULL::inferences, doc) "
+           "pg_temp.shipping CROSS JOIN LATERAL jsonb_populate_record(NULL::inferences, "
+           "'{\"role\": \"production\"}'::jsonb || doc) "
            "ON CONFLICT DO NOTHING RETURNING *")
 _ROLLUPS = ", ".join(f"rollup_{i} AS ({sql})"
                      for i, sql in enumerate(upsert_from_sql("inserted")))

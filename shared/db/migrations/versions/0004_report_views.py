@@ -36,7 +36,8 @@ _NO_PERCENTILES = "NULL AS p50_ms, NULL AS p95_ms, NULL AS p99_ms"
 
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    hour = "date_trunc('hour', created_at)" if postgres else "strftime('%Y-%m-%dT%H:00:00', created_at)"
+    hour = ("date_trunc('hour', created_at)" if postgres
+            else "strftime('%Y-%m-%dT%H:00:00', created_at)")
     day = "date_trunc('day', created_at)" if postgres else "strftime('%Y-%m-%d', created_at)"
     common = _COMMON.format(percentiles=_PG_PERCENTILES if postgres else _NO_PERCENTILES)
     # Constant fragments chosen by dialect, no input: the one place SQL is formatted.

@@ -14,6 +14,7 @@ interpolated inside the histogram's buckets, as :func:`shared.db.rollups.percent
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -40,7 +41,7 @@ def upgrade() -> None:
     _create_rollup_tables()
     if postgres:
         _rebuild_inferences(partitioned=True)
-    backfill(op.get_bind())
+    backfill(op.get_bind(), roles=False)  # no role column (0008) yet
     _create_views(postgres)
 
 
@@ -108,15 +109,15 @@ def _create_inferences(partitioned: bool) -> None:
 
 
 def _create_rollup_tables() -> None:
-    def key(*more: sa.Column) -> list[sa.Column]:
+    def key(*more: sa.Column[Any]) -> list[sa.Column[Any]]:
         return [sa.Column("model_name", sa.String(length=100), nullable=False),
                 sa.Column("model_version", sa.Integer(), nullable=False),
                 sa.Column("hour", sa.DateTime(timezone=True), nullable=False), *more]
 
-    def count(name: str) -> sa.Column:
+    def count(name: str) -> sa.Column[int]:
         return sa.Column(name, sa.BigInteger(), nullable=False)
 
-    def total(name: str) -> sa.Column:
+    def total(name: str) -> sa.Column[float]:
         return sa.Column(name, sa.Double(), nullable=False)
 
     op.create_table("inference_rollups", *key(), count("inferences"), count("abstained"),
@@ -140,8 +141,8 @@ def _create_views(postgres: bool) -> None:
     day = "date_trunc('day', hour, 'UTC')" if postgres else "date(hour)"
     # Each bucket's lower bound; the quantile q lies in the one bucket where the running count
     # reaches q * total (in the open last bucket, it is that bucket's lower bound).
-    lower = " ".join(f"WHEN {b!r} THEN {a!r}"
-                     for a, b in zip((0.0, *LATENCY_BUCKETS_MS), LATENCY_BUCKETS_MS[:-1], strict=False))
+    pairs = zip((0.0, *LATENCY_BUCKETS_MS), LATENCY_BUCKETS_MS[:-1], strict=False)
+    lower = " ".join(f"WHEN {b!r} THEN {a!r}" for a, b in pairs)
     top = LATENCY_BUCKETS_MS[-2]
     quantiles = ",\n".join(
         f"min(CASE WHEN below < {q} * total AND below + inferences >= {q} * total THEN "

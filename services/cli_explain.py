@@ -1,0 +1,72 @@
+"""``polyhead explain intents "where is my parcel"``: which words moved the answer.
+
+Asks the gateway (``--gateway``, env ``GATEWAY_URL``) with an API key of the predict scope
+(``--key``, env ``POLYHEAD_API_KEY``) and prints the label, its probability, the runner-up,
+and each word with a signed bar: to the right it pushed towards the label, to the left away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from urllib.parse import quote
+
+import httpx
+
+from shared.contracts.explain import ExplainResponse
+
+BAR = 20  # characters of the longest bar, each side of the axis
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("explain", help="which words moved a model's answer for one text "
+                       "(asks the gateway)")
+    p.add_argument("model", help="model name, e.g. intents")
+    p.add_argument("text")
+    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"),
+                   help="gateway URL (env GATEWAY_URL)")
+    p.add_argument("--key", default=os.environ.get("POLYHEAD_API_KEY"),
+                   help="API key with the predict scope (env POLYHEAD_API_KEY)")
+    p.add_argument("--json", action="store_true", help="print the gateway's answer as JSON")
+    p.set_defaults(func=explain, local=True)
+
+
+def explain(args: argparse.Namespace) -> int:
+    """Ask and print; 1 when the gateway refuses (its message), 2 when it is unreachable."""
+    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    url = f"{args.gateway.rstrip('/')}/v1/models/{quote(args.model, safe='')}/explain"
+    try:
+        response = httpx.post(url, json={"text": args.text}, headers=headers, timeout=60)
+    except httpx.TransportError as exc:
+        print(f"polyhead: cannot reach the gateway at {args.gateway} ({exc}); is it running?",
+              file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        print(f"polyhead: {response.status_code}: {message}", file=sys.stderr)
+        return 1
+    answer = ExplainResponse.model_validate_json(response.content)
+    print(json.dumps(answer.model_dump(), indent=2) if args.json else render(answer))
+    return 0
+
+
+def render(answer: ExplainResponse) -> str:
+    """The answer for a terminal: a heading, then one line per word with a signed bar."""
+    verdict = (f"abstains (out of scope); its best guess is {answer.explained_label}"
+               if answer.abstained else answer.explained_label)
+    lines = [f"{answer.model} v{answer.version}: {verdict} ({answer.probability:.3f})"]
+    if answer.runner_up is not None:
+        lines.append(f"runner-up: {answer.runner_up.label} ({answer.runner_up.probability:.3f})")
+    lines.append(f"how much each word moved p({answer.explained_label}):")
+    width = max(len(w.word) for w in answer.words)
+    largest = max(abs(w.delta) for w in answer.words) or 1.0
+    for w in answer.words:
+        size = round(abs(w.delta) / largest * BAR)
+        left, right = ("█" * size, "") if w.delta < 0 else ("", "█" * size)
+        lines.append(f"  {w.word:<{width}} {left:>{BAR}}│{right:<{BAR}} {w.delta:+.3f}")
+    return "\n".join(lines)

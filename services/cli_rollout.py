@@ -1,0 +1,92 @@
+"""Rollouts from the command line, through the gateway's admin routes:
+
+    polyhead shadow intents 4 [--share 0.2]    # v4 predicts beside production, never answers
+    polyhead canary intents 4 --weight 0.1     # v4 answers 10 % of the callers (sticky)
+    polyhead withdraw intents                  # production answers everything again
+
+The gateway is ``--gateway`` (env ``GATEWAY_URL``); the key needs the admin scope (``--key``,
+env ``POLYHEAD_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from shared.contracts.rollout import Candidate, CandidateMove
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    shadow = sub.add_parser("shadow", help="a version predicts beside production, logged only")
+    _common(shadow, version=True)
+    shadow.add_argument("--share", type=float, default=1.0,
+                        help="share of requests it sees, in (0, 1] (default 1)")
+    shadow.set_defaults(func=set_candidate, mode="shadow", local=True)
+    canary = sub.add_parser("canary", help="a version answers a share of the callers")
+    _common(canary, version=True)
+    canary.add_argument("--weight", dest="share", type=float, required=True,
+                        help="share of callers it answers, in (0, 1]")
+    canary.set_defaults(func=set_candidate, mode="canary", local=True)
+    withdraw = sub.add_parser("withdraw", help="withdraw a model's shadow or canary")
+    _common(withdraw, version=False)
+    withdraw.set_defaults(func=withdraw_candidate, local=True)
+
+
+def _common(p: argparse.ArgumentParser, *, version: bool) -> None:
+    p.add_argument("model", help="model name, e.g. intents")
+    if version:
+        p.add_argument("version", type=int)
+    p.add_argument("--reason", default="", help="kept in the alias history")
+    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"),
+                   help="gateway URL (env GATEWAY_URL)")
+    p.add_argument("--key", default=os.environ.get("POLYHEAD_API_KEY"),
+                   help="API key with the admin scope (env POLYHEAD_API_KEY)")
+
+
+def set_candidate(args: argparse.Namespace) -> int:
+    return _call(args, "PUT", {"version": args.version, "mode": args.mode, "share": args.share,
+                               "reason": args.reason})
+
+
+def withdraw_candidate(args: argparse.Namespace) -> int:
+    return _call(args, "DELETE", {"reason": args.reason})
+
+
+def _call(args: argparse.Namespace, method: str, body: dict[str, Any]) -> int:
+    """Ask and print; 1 when the gateway refuses (its message), 2 when it is unreachable."""
+    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    url = f"{args.gateway.rstrip('/')}/v1/models/{quote(args.model, safe='')}/candidate"
+    try:
+        response = httpx.request(method, url, json=body, headers=headers, timeout=30)
+    except httpx.TransportError as exc:
+        print(f"polyhead: cannot reach the gateway at {args.gateway} ({exc}); is it running?",
+              file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        print(f"polyhead: {response.status_code}: {message}", file=sys.stderr)
+        return 1
+    print(describe(CandidateMove.model_validate_json(response.content)))
+    return 0
+
+
+def describe(move: CandidateMove) -> str:
+    if move.action == "unchanged":
+        return f"{move.model}: candidate unchanged ({_show(move.candidate)})"
+    if move.candidate is None:
+        return f"{move.model}: withdrew {_show(move.previous)}; production answers everything"
+    return f"{move.model}: candidate {_show(move.candidate)} (was {_show(move.previous)})"
+
+
+def _show(candidate: Candidate | None) -> str:
+    if candidate is None:
+        return "none"
+    return f"v{candidate.version} {candidate.mode} share {candidate.share:g}"

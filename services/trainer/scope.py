@@ -1,0 +1,120 @@
+"""Fit a head's in-scope score (:class:`shared.scope.Scope`) and its abstain threshold.
+
+The score's two terms are measured on out-of-fold predictions (each fold's head and prototypes
+never saw the rows they score), so their mean and spread, and the threshold, describe texts
+the served head has not memorised. No out-of-scope rows are needed: the threshold is the
+highest one that costs at most ``max_accuracy_drop`` of held-out in-scope accuracy, which
+abstains first on the in-scope texts the head gets wrong anyway. Out-of-scope rows, when the
+data has some, measure the recall that threshold reaches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shared.contracts.training import TrainOptions
+from shared.heads import Head
+from shared.scope import Scope
+
+PROTOTYPES_PER_LABEL = 8
+SCORE = ("top probability + cosine to the nearest label prototype, each standardised on "
+         "out-of-fold in-scope predictions")
+_ROUNDS = 10
+
+
+def prototypes(x: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int,
+               per_label: int = PROTOTYPES_PER_LABEL) -> np.ndarray:
+    """Up to ``per_label`` unit-length spherical k-means centres of each label's rows (all of
+    its rows when it has no more), rounded through float16 as :class:`Scope` stores them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(n_classes):
+        rows = x[y == c]
+        if len(rows) <= per_label:
+            out.append(rows)
+            continue
+        centres = rows[rng.choice(len(rows), per_label, replace=False)]
+        for _ in range(_ROUNDS):
+            members = np.eye(per_label, dtype=np.float32)[(rows @ centres.T).argmax(axis=1)]
+            sums = members.T @ rows
+            empty = members.sum(axis=0) == 0  # keep a centre that lost all its rows
+            centres = np.where(empty[:, None], centres, sums)
+            centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        out.append(centres)
+    return np.concatenate(out).astype(np.float16).astype(np.float32)
+
+
+def nearest_prototype(x: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each (unit) row of ``x`` to its nearest prototype."""
+    return (x @ bank.T).max(axis=1)
+
+
+def fit_scope(bank: np.ndarray, oof_terms: np.ndarray) -> Scope:
+    """The scope over ``bank`` prototypes, standardised by out-of-fold in-scope ``oof_terms``
+    (rows of top probability and nearest-prototype cosine)."""
+    spread = np.maximum(oof_terms.std(axis=0), 1e-6)
+    return Scope(prototypes=bank, center=(float(oof_terms[:, 0].mean()),
+                                          float(oof_terms[:, 1].mean())),
+                 scale=(float(spread[0]), float(spread[1])))
+
+
+def calibrate(scores: np.ndarray, correct: np.ndarray, oos_scores: np.ndarray | None, *,
+              max_accuracy_drop: float) -> dict[str, Any]:
+    """The highest threshold whose held-out in-scope accuracy (an abstention counted as an
+    error) stays within ``max_accuracy_drop`` of answering everything."""
+    order = np.argsort(scores, kind="stable")
+    ranked = scores[order]
+    lost = np.concatenate([[0], np.cumsum(correct[order])])  # correct answers below each cut
+    accuracy = (correct.sum() - lost) / len(scores)  # abstaining on the i lowest
+    base = float(correct.mean())
+    cut = int(np.flatnonzero(accuracy >= base - max_accuracy_drop - 1e-12).max())
+    # Abstaining on the i lowest is a threshold of ranked[i] (ties with it are kept, which
+    # only helps); rounded down, which keeps a few more at most.
+    threshold = float(ranked[cut]) if cut < len(ranked) else float(ranked[-1]) + 1e-6
+    return at(float(np.floor(threshold * 1e6) / 1e6), scores, correct, oos_scores) | {
+        "in_scope_accuracy_without": round(base, 5), "max_accuracy_drop": max_accuracy_drop}
+
+
+def at(threshold: float, scores: np.ndarray, correct: np.ndarray,
+       oos_scores: np.ndarray | None) -> dict[str, Any]:
+    """What abstaining below ``threshold`` gives on held-out in-scope rows (and oos rows)."""
+    kept = scores >= threshold
+    out: dict[str, Any] = {"threshold": threshold,
+                           "in_scope_accuracy": round(float((correct & kept).mean()), 5),
+                           "in_scope_abstain_rate": round(float(1 - kept.mean()), 5)}
+    if oos_scores is not None and len(oos_scores):
+        out["oos_recall"] = round(float((oos_scores < threshold).mean()), 5)
+        out["oos_rows"] = int(len(oos_scores))
+    return out
+
+
+def abstention(final: Head, options: TrainOptions, x: np.ndarray, y: np.ndarray,
+               oof: np.ndarray, nearest: np.ndarray, x_oos: np.ndarray | None, *,
+               max_accuracy_drop: float
+               ) -> tuple[dict[str, Any] | None, np.ndarray | None, np.ndarray | None]:
+    """Set ``final``'s threshold (and in-scope score, unless the threshold is fixed or none)
+    from out-of-fold probabilities ``oof`` and nearest-prototype cosines ``nearest``.
+
+    Returns the threshold's report, the held-out in-scope scores and the out-of-scope rows'
+    scores by ``final`` (None where there is nothing to score)."""
+    correct = oof.argmax(axis=1) == y
+    x_oos = x_oos if x_oos is not None and len(x_oos) else None
+    if options.threshold == "none":
+        return None, None, None
+    if isinstance(options.threshold, float):  # a probability the user chose
+        final.threshold = options.threshold
+        oos_top = final.predict_proba(x_oos).max(axis=1) if x_oos is not None else None
+        return at(options.threshold, oof.max(axis=1), correct, oos_top) | {
+            "in_scope_accuracy_without": round(float(correct.mean()), 5),
+            "method": "fixed", "score": "top probability"}, oof.max(axis=1), oos_top
+    terms = np.stack([oof.max(axis=1), nearest], axis=1)
+    final.scope = fit_scope(prototypes(x, y, len(final.labels), seed=options.seed), terms)
+    in_scores = ((terms - np.array(final.scope.center)) / np.array(final.scope.scale)).sum(1)
+    oos_scores = (final.in_scope(x_oos, final.predict_proba(x_oos)) if x_oos is not None
+                  else None)
+    report = calibrate(in_scores, correct, oos_scores, max_accuracy_drop=max_accuracy_drop)
+    final.threshold = report["threshold"]
+    return report | {"method": "calibrated on out-of-fold predictions", "score": SCORE}, \
+        in_scores, oos_scores
