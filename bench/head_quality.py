@@ -27,14 +27,24 @@ from sklearn.model_selection import StratifiedKFold
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from services.trainer.scope import prototypes
+from services.trainer.scope import nonsense_texts, prototypes
 
 DATA = ROOT / "data" / "clinc150"
 CACHE = ROOT / "bench" / ".cache"
-SPLITS = ("train", "test", "oos_train", "oos_val", "oos_test")
+SPLITS = ("train", "test", "oos_train", "oos_val", "oos_test", "nonsense", "mashes")
+
+
+# Keyboard mashes a user might type to try a head: never used to choose anything.
+MASHES = ("asdfgh qwerty", "zxcvbnm", "qwertyuiop asdf", "jkjkjk", "fghfgh dfgdfg", "lkjhg",
+          "aaaaaa", "hjkl hjkl", "sdfsdf", "xcvb nmnm")
 
 
 def rows(split: str) -> tuple[list[str], list[str]]:
+    """A CLINC150 split's texts and labels; ``nonsense`` (the trainer's random letter strings)
+    and ``mashes`` are texts without labels."""
+    if split in ("nonsense", "mashes"):
+        texts = nonsense_texts() if split == "nonsense" else list(MASHES)
+        return texts, [""] * len(texts)
     with open(DATA / f"{split}.csv", newline="", encoding="utf-8") as f:
         pairs = [(r["text"], r["label"]) for r in csv.DictReader(f)]
     return [t for t, _ in pairs], [label for _, label in pairs]
@@ -90,10 +100,10 @@ def logreg_logits(x, y, n, c=10.0, balanced=False):
     return lambda q: q @ w + b
 
 
-def mlp_logits(x, y, n, hidden=512, epochs=15):
+def mlp_logits(x, y, n, hidden=512, epochs=15, dropout=0.3, seed=0):
     from services.trainer.fitters import FitSpec, fit
-    head, _ = fit(FitSpec(kind="mlp", mlp_hidden=hidden, mlp_epochs=epochs), x, y,
-                  [str(i) for i in range(n)], embedder_model="m")
+    head, _ = fit(FitSpec(kind="mlp", mlp_hidden=hidden, mlp_epochs=epochs, mlp_dropout=dropout,
+                          seed=seed), x, y, [str(i) for i in range(n)], embedder_model="m")
     (w0, b0), (w1, b1) = head.layers
     return lambda q: np.maximum(q @ w0 + b0, 0) @ w1 + b1
 
@@ -267,6 +277,55 @@ def blends(test: dict[str, np.ndarray], x, y, xt, yt, n) -> None:
                  weighted_f1=weighted_f1(mix.argmax(1), yt))
 
 
+def features(test: dict[str, np.ndarray], x, y, xt, yt, n) -> None:
+    """Inputs and heads beyond the plain ones: standardised or whitened embeddings, extra
+    features for logistic regression, a linear SVM, MLP seeds and settings, and averages."""
+    from sklearn.svm import LinearSVC
+
+    def report(name: str, logits: np.ndarray, seconds: float | None = None) -> None:
+        emit(name, accuracy=accuracy(logits, yt), weighted_f1=weighted_f1(logits.argmax(1), yt),
+             **({} if seconds is None else {"fit_seconds": seconds}))
+
+    def logreg_on(name: str, make, c: float) -> np.ndarray:
+        model, seconds = timed(logreg_logits, make(x).astype(np.float32), y, n, c=c)
+        logits = model(make(xt).astype(np.float32))
+        report(f"logreg on {name} C={c}", logits, seconds)
+        return logits
+
+    mean, var = x.mean(0), x.var(0)
+    spread = np.sqrt(var + 1e-2 * var.mean())  # three MiniLM dimensions are constant
+    for c in (1.0, 3.0, 10.0):
+        logreg_on("standardised embeddings", lambda q: (q - mean) / spread, c)
+    values, vectors = np.linalg.eigh(np.cov((x - mean).T))
+    whiten = vectors / np.sqrt(values + 1e-3 * values.max())
+    for c in (0.1, 0.3, 1.0):
+        logreg_on("PCA-whitened embeddings", lambda q: (q - mean) @ whiten, c)
+    square = logreg_on("[x, 8 x*x]", lambda q: np.concatenate([q, 8 * q * q], 1), 10.0)
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(x.shape[1], 2048)).astype(np.float32), rng.uniform(0, 6.283, 2048)
+    logreg_on("[x, 2048 random Fourier features]",
+              lambda q: np.concatenate([q, 4 * np.sqrt(2 / 2048) * np.cos(q @ w + b)], 1), 10.0)
+    bank = prototypes(x, y, n, seed=0)
+    logreg_on("[x, exp((cosine to each prototype - 1) / 0.1)]",
+              lambda q: np.concatenate([q, np.exp((q @ bank.T - 1) / 0.1)], 1), 10.0)
+    svm, seconds = timed(LinearSVC(C=1.0).fit, x, y)
+    report("linear SVM (squared hinge) C=1", svm.decision_function(xt), seconds)
+    p = {k: softmax(v) for k, v in test.items()}
+    seeds = [softmax(mlp_logits(x, y, n, seed=s)(xt)) for s in (1, 2)]
+    for s, probs in zip((1, 2), seeds, strict=True):
+        report(f"mlp 512 seed {s}", probs)
+    three = (p["mlp 512"] + sum(seeds)) / 3
+    report("average of mlp 512 seeds 0, 1, 2", three)
+    report("average logreg + (mlp 512 seeds 0, 1, 2)", (p["logreg C=10.0"] + three) / 2)
+    for kw in ({"epochs": 30}, {"epochs": 30, "dropout": 0.5}):
+        model, seconds = timed(mlp_logits, x, y, n, **kw)
+        probs = softmax(model(xt))
+        report(f"mlp 512 {kw}", probs, seconds)
+        report(f"average logreg + mlp 512 {kw}", p["logreg C=10.0"] + probs)
+    report("average logreg + mlp 512 + logreg on [x, 8 x*x]",
+           p["logreg C=10.0"] + p["mlp 512"] + softmax(square))
+
+
 def combine(parts: dict[str, np.ndarray], ref: dict[str, np.ndarray], names: tuple[str, ...]
             ) -> np.ndarray:
     """Sum of scores, each standardised by its out-of-fold in-scope mean and spread."""
@@ -410,7 +469,56 @@ def with_oos_rows(name: str, fitter, kw: dict, x, y, xt, yt, xo, xr, n) -> None:
     emit(f"{name}: logistic gate over scores", **figures)
 
 
-def trainer(name: str, x, y, labels, xt, yt, xo, x_oos=None, **options) -> None:
+def nonsense(x, y, xt, yt, xo, xn, xm, n) -> None:
+    """Keyboard mashes: a third term or a gate from the cosine to embeddings of random letter
+    strings (``xn``, the trainer's :func:`nonsense_texts`), on top of the kept score; the
+    0.3% rule as the trainer applies it; ``xm``: the ``MASHES``, counted, never chosen on."""
+    from services.trainer.scope import _own_gaps
+    from shared.scope import nonsense_gap
+
+    folds = StratifiedKFold(5, shuffle=True, random_state=0).split(x, y)
+    logits_oof, near = np.zeros((len(y), n), dtype=np.float32), np.zeros(len(y), np.float32)
+    for train, test in folds:
+        logits_oof[test] = logreg_logits(x[train], y[train], n)(x[test])
+        near[test] = (x[test] @ prototypes(x[train], y[train], n, seed=0).T).max(1)
+    model, bank = logreg_logits(x, y, n), prototypes(x, y, n, seed=0)
+    terms = [np.stack([softmax(logits_oof).max(1), near], 1)] + [
+        np.stack([softmax(model(q)).max(1), (q @ bank.T).max(1)], 1) for q in (xt, xo, xm)]
+    mean, std = terms[0].mean(0), terms[0].std(0)
+    base = [((t - mean) / std).sum(1) for t in terms]
+    correct, correct_t = logits_oof.argmax(1) == y, model(xt).argmax(1) == yt
+
+    def measure(name: str, s: list[np.ndarray], **extra: object) -> None:
+        t = drop_threshold(s[0], correct, 0.003)
+        emit(f"nonsense: {name}", oracle_recall_at_0_95=oracle_recall(s[1], correct_t, s[2]),
+             **at(t, s[1], correct_t, s[2]), mashes_abstained=int((s[3] < t).sum()),
+             mashes=len(xm), **extra)
+
+    measure("none (the kept score)", base)
+    queries = (x, xt, xo, xm)
+    for k in (1, 5):
+        junk = [np.sort(q @ xn.T, 1)[:, -k:].mean(1) for q in queries]
+        z = [-(j - junk[0].mean()) / junk[0].std() for j in junk]
+        for weight in (1.0, 0.5):
+            measure(f"third term -{weight} z(mean cosine to {k} nearest random strings)",
+                    [b + weight * t for b, t in zip(base, z, strict=True)])
+    nearest = [near] + [t[:, 1] for t in terms[1:]]
+    gaps = [nonsense_gap(q, xn, c) for q, c in zip(queries, nearest, strict=True)]
+    typical = float(np.median(_own_gaps(xn.astype(np.float16).astype(np.float32), bank)))
+    counted = correct & (gaps[0] <= typical)
+    rules = {"0": 0.0, "0.05": 0.05, "largest of all held-out rows": float(gaps[0].max()),
+             "largest of correctly answered held-out rows": float(gaps[0][correct].max()),
+             "largest of correctly answered held-out rows below the median random string's "
+             "(kept)": float(gaps[0][counted].max())}
+    for rule, margin in rules.items():
+        measure(f"gate: 5 nearest random strings nearer than the nearest prototype by > margin "
+                f"{rule}", [np.where(g > margin, -100.0, b) for g, b in zip(gaps, base,
+                                                                            strict=True)],
+                margin=margin, test_in_scope_gated=float((gaps[1] > margin).mean()),
+                oos_gated=float((gaps[2] > margin).mean()))
+
+
+def trainer(name: str, x, y, labels, xt, yt, xo, xn, xm, x_oos=None, **options) -> None:
     """The trainer's own selection (services.trainer.selection) on these arrays, default
     settings: the served head scored on test.csv and oos_test.csv."""
     from services.trainer.selection import select_and_fit
@@ -422,7 +530,8 @@ def trainer(name: str, x, y, labels, xt, yt, xo, x_oos=None, **options) -> None:
         select_and_fit, x, y, labels, x_oos, TrainOptions(**options), embedder_model="m",
         budget_s=settings.time_budget_s, threads=settings.threads,
         xgboost_max_classes=settings.xgboost_max_classes,
-        max_accuracy_drop=settings.max_accuracy_drop, progress=lambda *_: None)
+        max_accuracy_drop=settings.max_accuracy_drop, progress=lambda *_: None,
+        x_nonsense=xn if options.get("threshold", "auto") in ("auto", "calibrate") else None)
     head = selected.head
     answers = head.predict(xt, top_k=1)
     pred = np.array([labels.index(a.label) if a.label is not None else -1 for a in answers])
@@ -433,6 +542,7 @@ def trainer(name: str, x, y, labels, xt, yt, xo, x_oos=None, **options) -> None:
                "memory_bytes": head.nbytes}
     if head.threshold is not None:
         figures["oos_recall"] = float(np.mean([a.abstained for a in head.predict(xo, 1)]))
+        figures["mashes_abstained"] = sum(a.abstained for a in head.predict(xm, 1))
     emit(f"trainer: {name}", **figures)
 
 
@@ -441,7 +551,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only",
-                        default="classifiers,blends,oos,rules,per_class,oos_rows,trainer")
+                        default="classifiers,blends,features,oos,rules,per_class,oos_rows,"
+                                "nonsense,trainer")
     only = parser.parse_args().only.split(",")
     data = load_embeddings()
     labels = sorted(set(data["train"][1]))
@@ -452,10 +563,15 @@ def main() -> None:
     xo = data["oos_test"][0]
     xr = np.concatenate([data["oos_train"][0], data["oos_val"][0]])
     test: dict[str, np.ndarray] = {}
-    if "classifiers" in only or "blends" in only:
+    xn, xm = data["nonsense"][0], data["mashes"][0]
+    if "classifiers" in only or "blends" in only or "features" in only:
         test = classifiers(x, y, xt, yt, n)
     if "blends" in only:
         blends(test, x, y, xt, yt, n)
+    if "features" in only:
+        features(test, x, y, xt, yt, n)
+    if "nonsense" in only:
+        nonsense(x, y, xt, yt, xo, xn, xm, n)
     if "oos" in only:
         out_of_scope("logreg", logreg_logits, {"c": 10.0}, x, y, xt, yt, xo, n)
     if "rules" in only:
@@ -465,9 +581,10 @@ def main() -> None:
         per_class("logreg", logreg_logits, {"c": 10.0}, x, y, xt, yt, xo, n,
                   ("maxprob", "prototype8_cos"))
     if "trainer" in only:
-        trainer("train.csv", x, y, labels, xt, yt, xo)
-        trainer("train.csv + oos rows", x, y, labels, xt, yt, xo, x_oos=xr, oos_label="oos")
-        trainer("train.csv, threshold=none", x, y, labels, xt, yt, xo, threshold="none")
+        trainer("train.csv", x, y, labels, xt, yt, xo, xn, xm)
+        trainer("train.csv + oos rows", x, y, labels, xt, yt, xo, xn, xm, x_oos=xr,
+                oos_label="oos")
+        trainer("train.csv, threshold=none", x, y, labels, xt, yt, xo, xn, xm, threshold="none")
     if "oos_rows" in only:
         with_oos_rows("logreg", logreg_logits, {"c": 10.0}, x, y, xt, yt, xo, xr, n)
     print(json.dumps({"ideas": len(RESULTS), "machine": os.uname().nodename,

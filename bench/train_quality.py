@@ -14,7 +14,8 @@ Each trained head is loaded from the artifact store and scored on test.csv / oos
 embeddings from the same embedder: ``accuracy`` and ``weighted_f1`` answer every text (the
 head's top label), ``in_scope_accuracy`` counts an abstention as an error. Prints one JSON line
 per scenario, and last a summary line with those figures, ``oos_recall``, the job and fit
-seconds and the head's memory.
+seconds and the head's memory; ``mashes_answered``: which of a few keyboard mashes a head
+answers instead of abstaining.
 
     .venv/bin/python bench/train_quality.py [--only cold,oos]
 """
@@ -86,6 +87,11 @@ def train(trainer: httpx.Client, name: str, data: bytes, **fields: str) -> dict:
     return {"seconds": round(seconds, 1), "version": version, "report": job.report or {}}
 
 
+# Keyboard mashes a user might type to try a head (the same as bench/head_quality.py's).
+MASHES = ("asdfgh qwerty", "zxcvbnm", "qwertyuiop asdf", "jkjkjk", "fghfgh dfgdfg", "lkjhg",
+          "aaaaaa", "hjkl hjkl", "sdfsdf", "xcvb nmnm")
+
+
 def evaluate(head: Head, embedder: EmbedderClient) -> dict:
     test, oos = rows("test.csv"), rows("oos_test.csv")
     x = embedder.embed([t for t, _ in test]).vectors
@@ -101,6 +107,9 @@ def evaluate(head: Head, embedder: EmbedderClient) -> dict:
     if head.threshold is not None:
         oos_pred = head.predict(embedder.embed([t for t, _ in oos]).vectors)
         out["oos_recall"] = round(float(np.mean([p.abstained for p in oos_pred])), 4)
+        mashes = head.predict(embedder.embed(list(MASHES)).vectors)
+        out["mashes_answered"] = {t: p.label for t, p in zip(MASHES, mashes, strict=True)
+                                  if not p.abstained}
     return out
 
 
@@ -161,6 +170,7 @@ def main() -> None:
     summary = {"accuracy": main_run["accuracy"], "weighted_f1": main_run["weighted_f1"],
                "noos_oos_recall": main_run.get("oos_recall"),
                "noos_in_scope_accuracy": main_run["in_scope_accuracy"],
+               "mashes_answered": main_run.get("mashes_answered"),
                "train_seconds": main_run["train_seconds"],
                "fit_seconds": (main_run["timings"] or {}).get("fit_s"),
                "memory_bytes": main_run["memory_bytes"],

@@ -3,6 +3,11 @@
     polyhead shadow intents 4 [--share 0.2]    # v4 predicts beside production, never answers
     polyhead canary intents 4 --weight 0.1     # v4 answers 10 % of the callers (sticky)
     polyhead withdraw intents                  # production answers everything again
+    polyhead compare intents                   # production against the candidate, last 24 h
+
+``shadow`` and ``canary`` take a policy: ``--promote-after 200`` (feedback rows; ``--alpha``,
+``--margin``) promotes it once shown not worse; ``--max-error-rate 0.02`` and
+``--max-p99-ms 500`` withdraw a canary that passes them (README: "Rolling out a new version").
 
 The gateway is ``--gateway`` (env ``GATEWAY_URL``); the key needs the admin scope (``--key``,
 env ``POLYHEAD_API_KEY``).
@@ -13,11 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from services import cli_compare
+from shared.candidates import terms
 from shared.contracts.rollout import Candidate, CandidateMove
 
 
@@ -32,9 +40,28 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     canary.add_argument("--weight", dest="share", type=float, required=True,
                         help="share of callers it answers, in (0, 1]")
     canary.set_defaults(func=set_candidate, mode="canary", local=True)
+    for p in (shadow, canary):
+        _policy(p)
     withdraw = sub.add_parser("withdraw", help="withdraw a model's shadow or canary")
     _common(withdraw, version=False)
     withdraw.set_defaults(func=withdraw_candidate, local=True)
+    compare = sub.add_parser("compare", help="production against its shadow or canary")
+    _common(compare, version=False)
+    compare.add_argument("--version", dest="candidate", type=int,
+                         help="an earlier candidate (default: the running one)")
+    compare.add_argument("--from", dest="start", help="ISO time (default: a day before --to)")
+    compare.add_argument("--to", dest="end", help="ISO time (default: now)")
+    compare.set_defaults(func=compare_candidate, local=True)
+
+
+def _policy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--promote-after", type=int, help="promote it once this many feedback rows "
+                   "show it not worse than production")
+    p.add_argument("--alpha", type=float, help="the promotion test's level (default 0.05)")
+    p.add_argument("--margin", type=float, help="accuracy it may lose and still count as not "
+                   "worse (default 0.02)")
+    p.add_argument("--max-error-rate", type=float, help="withdraw a canary failing more")
+    p.add_argument("--max-p99-ms", type=float, help="withdraw a canary whose p99 passes this")
 
 
 def _common(p: argparse.ArgumentParser, *, version: bool) -> None:
@@ -49,20 +76,32 @@ def _common(p: argparse.ArgumentParser, *, version: bool) -> None:
 
 
 def set_candidate(args: argparse.Namespace) -> int:
+    fields = ("promote_after", "alpha", "margin", "max_error_rate", "max_p99_ms")
+    policy = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return _call(args, "PUT", {"version": args.version, "mode": args.mode, "share": args.share,
-                               "reason": args.reason})
+                               "reason": args.reason, "policy": policy or None})
 
 
 def withdraw_candidate(args: argparse.Namespace) -> int:
     return _call(args, "DELETE", {"reason": args.reason})
 
 
-def _call(args: argparse.Namespace, method: str, body: dict[str, Any]) -> int:
+def compare_candidate(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("from", args.start), ("to", args.end),
+                                ("version", args.candidate)) if v is not None}
+    return _call(args, "GET", None, params=params, show=cli_compare.describe,
+                 path=f"/v1/reports/models/{quote(args.model, safe='')}/candidate")
+
+
+def _call(args: argparse.Namespace, method: str, body: dict[str, Any] | None, *,
+          params: dict[str, Any] | None = None, path: str | None = None,
+          show: Callable[[bytes], str] | None = None) -> int:
     """Ask and print; 1 when the gateway refuses (its message), 2 when it is unreachable."""
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
-    url = f"{args.gateway.rstrip('/')}/v1/models/{quote(args.model, safe='')}/candidate"
+    path = path or f"/v1/models/{quote(args.model, safe='')}/candidate"
     try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=30)
+        response = httpx.request(method, args.gateway.rstrip("/") + path, json=body,
+                                 params=params, headers=headers, timeout=30)
     except httpx.TransportError as exc:
         print(f"polyhead: cannot reach the gateway at {args.gateway} ({exc}); is it running?",
               file=sys.stderr)
@@ -74,7 +113,8 @@ def _call(args: argparse.Namespace, method: str, body: dict[str, Any]) -> int:
             message = response.text[:500]
         print(f"polyhead: {response.status_code}: {message}", file=sys.stderr)
         return 1
-    print(describe(CandidateMove.model_validate_json(response.content)))
+    print(show(response.content) if show else
+          describe(CandidateMove.model_validate_json(response.content)))
     return 0
 
 
@@ -89,4 +129,4 @@ def describe(move: CandidateMove) -> str:
 def _show(candidate: Candidate | None) -> str:
     if candidate is None:
         return "none"
-    return f"v{candidate.version} {candidate.mode} share {candidate.share:g}"
+    return f"v{candidate.version} {candidate.mode} {terms(candidate)}"

@@ -230,6 +230,7 @@ def _banner(urls: dict[str, str], key: str, data: Path) -> str:
     return f"""
 polyhead is up (Ctrl-C stops it). Data and logs: {data}
   gateway     {urls['gateway']}   (API docs: {urls['gateway']}/docs)
+  console     {urls['gateway']}/console   (sign in with the API key below)
   classifier  {urls['classifier']}   trainer {urls['trainer']}   embedder {urls['embedder']}
   API key     {key}   (also in {data / 'api-key'})
 

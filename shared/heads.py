@@ -1,7 +1,7 @@
 """Classifier heads as data: what the trainer writes and the classifier serves.
 
 A head is a small model over embeddings. It is stored as plain arrays (``weights.npz``: its
-layers and, when it has an in-scope score, the score's prototypes; loaded with
+layers and, when it has an in-scope score, the score's prototypes and nonsense rows; loaded with
 ``allow_pickle=False``) or an XGBoost booster (``booster.ubj``) plus ``head.json``, never as a
 pickle, so loading an artifact cannot run code. Serving needs only NumPy (and XGBoost for
 XGBoost heads), not torch or scikit-learn.
@@ -20,8 +20,9 @@ from shared.embedding_identity import accepts
 from shared.scope import Scope
 
 HeadType = Literal["logreg", "mlp", "xgboost"]
-FORMAT_VERSION = 2  # 2 added the optional in-scope score ("scope"); 1 still loads
-READABLE_FORMATS = (1, 2)
+# 2 added the optional in-scope score ("scope"), 3 its optional nonsense gate; 1 and 2 load
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 
 
 class HeadMismatch(ValueError):
@@ -126,6 +127,8 @@ class Head:
                                   for name, a in (("w", w), ("b", b))}
         if self.scope is not None:
             arrays["scope_prototypes"] = self.scope.prototypes.astype(np.float16)
+            if self.scope.nonsense is not None:
+                arrays["scope_nonsense"] = self.scope.nonsense.astype(np.float16)
         if arrays:
             buf = io.BytesIO()
             np.savez(buf, **arrays)
@@ -145,7 +148,8 @@ class Head:
                 layers = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32))
                           for i in range(meta["layers"])]
                 if meta.get("scope"):
-                    scope = Scope.from_meta(meta["scope"], z["scope_prototypes"])
+                    nonsense = z["scope_nonsense"] if "scope_nonsense" in z.files else None
+                    scope = Scope.from_meta(meta["scope"], z["scope_prototypes"], nonsense)
         return cls(kind=meta["kind"], labels=list(meta["labels"]),
                    embedder_model=meta["embedder_model"], embedder_dim=int(meta["embedder_dim"]),
                    layers=layers, booster=files.get("booster.ubj"), threshold=meta["threshold"],

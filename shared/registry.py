@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select
@@ -96,6 +97,19 @@ class Registry:
                     for name, production, version, mode, share in rows
                     if production is not None}
 
+    def policies(self) -> dict[str, tuple[Candidate, datetime]]:
+        """name -> candidate and since when, for every model whose candidate has a policy
+        (the rollout watcher's poll)."""
+        with self.sessions() as s:
+            models = s.scalars(select(Model).where(Model.candidate_version.is_not(None))).all()
+            found = {}
+            for model in models:
+                candidate = candidates.of_model(model)
+                start = candidates.started_at(s, model, model.candidate_version or 0)
+                if candidate is not None and candidate.policy is not None and start:
+                    found[model.name] = (candidate, start)
+            return found
+
     # Writes ----------------------------------------------------------------------------------
 
     def register(self, name: str, *, write: Callable[[int], str], **fields: Any) -> Version:
@@ -141,8 +155,7 @@ class Registry:
             rows = {v.version: v for v in s.scalars(select(ModelVersion)
                                                     .where(ModelVersion.model_id == model.id))}
             candidates.check(model, rows, candidate.version)
-            previous = candidates.candidate_of(model.candidate_version, model.candidate_mode,
-                                               model.candidate_share)
+            previous = candidates.of_model(model)
             if previous == candidate:
                 return CandidateMove(model=name, action="unchanged", previous=previous,
                                      candidate=candidate)
@@ -150,13 +163,12 @@ class Registry:
                 raise Conflict(f"model {name!r} already has a candidate: v{previous.version} "
                                f"({previous.mode}, share {previous.share:g}); withdraw it first",
                                param="version")
-            model.candidate_version, model.candidate_mode, model.candidate_share = (
-                candidate.version, candidate.mode, candidate.share)
+            candidates.assign(model, candidate)
             s.add(AliasEvent(model_id=model.id, alias="candidate",
                              from_version=previous.version if previous else None,
                              to_version=candidate.version, action=candidate.mode, actor=actor,
-                             reason=f"share {candidate.share:g}" + (f"; {reason}" if reason
-                                                                      else "")))
+                             reason="; ".join(filter(None, [candidates.terms(candidate),
+                                                            reason]))))
             return CandidateMove(model=name, action=candidate.mode, previous=previous,
                                  candidate=candidate)
 
@@ -168,6 +180,21 @@ class Registry:
             previous = candidates.withdraw(s, model, actor, reason)
             return CandidateMove(model=name, action="withdraw" if previous else "unchanged",
                                  previous=previous, candidate=None)
+
+    def settle_candidate(self, name: str, version: int,
+                         action: Literal["promote", "withdraw"], *, actor: str,
+                         reason: str) -> bool:
+        """Promote (``auto_promote`` in the history) or withdraw the candidate ``version`` if
+        it is still the model's candidate: a change made meanwhile wins. Whether it moved."""
+        with self.sessions.begin() as s:
+            model = self._lock(s, name)
+            if model.candidate_version != version:
+                return False
+            if action == "promote":
+                self._move(s, model, version, "auto_promote", actor, reason)
+            else:
+                candidates.withdraw(s, model, actor, reason)
+            return True
 
     # Internals -------------------------------------------------------------------------------
 
@@ -241,8 +268,6 @@ def _version(name: str, row: ModelVersion) -> Version:
 
 def _model_info(model: Model) -> ModelInfo:
     return ModelInfo(name=model.name, production_version=model.production_version,
-                     candidate=candidates.candidate_of(model.candidate_version,
-                                                       model.candidate_mode,
-                                                       model.candidate_share),
+                     candidate=candidates.of_model(model),
                      versions=[_version(model.name, v) for v in model.versions],
                      created_at=model.created_at, updated_at=model.updated_at)

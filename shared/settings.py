@@ -231,6 +231,10 @@ class GatewaySettings(ServiceSettings):
     trainer_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("GATEWAY_",
                              "TRAINER_URL"), description="admin training routes go there")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="training CSVs")
+    rollout_check_s: float = Field(30.0, ge=0, description="how often candidates' policies are "
+                                   "applied (promote, withdraw); 0: never")
+    rollout_window_s: float = Field(300.0, gt=0, description="a canary's error rate and p99 "
+                                    "are judged over this many last seconds")
     # Inference log: a local write-ahead log, shipped to the database (README: "The inference
     # log" says what each failure can lose).
     log_inferences: bool = True

@@ -168,6 +168,13 @@ def test_predict_through_the_printed_url(suite: Suite) -> None:
     assert answer.json()["predictions"][0]["label"] == "balance"
 
 
+def test_the_printed_console_link_serves_the_console(suite: Suite) -> None:
+    link = f"{suite.url('gateway')}/console"
+    assert link in suite.second.text()
+    page = httpx.get(link, timeout=10)
+    assert page.status_code == 200 and "/console/app.js" in page.text
+
+
 def test_a_second_up_names_the_taken_port_and_starts_nothing(suite: Suite) -> None:
     started = time.monotonic()
     again = subprocess.run(

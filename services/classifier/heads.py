@@ -10,7 +10,8 @@ or candidate version changed, then swaps it in with one dict assignment. A reque
 :class:`Served` heads it started with, so a promotion, rollback or new candidate never fails an
 in-flight request. A production head that fails to load leaves the previous version serving; a
 candidate that fails leaves production answering alone, and the failure shows in
-:attr:`HeadSet.failures` (readiness) and the metrics.
+:attr:`HeadSet.failures` (readiness) and the metrics, and is counted in
+:attr:`HeadSet.failure_counts`, written to ``candidate_failures`` at each refresh.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.classifier.metrics import record_candidate, record_candidate_failure
+from shared import rollout_failures
 from shared.artifacts import ArtifactStore
 from shared.contracts.rollout import Candidate
 from shared.db.types import utcnow
 from shared.errors import NotFound, Unavailable
 from shared.heads import HEAD_FILES, Head
 from shared.registry import Registry
+from shared.rollout_failures import FailureCounts
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class HeadSet:
         # reads it while a refresh runs)
         self.failures: dict[str, str] = {}
         self.refreshed = False  # at least one refresh succeeded (readiness)
+        self.failure_counts = FailureCounts()  # candidates' failures, written at each refresh
 
     def get(self, model: str) -> Served:
         """The production head of ``model``; 404 naming the served models."""
@@ -139,6 +143,7 @@ class HeadSet:
             if name not in serving or serving[name].candidate is None:
                 self._drop_candidate(name)
         self.refreshed = True
+        rollout_failures.record(self.registry.sessions, self.failure_counts)
         return changed
 
     def _refresh_candidate(self, name: str, wanted: Candidate | None) -> list[str]:
@@ -156,6 +161,7 @@ class HeadSet:
                               "alone", wanted.mode, name, wanted.version)
                 record_candidate_failure(name, wanted.version)
             self.failures = self.failures | {name: f"v{wanted.version}"}
+            self.failure_counts.add(name, wanted.version, "load")
             self._drop_candidate(name, keep_failure=True)
             return []
         self._forget_failure(name)

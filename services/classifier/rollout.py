@@ -3,7 +3,9 @@ predictions beside it, on the same embeddings.
 
 Canary assignment is sticky: a routing key (the caller's, passed by the gateway) is hashed
 with the model name to a point in [0, 1), and the canary answers the keys below its share. A
-request without a key is drawn at random, as is every shadow sample.
+request without a key is drawn at random, as is every shadow sample. A canary head that fails
+to predict leaves the request to production; the failure is counted
+(:class:`shared.rollout_failures.FailureCounts`) for the gateway's rollout watcher.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from shared.clients.embedder import Embeddings
 from shared.contracts.classify import LabelScore, ShadowAnswer, TextPrediction
 from shared.contracts.rollout import Role
 from shared.heads import HeadPrediction
+from shared.rollout_failures import FailureCounts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class Route:
     answer: Served
     role: Role
     shadow: Served | None = None
+    fallback: Served | None = None  # a canary's production: answers when the canary fails
 
 
 async def route(heads: HeadSet, model: str, version: int | None,
@@ -56,7 +60,7 @@ async def route(heads: HeadSet, model: str, version: int | None,
     share = rollout.candidate.share
     if rollout.candidate.mode == "canary":
         if in_share(model, routing_key, share):
-            return Route(rollout.served, "canary")
+            return Route(rollout.served, "canary", fallback=production)
         return Route(production, "production")
     # A shadow samples requests, not callers: every caller's traffic gets compared.
     sampled = in_share(model, None, share)
@@ -72,16 +76,29 @@ def text_predictions(predictions: list[HeadPrediction],
             for p, hit in zip(predictions, cached, strict=True)]
 
 
-def predict(chosen: Route, embeddings: Embeddings,
-            top_k: int) -> tuple[list[HeadPrediction], float, ShadowAnswer | None]:
-    """The answering head's predictions and their seconds, then the shadow's answer if the
-    request has one: both in one worker thread (blocking: run it in one)."""
+def predict(chosen: Route, embeddings: Embeddings, top_k: int, failures: FailureCounts
+            ) -> tuple[Route, list[HeadPrediction], float, ShadowAnswer | None]:
+    """The route that answered (production when a canary failed: counted in ``failures``
+    for the rollout watcher, never the caller's problem), its predictions and their seconds,
+    then the shadow's answer if the request has one: all in one worker thread (blocking: run
+    it in one)."""
     start = time.perf_counter()
-    predictions = chosen.answer.head.predict(embeddings.vectors, top_k)
+    try:
+        predictions = chosen.answer.head.predict(embeddings.vectors, top_k)
+    except Exception:
+        if chosen.fallback is None:
+            raise
+        log.warning("canary %s v%d could not predict; production answers", chosen.answer.model,
+                    chosen.answer.version, exc_info=True)
+        failures.add(chosen.answer.model, chosen.answer.version, "predict",
+                     len(embeddings.cached))
+        chosen = Route(chosen.fallback, "production")
+        start = time.perf_counter()
+        predictions = chosen.answer.head.predict(embeddings.vectors, top_k)
     seconds = time.perf_counter() - start
     shadow = (shadow_answer(chosen.shadow, embeddings, top_k)
               if chosen.shadow is not None else None)
-    return predictions, seconds, shadow
+    return chosen, predictions, seconds, shadow
 
 
 def shadow_answer(shadow: Served, embeddings: Embeddings, top_k: int) -> ShadowAnswer | None:

@@ -49,8 +49,9 @@ class ClassifierService:
         cleaned = self.check(texts)
         embeddings = await self._embed(served, cleaned)
         embedded = time.perf_counter()
-        predictions, head_s, shadow = await anyio.to_thread.run_sync(predict, chosen, embeddings,
-                                                                     top_k)
+        chosen, predictions, head_s, shadow = await anyio.to_thread.run_sync(
+            predict, chosen, embeddings, top_k, self.heads.failure_counts)
+        served = chosen.answer
         record_classification(model, served.version, len(predictions),
                               sum(p.abstained for p in predictions), embedded - start + head_s)
         return ClassifyResponse(

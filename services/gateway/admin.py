@@ -1,4 +1,5 @@
-"""Training through the public API (admin scope): the gateway forwards to the trainer.
+"""Training and training reports through the public API (admin scope): the gateway forwards
+to the trainer.
 
 Ops get one endpoint and one set of keys; the trainer stays internal. Bodies and answers pass
 through unchanged (same contracts as the trainer's own routes, see its /docs); the gateway adds
@@ -8,9 +9,11 @@ the internal token (``POLYHEAD_INTERNAL_TOKEN``) the trainer's training routes r
 from __future__ import annotations
 
 import logging
+from typing import Annotated
+from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from services.gateway.router import AdminClient
 from shared.app import error_responses
@@ -68,3 +71,19 @@ async def list_jobs(request: Request, client: AdminClient) -> Response:
 @router.get("/v1/jobs/{job_id}", response_model=Job)
 async def get_job(job_id: str, request: Request, client: AdminClient) -> Response:
     return await _forward(request, "GET", f"/v1/jobs/{job_id}")
+
+
+@router.get("/v1/models/{name}/versions/{version}/report")
+async def get_report(name: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                     request: Request, client: AdminClient) -> Response:
+    """A version's full training report (admin): per-label precision, recall and F1, the
+    confusion matrix, the most confused pairs with example texts, calibration, the
+    abstain trade-off curve, the data it was trained on. 404 for an unknown model or version.
+
+    ```
+    curl -s localhost:8000/v1/models/intents/versions/1/report \\
+         -H "Authorization: Bearer $ADMIN_KEY"
+    ```
+    """
+    return await _forward(request, "GET",
+                          f"/v1/models/{quote(name, safe='')}/versions/{version}/report")

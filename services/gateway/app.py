@@ -22,9 +22,12 @@ import shared
 from services.gateway.admin import router as admin_router
 from services.gateway.auth import KeyStore
 from services.gateway.candidates import router as candidates_router
+from services.gateway.console import router as console_router
 from services.gateway.inference_log import InferenceLog, SqlSink
+from services.gateway.me import router as me_router
 from services.gateway.ratelimit import RateLimits
 from services.gateway.replicas import Replicas
+from services.gateway.rollout_watch import RolloutWatch
 from services.gateway.router import router
 from services.gateway.service import PredictService
 from shared.app import build_app
@@ -66,13 +69,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.http, app.state.settings = http, settings
         app.state.service = PredictService(settings, replicas, http, inference_log)
         await replicas.refresh()
-        refresher = asyncio.create_task(_refresh(replicas, settings.routes_refresh_s))
+        tasks = [asyncio.create_task(_refresh(replicas, settings.routes_refresh_s))]
+        if settings.rollout_check_s:
+            watch = RolloutWatch(app.state.registry, settings.rollout_window_s)
+            tasks.append(asyncio.create_task(_watch_rollouts(watch, settings.rollout_check_s)))
         try:
             yield
         finally:
-            refresher.cancel()
-            with suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await http.aclose()
             if inference_log is not None:
                 await anyio.to_thread.run_sync(inference_log.stop)
@@ -81,7 +88,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return build_app(service="gateway", title="polyhead", version=shared.__version__,
                      description="The public API: predictions from every classifier head, "
                                  "each one logged; feedback for retraining.",
-                     lifespan=lifespan, routers=[router, admin_router, candidates_router],
+                     lifespan=lifespan,
+                     routers=[router, admin_router, candidates_router, me_router, console_router],
                      readiness=_readiness,
                      max_body_bytes=settings.max_body_bytes,
                      body_limits={"/v1/jobs": settings.max_upload_bytes},
@@ -103,6 +111,15 @@ async def _refresh(replicas: Replicas, period_s: float) -> None:
     while True:
         await asyncio.sleep(period_s)
         await replicas.refresh()
+
+
+async def _watch_rollouts(watch: RolloutWatch, period_s: float) -> None:
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            await anyio.to_thread.run_sync(watch.run_once)
+        except Exception:  # the database may be down: try again next period
+            log.warning("the rollout watcher could not run", exc_info=True)
 
 
 def _readiness(request: Request) -> Readiness:

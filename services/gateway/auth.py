@@ -103,9 +103,10 @@ class KeyStore:
             self._cache.clear()
         return True
 
-    def authenticate(self, authorization: str | None, scope: str, *,
+    def authenticate(self, authorization: str | None, scope: str | None, *,
                      may_query: bool = True) -> Client:
-        """The client behind ``authorization`` if it has ``scope``: :class:`Unauthorized`
+        """The client behind ``authorization`` if it has ``scope`` (any key when ``None``):
+        :class:`Unauthorized`
         (:class:`UnknownKey` for a key that matches nothing), :class:`Forbidden`, or, with
         ``may_query=False`` and no cached answer, :class:`NotCached`."""
         if not authorization or not authorization.lower().startswith("bearer "):
@@ -114,7 +115,7 @@ class KeyStore:
         client = self._client(hash_key(key), may_query)
         if client is None:
             raise UnknownKey("unknown or revoked API key")
-        if scope not in client.scopes:
+        if scope is not None and scope not in client.scopes:
             raise Forbidden(f"this key ({client.name}) lacks the {scope!r} scope")
         return client
 

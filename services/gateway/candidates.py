@@ -1,4 +1,5 @@
-"""Rollout routes (admin scope): set or withdraw a model's candidate, a shadow or a canary.
+"""Rollout routes (admin scope): set or withdraw a model's candidate, a shadow or a canary,
+and compare it with production.
 
 The registry holds the candidate; classifiers read it with production (within
 ``CLASSIFIER_RELOAD_INTERVAL_S``) and every change is an entry in the alias history.
@@ -6,11 +7,19 @@ The registry holds the candidate; classifiers read it with production (within
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
+from fastapi import APIRouter, Query
+
+from services.gateway.comparison import MAX_WINDOW
+from services.gateway.reports import candidate_report
 from services.gateway.router import AdminClient, RegistryDep
 from shared.app import error_responses
 from shared.contracts.rollout import CandidateMove, CandidateRequest, WithdrawRequest
+from shared.db.types import utcnow
+from shared.errors import InvalidInput, PolyheadError, Unavailable
+from shared.responses import JSONBytes
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
 
@@ -30,11 +39,17 @@ def set_candidate(name: str, body: CandidateRequest, registry: RegistryDep,
          -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' \\
          -d '{"version": 4, "mode": "canary", "share": 0.1, "reason": "new data"}'
     ```
-    Setting the running candidate again with another mode or share changes it (a ramp-up).
+    Setting the running candidate again with another mode, share or policy changes it (a
+    ramp-up). A ``policy`` lets the rollout watcher move it alone (``GATEWAY_ROLLOUT_CHECK_S``):
+    ``{"promote_after": 200, "alpha": 0.05, "margin": 0.02}`` promotes it once 200 feedback
+    rows show it not worse than production (one-sided test), and
+    ``{"max_error_rate": 0.02, "max_p99_ms": 500}`` withdraws a canary that fails more or
+    answers slower over the watch window; each move is in the alias history with its reason.
     Errors, each leaving the running configuration as it was: 404 an unknown model or
     version; 409 another candidate running (withdraw it first), the version already in
     production, no production version, or a version trained on another embedder than
-    production's; 422 a share outside (0, 1] or a canary without one.
+    production's; 422 a share outside (0, 1], a canary without one, or a policy field out of
+    range.
     """
     return registry.set_candidate(name, body.candidate(), actor=client.name,
                                   reason=body.reason)
@@ -53,3 +68,57 @@ def withdraw_candidate(name: str, registry: RegistryDep, client: AdminClient,
     Promoting the candidate (``POST /v1/models/{name}/promote``) withdraws it too.
     """
     return registry.clear_candidate(name, actor=client.name, reason=body.reason if body else "")
+
+
+@router.get("/v1/reports/models/{name}/candidate")
+def compare(name: str, registry: RegistryDep, client: AdminClient,
+            start: Annotated[datetime | None, Query(alias="from")] = None,
+            end: Annotated[datetime | None, Query(alias="to")] = None,
+            version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> JSONBytes:
+    """Production against its shadow or canary over one window (admin). Default: last 24 h.
+
+    ```
+    curl -s 'localhost:8000/v1/reports/models/intents/candidate?from=2026-11-01T00:00:00Z' \\
+         -H "Authorization: Bearer $ADMIN_KEY"
+    ```
+    For each side: requests answered (``requests``, by version), top labels with their
+    shares, mean confidence, abstain rate, latency p50/p95 (``total``: what the caller waited,
+    none for a shadow, which nobody waits for; ``head``: the head alone) and accuracy on
+    feedback with its Wilson 95 % interval and the rows behind it. A shadow's ``agreement``
+    is the share of its predictions equal to production's on the same inputs; a shadow gets
+    no feedback of its own (its ids are never returned), so it is scored against the feedback
+    on the production rows it mirrored, and production's accuracy is given on those same rows.
+    A canary answers other requests: agreement is null, with a note. ``version`` compares an
+    earlier candidate. The window is exact (not whole hours), at most 7 days.
+
+    Errors: 404 an unknown model; 409 no candidate and no ``version``; 422 an empty window,
+    one over 7 days or dates out of range; 503 the database is unavailable.
+    """
+    start, end = _exact_window(start, end)
+    try:
+        return JSONBytes(candidate_report(registry.sessions, registry, name, start, end,
+                                          version))
+    except PolyheadError:
+        raise
+    except Exception as exc:
+        raise Unavailable("the inference database is unavailable; retry shortly",
+                          retry_after_s=5) from exc
+
+
+def _exact_window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The comparison's window in UTC (422 for an empty one, one too long or out of range)."""
+    try:
+        end = _utc(end) if end else utcnow()
+        start = _utc(start) if start else end - timedelta(days=1)
+    except OverflowError:
+        raise InvalidInput("from and to must lie between 0001-01-02T00:00:00Z and "
+                           "9999-12-31T23:00:00Z") from None
+    if start >= end:
+        raise InvalidInput("from must be before to", param="from")
+    if end - start > MAX_WINDOW:
+        raise InvalidInput(f"the window is at most {MAX_WINDOW.days} days", param="from")
+    return start, end
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

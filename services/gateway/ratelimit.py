@@ -37,7 +37,7 @@ class RateLimits:
         self._skip_until = 0.0
         self._parsed: dict[str, RateLimitItem] = {}
 
-    def authenticate(self, keys: KeyStore, authorization: str | None, scope: str,
+    def authenticate(self, keys: KeyStore, authorization: str | None, scope: str | None,
                      address: str) -> Client:
         """The caller's client (see :meth:`KeyStore.authenticate`) within the key's own rate
         limit. A key the cache does not know is looked up only while ``address`` is within the
@@ -49,7 +49,7 @@ class RateLimits:
         self.check(client)
         return client
 
-    def _look_up(self, keys: KeyStore, authorization: str | None, scope: str,
+    def _look_up(self, keys: KeyStore, authorization: str | None, scope: str | None,
                  address: str) -> Client:
         failures = self.auth_failures
         if failures is not None and not self._test(failures, "auth-failures", address):

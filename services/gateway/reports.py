@@ -1,5 +1,6 @@
 """Ops reports on the inference log: volume, latency, labels, confidence, abstentions,
-accuracy on feedback, and label drift against the training data. No FastAPI here.
+accuracy on feedback, and label drift against the training data; and production against its
+rollout candidate (:func:`candidate_report`, from the raw rows). No FastAPI here.
 
 A report reads the hourly rollups (:mod:`shared.db.rollups`), never the raw rows, so its cost
 grows with the hours and versions in its window, not with traffic. Its window is therefore
@@ -16,8 +17,15 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.models import InferenceRollup, InferenceRollupLabel, InferenceRollupLatency
+from services.gateway import comparison
+from shared.db.models import (
+    Inference,
+    InferenceRollup,
+    InferenceRollupLabel,
+    InferenceRollupLatency,
+)
 from shared.db.rollups import ABSTAINED, hour_of, percentile
+from shared.errors import Conflict
 from shared.registry import Registry
 
 _SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_embed_ms",
@@ -63,6 +71,46 @@ def model_report(sessions: sessionmaker[Session], registry: Registry, name: str,
         "feedback": {"rows": feedback, "accuracy": _ratio(sums["feedback_correct"], feedback)}}
     report["drift"] = _drift(registry, name, report["label_distribution"])
     return report
+
+
+def candidate_report(sessions: sessionmaker[Session], registry: Registry, name: str,
+                     start: datetime, end: datetime, version: int | None = None
+                     ) -> dict[str, Any]:
+    """Production against the candidate ``version`` (default the running one) over
+    ``[start, end)``: requests, labels, confidence, abstentions, latency and accuracy on
+    feedback of each; a shadow's agreement with production on the same inputs. 404 for an
+    unknown model, 409 when there is no candidate to compare and no ``version``."""
+    model = registry.model(name)
+    running = model.candidate
+    version = version or (running.version if running else None)
+    if version is None:
+        raise Conflict(f"model {name!r} has no candidate; pass version= to compare an "
+                       "earlier one", param="version")
+    with sessions() as s:
+        shadow = comparison.rows_of(name, start, end, "shadow", version)
+        if running is not None and running.version == version:
+            mode = running.mode
+        else:
+            mode = "shadow" if s.scalar(select(Inference.id).where(shadow).limit(1)) else "canary"
+        production_rows = comparison.rows_of(name, start, end, "production")
+        candidate_rows = shadow if mode == "shadow" else comparison.rows_of(
+            name, start, end, "canary", version)
+        production, candidate = (comparison.side(s, production_rows),
+                                 comparison.side(s, candidate_rows))
+        if mode == "shadow":
+            candidate_feedback, production_feedback = comparison.shadow_feedback(s, shadow)
+            agreement = comparison.agreement(s, shadow)
+        else:
+            candidate_feedback = comparison.feedback(s, candidate_rows)
+            production_feedback = comparison.feedback(s, production_rows)
+            agreement = {"pairs": None, "rate": None, "note": "a canary answers other "
+                         "requests than production: there are no same inputs to compare"}
+    production["accuracy_on_feedback"] = comparison.accuracy(production_feedback)
+    candidate["accuracy_on_feedback"] = comparison.accuracy(candidate_feedback)
+    return {"model": name, "from": start.isoformat(), "to": end.isoformat(),
+            "candidate_version": version, "mode": mode,
+            "running": running.model_dump() if running else None,
+            "production": production, "candidate": candidate, "agreement": agreement}
 
 
 def _counts(s: Session, table: Any, key: Any, name: str, start: datetime,

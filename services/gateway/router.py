@@ -41,8 +41,9 @@ router = APIRouter(responses=error_responses(401, 403, 404, 409))
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 
-def require(scope: str) -> Callable[..., Client]:
-    """A dependency: the calling client if its key has ``scope`` (401/403 otherwise) and is
+def require(scope: str | None) -> Callable[..., Client]:
+    """A dependency: the calling client if its key has ``scope`` (401/403 otherwise; any
+    valid key when ``None``) and is
     within its rate limit and its address within the failed-authentication limit (429
     otherwise). Sync: FastAPI runs it in a worker thread, so the
     rare database lookup or Redis counter never blocks the event loop."""

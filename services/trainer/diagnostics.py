@@ -61,7 +61,9 @@ def tradeoff_curve(in_scores: np.ndarray, in_correct: np.ndarray,
     pooled = in_scores if oos_scores is None else np.concatenate([in_scores, oos_scores])
     curve = []
     for raw in np.linspace(pooled.min(), pooled.max(), points):
-        threshold = round(float(raw), 6)  # the one reported is the one applied
+        # Floored to 6 decimals, as the trainer's threshold is: the one reported is the one
+        # applied, and the lowest point keeps every text.
+        threshold = float(np.floor(float(raw) * 1e6) / 1e6)
         kept = in_scores >= threshold
         point = {"threshold": threshold,
                  "in_scope_accuracy": round(float((in_correct & kept).mean()), 4),

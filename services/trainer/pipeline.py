@@ -26,6 +26,7 @@ from services.trainer import evaluate
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.jobs import JobStore
 from services.trainer.promotion import Decision, decide
+from services.trainer.scope import nonsense_texts
 from services.trainer.selection import select_and_fit
 from services.trainer.sources import (
     TRAINING_ROWS,
@@ -182,9 +183,13 @@ class Runtime:
 
         # 2. Embed through the embedder service (sharing its phrase cache with serving).
         t = time.perf_counter()
+        # With a calibrated threshold, random letter strings too (the score's nonsense gate).
+        nonsense = nonsense_texts() if options.threshold in ("auto", "calibrate") else []
         vectors, model_id, cached, identity = self._embed(
-            data.texts + data.oos_texts, lambda f: stage("embedding", f, 0.02, 0.5))
-        x, x_oos = vectors[:len(data.texts)], vectors[len(data.texts):]
+            data.texts + data.oos_texts + nonsense, lambda f: stage("embedding", f, 0.02, 0.5))
+        n_in, n_oos = len(data.texts), len(data.oos_texts)
+        x, x_oos = vectors[:n_in], vectors[n_in:n_in + n_oos]
+        x_nonsense = vectors[n_in + n_oos:]
         timings["embed_s"] = time.perf_counter() - t
 
         # 3. Choose, cross-validate and fit the head.
@@ -197,7 +202,8 @@ class Runtime:
             budget_s=self.settings.time_budget_s, threads=self.settings.threads,
             xgboost_max_classes=self.settings.xgboost_max_classes,
             max_accuracy_drop=self.settings.max_accuracy_drop,
-            progress=lambda name, f: stage(name, f, 0.5, 0.95))
+            progress=lambda name, f: stage(name, f, 0.5, 0.95),
+            x_nonsense=x_nonsense if nonsense else None)
         timings["fit_s"] = time.perf_counter() - t
         selected.head.embedder_identity = identity  # checked when the head is served
         diagnosis = evaluate.diagnosis(y, selected.oof, labels, data.texts, selected.in_scores,

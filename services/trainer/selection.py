@@ -55,7 +55,10 @@ def candidates(options: TrainOptions, n_classes: int, xgboost_max_classes: int
 def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.ndarray | None,
                    options: TrainOptions, *, embedder_model: str, budget_s: float, threads: int,
                    xgboost_max_classes: int, max_accuracy_drop: float,
-                   progress: Progress) -> Selected:
+                   progress: Progress, x_nonsense: np.ndarray | None = None) -> Selected:
+    """Screen, cross-validate and fit a head as the module says. ``x_nonsense``: embeddings
+    of :func:`services.trainer.scope.nonsense_texts`, for the in-scope score's nonsense gate
+    (None: no gate)."""
     start = time.perf_counter()
     folds = list(StratifiedKFold(options.cv_folds, shuffle=True, random_state=options.seed)
                  .split(x, y))
@@ -125,7 +128,8 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
     cv = evaluate.scores(y, oof)
     train = evaluate.scores(y, final.predict_proba(x))
     threshold, in_scores, oos_scores = abstention(
-        final, options, x, y, oof, nearest, x_oos, max_accuracy_drop=max_accuracy_drop)
+        final, options, x, y, oof, nearest, x_oos, max_accuracy_drop=max_accuracy_drop,
+        x_nonsense=x_nonsense)
     report = {"head_type": spec.kind, "params": spec.params(), "cv_folds": options.cv_folds,
               "cv": cv, "train": train,
               "train_cv_gap": round(train["weighted_f1"] - cv["weighted_f1"], 5),

@@ -94,3 +94,11 @@ class FeedbackResponse(BaseModel):
     inference_id: str
     label: str
     predicted: str | None
+
+
+class KeyInfo(BaseModel):
+    """The API key a request was sent with: ``GET /v1/me``."""
+
+    name: str = Field(description="the key's name (the client it was created for)")
+    scopes: list[str] = Field(description="what the key may do: predict, admin or both",
+                              examples=[["predict", "admin"]])

@@ -44,6 +44,8 @@ class Model(Base):
     candidate_version: Mapped[int | None]
     candidate_mode: Mapped[str | None] = mapped_column(String(10))
     candidate_share: Mapped[float | None] = mapped_column(Double)
+    # Its promotion and withdrawal rules (shared.contracts.rollout.Policy as JSON), if any.
+    candidate_policy: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -163,6 +165,22 @@ class Inference(Base):
     # rollups leave shadow rows out)
     role: Mapped[str] = mapped_column(String(10), server_default="production")
     shadow_of: Mapped[str | None] = mapped_column(String(32))
+
+
+class CandidateFailure(Base):
+    """Requests a candidate could not answer (``kind`` ``predict``) or times its head could not
+    load (``load``), per minute, added up by every classifier at its registry polls: failed
+    predictions leave no inference row, and the rollout watcher withdraws a failing canary."""
+
+    __tablename__ = "candidate_failures"
+    # Key order: the watcher reads one model's recent minutes.
+    __table_args__ = (PrimaryKeyConstraint("model_name", "minute", "model_version", "kind"),)
+
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    model_version: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    failures: Mapped[int] = mapped_column(BigInteger)
 
 
 class FeedbackEvent(Base):

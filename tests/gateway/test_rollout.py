@@ -92,7 +92,7 @@ async def test_a_shadow_logs_one_row_per_production_row_and_never_answers(
         put = await client.put("/v1/models/intents/candidate", headers=stack["admin"],
                                json={"version": 2, "mode": "shadow"})
         assert put.status_code == 200, put.text
-        shadow = {"version": 2, "mode": "shadow", "share": 1.0}
+        shadow = {"version": 2, "mode": "shadow", "share": 1.0, "policy": None}
         assert put.json()["candidate"] == shadow
         info = await client.get("/v1/models/intents", headers=stack["predict"])
         assert info.json()["candidate"] == shadow
@@ -129,7 +129,7 @@ async def test_canary_pinned_and_unknown_versions(stack: dict[str, Any]) -> None
         put = await client.put("/v1/models/intents/candidate", headers=stack["admin"],
                                json={"version": 2, "mode": "canary", "share": 0.5})
         assert put.status_code == 200, put.text
-        await loaded(stack, {"version": 2, "mode": "canary", "share": 0.5})
+        await loaded(stack, {"version": 2, "mode": "canary", "share": 0.5, "policy": None})
         keys = [f"user-{i}" for i in range(20)]
         for _ in range(2):  # sticky: the same side both times
             for key in keys:
@@ -160,7 +160,7 @@ async def test_bad_candidates_are_refused_and_the_history_is_kept(
         stack: dict[str, Any]) -> None:
     url = "/v1/models/intents/candidate"
     async with running(gateway(stack)) as client:
-        running_one = {"version": 2, "mode": "shadow", "share": 0.2}
+        running_one = {"version": 2, "mode": "shadow", "share": 0.2, "policy": None}
         assert (await client.put(url, headers=stack["admin"], json=running_one)
                 ).status_code == 200
         refused = [
@@ -230,3 +230,15 @@ def test_the_cli_sets_and_withdraws(stack: dict[str, Any]) -> None:
         withdraw = polyhead("withdraw", "intents", "--reason", "done", *common)
         assert (withdraw.returncode, withdraw.stdout) == (
             0, "intents: withdrew v2 canary share 0.1; production answers everything\n")
+        ruled = polyhead("shadow", "intents", "2", "--promote-after", "200", "--margin", "0.01",
+                         *common)
+        assert (ruled.returncode, ruled.stdout) == (0, "intents: candidate v2 shadow share 1, "
+                                                    "policy promote_after 200, margin 0.01 "
+                                                    "(was none)\n")
+        compared = polyhead("compare", "intents", *common)
+        assert compared.returncode == 0, compared.stderr
+        assert compared.stdout.startswith("intents: production vs v2 (shadow), ")
+        assert "accuracy on feedback" in compared.stdout and "n/a (0 rows)" in compared.stdout
+        assert polyhead("compare", "intents", "--from", "2026-01-01T00:00:00Z", "--to",
+                        "2026-02-01T00:00:00Z", *common).stderr.startswith(
+            "polyhead: 422: the window is at most 7 days")

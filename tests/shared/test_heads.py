@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from services.trainer.fitters import FitSpec, fit
 from shared.heads import Head, HeadMismatch, softmax
-from shared.scope import Scope
+from shared.scope import NONSENSE_SCORE, Scope
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +103,8 @@ def test_an_in_scope_score_round_trips_as_plain_arrays() -> None:
     with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
         assert z["scope_prototypes"].dtype == np.float16 and z["scope_prototypes"].shape == (3, 8)
     meta = json.loads(files["head.json"])
-    assert meta["format_version"] == 2 and meta["scope"]["prototypes"] == 3
+    assert meta["format_version"] == 3 and meta["scope"]["prototypes"] == 3
+    assert meta["scope"]["nonsense"] is None  # no gate: "scope_nonsense" is not written
     loaded = Head.from_files(files)
     assert loaded.scope is not None and loaded.threshold == -3.0
     probs = head.predict_proba(x)
@@ -111,6 +113,11 @@ def test_an_in_scope_score_round_trips_as_plain_arrays() -> None:
     assert loaded.nbytes == head.nbytes == sum(a.nbytes for layer in head.layers for a in layer) \
         + 3 * 8 * 4
 
+    format_2 = meta | {"format_version": 2,
+                       "scope": {k: v for k, v in meta["scope"].items() if k != "nonsense"}}
+    before_gate = Head.from_files(dict(files, **{"head.json": json.dumps(format_2).encode()}))
+    assert before_gate.scope is not None and before_gate.scope.nonsense is None
+    np.testing.assert_array_equal(before_gate.in_scope(x, probs), head.in_scope(x, probs))
     old = dict(files, **{"head.json": json.dumps(
         {k: v for k, v in meta.items() if k != "scope"} | {"format_version": 1}).encode()})
     legacy = Head.from_files(old)
@@ -129,3 +136,25 @@ def test_the_scope_abstains_far_from_the_training_data() -> None:
     assert odd.abstained and odd.label is None and odd.top[0][1] > 0.5
     head.threshold = None  # threshold=none: never abstains
     assert not head.predict(far)[0].abstained
+
+
+def test_the_nonsense_gate_round_trips_and_stops_what_is_nearer_nonsense() -> None:
+    """A text nearer the stored nonsense rows than any prototype, by more than the margin,
+    scores NONSENSE_SCORE and abstains, before and after a save and load."""
+    head, x = _scoped_head()
+    assert head.scope is not None
+    rng = np.random.default_rng(1)  # stand-ins for embeddings of random letter strings:
+    mash = -head.scope.prototypes.sum(axis=0) + 0.1 * rng.normal(size=(6, 8))  # unlike a, b, c
+    mash /= np.linalg.norm(mash, axis=1, keepdims=True)
+    mash /= np.linalg.norm(mash, axis=1, keepdims=True)
+    head.scope = replace(head.scope, nonsense=mash, nonsense_margin=0.0)
+    head.threshold = NONSENSE_SCORE / 2  # far below any typical score: only the gate abstains
+    loaded = Head.from_files(head.to_files())
+    assert loaded.scope is not None and loaded.scope.nonsense_margin == 0.0
+    assert loaded.nbytes == head.nbytes == sum(a.nbytes for layer in head.layers for a in layer) \
+        + 3 * 8 * 4 + 6 * 8 * 4
+    for served in (head, loaded):
+        probs = served.predict_proba(mash[:2])
+        assert (served.in_scope(mash[:2], probs) == NONSENSE_SCORE).all()
+        assert [p.abstained for p in served.predict(mash[:2])] == [True, True]
+        assert not any(p.abstained for p in served.predict(x[:5]))

@@ -50,7 +50,8 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
         assert threshold["in_scope_accuracy_without"] - threshold["in_scope_accuracy"] \
             <= threshold["max_accuracy_drop"] + 1e-5
         assert 0 <= threshold["in_scope_abstain_rate"] < 0.05
-        assert 0 < report["memory_bytes"] < 200_000  # 6 x 384 weights, 48 float32 prototypes
+        # 6 x 384 weights, 48 prototypes and 400 nonsense rows of 384 float32
+        assert 0 < report["memory_bytes"] < 800_000
         assert 0 <= report["calibration"]["ece"] <= 1 and report["calibration"]["reliability"]
         assert len(report["tradeoff_curve"]) == 20 and isinstance(report["confused_pairs"], list)
         embedder_report = report["embedder"]

@@ -52,3 +52,11 @@ def test_tradeoff_curve_costs_and_catches() -> None:
     without = tradeoff_curve(in_scores, in_correct, points=3)  # over 0.2 .. 1.0
     assert [p["threshold"] for p in without] == [0.2, 0.6, 1.0]
     assert all("oos_recall" not in p for p in without)
+
+
+def test_the_lowest_threshold_keeps_every_text_whatever_the_rounding() -> None:
+    # A minimum that rounding to 6 decimals would push up (-6.9203414 -> -6.920341).
+    in_scores = np.array([-6.9203414, -1.0, 0.5, 2.0])
+    curve = tradeoff_curve(in_scores, np.ones(4, dtype=bool), None, points=5)
+    assert curve[0]["threshold"] <= in_scores.min()
+    assert curve[0]["abstain_rate"] == 0.0 and curve[0]["in_scope_accuracy"] == 1.0

@@ -1,0 +1,81 @@
+// The console's pages as #/ routes, the navigation, and signing in with an API key.
+
+import { api, ApiError, session } from "./api.js";
+import { h, message, show } from "./dom.js";
+import { modelsPage } from "./models.js";
+import { reportPage } from "./report.js";
+import { tryPage } from "./try.js";
+
+// Each route: a pattern over the hash, the scope it needs, and the page it shows.
+const ROUTES = [
+  [/^#\/models$/, "predict", () => modelsPage()],
+  [/^#\/models\/([^/]+)\/versions\/(\d+)$/, "admin", ([name, version]) => reportPage(name, version)],
+  [/^#\/models\/([^/]+)\/try$/, "predict", ([name]) => tryPage(name)],
+];
+
+function signInPage(note) {
+  const key = h("input", { id: "key", type: "password", autocomplete: "off", required: true,
+                           placeholder: "ph_…", "aria-label": "API key" });
+  const status = h("div", { id: "signin-status" }, note && message(note));
+  const form = h("form", { id: "signin", class: "card" },
+    h("h1", {}, "Sign in"),
+    h("p", { class: "muted" }, "With an API key: the one polyhead up prints, or ",
+      h("code", {}, "polyhead keys create NAME --scopes predict,admin"),
+      ". It stays in this browser tab only."),
+    key, h("button", { type: "submit" }, "Sign in"), status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.replaceChildren(h("p", { class: "muted" }, "Checking the key…"));
+    try {
+      const me = await api("/v1/me", { key: key.value.trim() });
+      session.start(key.value.trim(), me);
+      location.hash = "#/models";
+    } catch (error) {
+      status.replaceChildren(message(error.message));
+    }
+  });
+  show(form);
+  key.focus();
+}
+
+function navigation() {
+  const me = session.me();
+  const nav = document.getElementById("nav");
+  if (!me) return nav.replaceChildren();
+  const signOut = h("button", { id: "signout", class: "link" }, "Sign out");
+  signOut.addEventListener("click", () => {
+    session.end();
+    location.hash = "#/signin";
+  });
+  nav.replaceChildren(
+    session.can("predict") && h("a", { href: "#/models" }, "Models"),
+    h("span", { class: "muted", id: "whoami" }, `${me.name} (${me.scopes.join(", ")})`),
+    signOut);
+}
+
+async function route() {
+  navigation();
+  if (!session.key() || location.hash === "#/signin") return signInPage();
+  const hash = location.hash || "#/models";
+  for (const [pattern, scope, page] of ROUTES) {
+    const match = hash.match(pattern);
+    if (!match) continue;
+    if (!session.can(scope)) {
+      return show(message(`This page needs a key with the ${scope} scope; ` +
+                          `${session.me().name} has ${session.me().scopes.join(", ")}.`));
+    }
+    try {
+      return await page(match.slice(1).map(decodeURIComponent));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        session.end();
+        return signInPage(error.message);
+      }
+      return show(message(error.message));
+    }
+  }
+  show(message("No such page."), h("a", { href: "#/models" }, "Models"));
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,89 @@
+// A version's training report (GET /v1/models/{name}/versions/{v}/report, the admin scope):
+// per-label scores as sorted bars, the most confused pairs, and what abstaining costs.
+
+import { api, part } from "./api.js";
+import { bars, legend } from "./charts.js";
+import { h, number, percent, show, table } from "./dom.js";
+
+const SCORES = [
+  { key: "precision", name: "precision", colour: "#7aa6c2" },
+  { key: "recall", name: "recall", colour: "#9cc48b" },
+  { key: "f1", name: "F1", colour: "#2f6f9f" },
+];
+
+function headline(report) {
+  const data = report.data ?? {};
+  const facts = [
+    ["head", report.head_type],
+    ["weighted F1 (CV)", number(report.cv?.weighted_f1)],
+    ["macro F1 (CV)", number(report.cv?.macro_f1)],
+    ["accuracy (CV)", number(report.cv?.accuracy)],
+    ["labels", String(report.per_class?.length ?? "–")],
+    ["rows used", `${data.rows_used ?? "–"} of ${data.rows_read ?? "–"} read`],
+    ["calibration error (ECE)", number(report.calibration?.ece)],
+  ];
+  return h("dl", { class: "facts" },
+    facts.map(([name, value]) => h("div", {}, h("dt", {}, name), h("dd", {}, value))));
+}
+
+function perLabel(report) {
+  const rows = [...(report.per_class ?? [])]
+    .sort((a, b) => a.f1 - b.f1 || a.label.localeCompare(b.label));
+  return h("section", { class: "card", id: "per-label" },
+    h("h2", {}, "Per label, worst F1 first"),
+    legend(SCORES),
+    h("div", { class: "chart" }, bars(rows, SCORES, { title: "precision, recall and F1 per label" })));
+}
+
+function confusedPairs(report) {
+  const pairs = report.confused_pairs ?? [];
+  return h("section", { class: "card", id: "confused" },
+    h("h2", {}, "Most confused pairs"),
+    pairs.length
+      ? table(["true label", "predicted as", "times", "examples"], pairs.map((pair) => [
+          pair.true, pair.predicted, String(pair.count),
+          h("ul", { class: "examples" }, pair.examples.map((text) => h("li", {}, text))),
+        ]))
+      : h("p", { class: "muted" }, "No held-out text was mistaken for another label."));
+}
+
+function abstaining(report) {
+  const chosen = report.threshold;
+  const section = h("section", { class: "card", id: "abstain" }, h("h2", {}, "Abstaining"));
+  if (!chosen) {
+    section.append(h("p", {}, "This version never abstains: it always answers a label."));
+    return section;
+  }
+  const drop = chosen.in_scope_accuracy_without - chosen.in_scope_accuracy;
+  section.append(h("p", {},
+    `Below a score of ${number(chosen.threshold)} the model abstains (label null). On held-out ` +
+    `in-scope texts it abstains on ${percent(chosen.in_scope_abstain_rate)}, which costs ` +
+    `${percent(drop)} of accuracy (${percent(chosen.in_scope_accuracy_without)} answering ` +
+    `everything, ${percent(chosen.in_scope_accuracy)} with abstentions counted as errors)` +
+    (chosen.oos_recall !== undefined
+      ? `; it catches ${percent(chosen.oos_recall)} of ${chosen.oos_rows} out-of-scope texts.`
+      : ".")));
+  const curve = report.tradeoff_curve ?? [];
+  const nearest = curve.reduce((best, point, i) =>
+    Math.abs(point.threshold - chosen.threshold) < Math.abs(curve[best].threshold - chosen.threshold)
+      ? i : best, 0);
+  const withOos = curve.some((point) => point.oos_recall !== undefined);
+  const rows = curve.map((point) => [number(point.threshold), percent(point.in_scope_accuracy),
+    percent(point.abstain_rate), ...(withOos ? [percent(point.oos_recall)] : [])]);
+  const trade = table(["threshold", "in-scope accuracy", "abstains", ...(withOos ? ["out-of-scope caught"] : [])],
+                      rows, { class: "tradeoff" });
+  trade.tBodies[0].rows[nearest]?.classList.add("chosen");
+  section.append(h("h3", {}, "The trade-off: each threshold, what it keeps and costs"), trade);
+  return section;
+}
+
+export async function reportPage(name, version) {
+  const report = await api(`/v1/models/${part(name)}/versions/${part(version)}/report`);
+  show(
+    h("p", {}, h("a", { href: "#/models" }, "← Models")),
+    h("h1", {}, `${name} v${version}`),
+    headline(report),
+    perLabel(report),
+    confusedPairs(report),
+    abstaining(report));
+}

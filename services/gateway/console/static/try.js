@@ -1,0 +1,71 @@
+// Try: a text through the production model (POST .../predict, the predict scope), with the
+// words that drove the answer (POST .../explain) coloured by how much each one moved it.
+
+import { api, part } from "./api.js";
+import { h, message, percent, show } from "./dom.js";
+
+const TOP = 5;
+
+// The text as it was sent, each word tinted: green supports the label, red argues against.
+function colouredWords(text, explanation) {
+  const strongest = Math.max(...explanation.words.map((word) => Math.abs(word.delta)), 1e-9);
+  const out = h("p", { class: "words", id: "words" });
+  let at = 0;
+  for (const word of explanation.words) {
+    out.append(text.slice(at, word.start));
+    const sign = word.delta >= 0 ? "pos" : "neg";
+    const span = h("span", { class: `word ${sign}`, title: `${word.delta >= 0 ? "+" : ""}${word.delta.toFixed(3)}` },
+      text.slice(word.start, word.end));
+    const strength = 0.1 + 0.7 * Math.abs(word.delta) / strongest;
+    span.style.backgroundColor = sign === "pos"  // CSSOM, allowed by the page's CSP
+      ? `rgba(46, 160, 67, ${strength})` : `rgba(207, 34, 46, ${strength})`;
+    out.append(span);
+    at = word.end;
+  }
+  out.append(text.slice(at));
+  return h("section", { class: "card" },
+    h("h2", {}, `Which words moved p(${explanation.explained_label})`),
+    out,
+    h("p", { class: "muted" }, "Green words support the label, red ones argue against it; " +
+      "the stronger the colour, the more leaving the word out changes the probability."));
+}
+
+function answer(prediction, version) {
+  const label = prediction.abstained
+    ? h("span", { class: "label abstained" }, "abstained (out of scope)")
+    : h("span", { class: "label" }, prediction.label);
+  return h("section", { class: "card", id: "prediction" },
+    h("h2", {}, "Answer"),
+    h("p", { class: "answer" }, label, ` · ${percent(prediction.probability)} · v${version}`),
+    h("p", {}, `abstained: ${prediction.abstained ? "yes" : "no"}`),
+    h("ol", { class: "top" }, prediction.top.map((one) => {
+      const bar = h("span", { class: "meter" });
+      bar.style.width = `${Math.round(one.probability * 200)}px`;
+      return h("li", {}, h("span", { class: "top-label" }, one.label), bar, percent(one.probability));
+    })));
+}
+
+export function tryPage(name) {
+  const text = h("textarea", { id: "text", rows: 3, required: true, "aria-label": "Text",
+                               placeholder: "type what a user might write…" });
+  const results = h("div", { id: "results" });
+  const form = h("form", { class: "card", id: "try" }, text, h("button", { type: "submit" }, "Try"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const sent = text.value;
+    results.replaceChildren(h("p", { class: "muted" }, "Asking the model…"));
+    const [predicted, explained] = await Promise.allSettled([
+      api(`/v1/models/${part(name)}/predict`, { method: "POST", body: { text: sent, top_k: TOP } }),
+      api(`/v1/models/${part(name)}/explain`, { method: "POST", body: { text: sent } }),
+    ]);
+    results.replaceChildren(
+      predicted.status === "fulfilled"
+        ? answer(predicted.value.predictions[0], predicted.value.version)
+        : message(predicted.reason.message),
+      explained.status === "fulfilled"
+        ? colouredWords(sent, explained.value)
+        : message(`No explanation: ${explained.reason.message}`));
+  });
+  show(h("p", {}, h("a", { href: "#/models" }, "← Models")), h("h1", {}, `Try ${name}`), form, results);
+  text.focus();
+}

@@ -1,0 +1,32 @@
+"""``GET /v1/me``: who the caller's key belongs to and what it may do.
+
+Any valid key may ask. The console signs in with it, and offers only what the key's scopes
+allow; scripts can check a key the same way before using it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from services.gateway.auth import Client
+from services.gateway.router import require
+from shared.app import error_responses
+from shared.contracts.gateway import KeyInfo
+
+router = APIRouter(tags=["keys"], responses=error_responses(401))
+AnyClient = Annotated[Client, Depends(require(None))]
+
+
+@router.get("/v1/me", response_model=KeyInfo)
+def me(client: AnyClient) -> KeyInfo:
+    """The key's name and scopes (any valid key; 401 for a missing, unknown or revoked one).
+
+    ```
+    curl -s localhost:8000/v1/me -H "Authorization: Bearer $KEY"
+    # {"name": "polyhead-up", "scopes": ["admin", "predict"]}
+    ```
+    With ``GATEWAY_AUTH=false`` every caller is ``anonymous`` with both scopes.
+    """
+    return KeyInfo(name=client.name, scopes=sorted(client.scopes))
