@@ -5,7 +5,8 @@
 
 Bodies use the shared request contract and every answer is validated against the response
 contract. Each simulated user sends a ``routing_key`` of its own, so while a model has a canary
-(``polyhead canary``) a user stays on one version, as a real one would.
+(``polyhead canary``) a user stays on one version, as a real one would; ``RolloutUser``
+(``rollout.py``) also checks that it does.
 
 Settings: ``LOCUST_API_KEY`` (a key with the predict scope), ``LOCUST_MODELS``
 (comma-separated models to spread traffic over; default clinc-intents, the demo head of
@@ -16,9 +17,9 @@ phrase settings of ``phrases.py``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
-import uuid
 from typing import Any
 
 from locust import FastHttpUser, between, task
@@ -36,13 +37,19 @@ BATCH_MAX = int(os.environ.get("LOCUST_BATCH_MAX", "8"))
 FEEDBACK_RATIO = float(os.environ.get("LOCUST_FEEDBACK_RATIO", "0.05"))
 
 
+# Distributed runs: give each worker its own prefix (LOCUST_ROUTING_PREFIX) so keys stay unique.
+KEY_PREFIX = os.environ.get("LOCUST_ROUTING_PREFIX", "user")
+USER_NUMBERS = itertools.count()
+
+
 class GatewayUser(FastHttpUser):
     wait_time = between(0.0, float(os.environ.get("LOCUST_MAX_WAIT_S", "0")))
 
     def on_start(self) -> None:
         self.phrases = PhraseGenerator(CORPUS, CONFIG, random.Random())
         self.headers = {"Authorization": f"Bearer {KEY}"}
-        self.routing_key = f"user-{uuid.uuid4().hex[:12]}"
+        # Numbered, not random: which users a canary takes is then the same every run.
+        self.routing_key = f"{KEY_PREFIX}-{next(USER_NUMBERS)}"
 
     @task(4)
     def single(self) -> None:
@@ -69,11 +76,20 @@ class GatewayUser(FastHttpUser):
                 response.failure(answer if isinstance(answer, str) else
                                  f"{len(answer.predictions)} predictions for {expected} texts")
                 return
+            problem = self.check(model, answer)
+            if problem is not None:
+                response.failure(problem)
+                return
         first = answer.predictions[0]
         if first.label is not None and self.phrases.rng.random() < FEEDBACK_RATIO:
             self.client.post(f"/v1/inferences/{first.inference_id}/feedback",
                              headers=self.headers, name="feedback",
                              json=FeedbackRequest(label=first.label).model_dump())
+
+    def check(self, model: str, answer: PredictResponse) -> str | None:
+        """What is wrong with a valid answer beyond its contract: nothing here; the rollout
+        scenario (``rollout.py``) checks versions and roles."""
+        return None
 
     @staticmethod
     def _parse(content: Any) -> PredictResponse | str:

@@ -6,7 +6,7 @@ A classifier counts in memory (:class:`FailureCounts`: ``predict`` per text, ``l
 failed attempt to load the head) and writes the counts at each registry poll
 (:func:`record`) into one row per minute, so a failing canary costs one small upsert per poll,
 not one write per request, and the table grows by at most a row a minute per failing
-candidate.
+candidate, until :func:`prune` deletes the old minutes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,3 +76,9 @@ def since(s: Session, model: str, version: int, start: datetime) -> dict[str, in
                             CandidateFailure.model_version == version)
                      .group_by(CandidateFailure.kind)).all()
     return {kind: int(n) for kind, n in rows}
+
+
+def prune(sessions: sessionmaker[Session], *, before: datetime) -> None:
+    """Delete the minutes before ``before``, of every model and version."""
+    with sessions.begin() as s:
+        s.execute(delete(CandidateFailure).where(CandidateFailure.minute < before))

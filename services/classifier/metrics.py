@@ -1,8 +1,8 @@
 """The classifier's Prometheus metrics (the HTTP latency histogram comes from shared):
 predictions, abstentions, latency and explanations per model and version, the version
 each model has loaded in this process, and rollouts (candidate loaded, candidates that failed
-to load, shadow predictions). The embedder client's circuit breaker is
-``shared.metrics``'."""
+to load, texts a candidate failed to predict, shadow predictions). The embedder client's
+circuit breaker is ``shared.metrics``'."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ CANDIDATE_VERSION = Gauge("polyhead_classifier_candidate_version",
 CANDIDATE_LOAD_FAILURES = Counter("polyhead_classifier_candidate_load_failures_total",
                                   "Candidate heads that failed to load (production answers "
                                   "alone meanwhile), by model and version.", ["model", "version"])
+CANDIDATE_PREDICT_FAILURES = Counter("polyhead_classifier_candidate_predict_failures_total",
+                                     "Texts a shadow or canary head failed to predict (production "
+                                     "answered them), by model and version.", ["model", "version"])
 SHADOW_PREDICTIONS = Counter("polyhead_classifier_shadow_predictions_total",
                              "Texts a shadow head predicted (never returned), by model and "
                              "version; outcome ok or failed.", ["model", "version", "outcome"])
@@ -70,5 +73,11 @@ def record_candidate_failure(model: str, version: int) -> None:
     CANDIDATE_LOAD_FAILURES.labels(model, str(version)).inc()
 
 
+def record_candidate_predict_failure(model: str, version: int, texts: int) -> None:
+    CANDIDATE_PREDICT_FAILURES.labels(model, str(version)).inc(texts)
+
+
 def record_shadow(model: str, version: int, texts: int, ok: bool) -> None:
     SHADOW_PREDICTIONS.labels(model, str(version), "ok" if ok else "failed").inc(texts)
+    if not ok:
+        record_candidate_predict_failure(model, version, texts)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import anyio
 
 from services.classifier.heads import HeadSet, Served
-from services.classifier.metrics import record_shadow
+from services.classifier.metrics import record_candidate_predict_failure, record_shadow
 from shared.clients.embedder import Embeddings
 from shared.contracts.classify import LabelScore, ShadowAnswer, TextPrediction
 from shared.contracts.rollout import Role
@@ -92,6 +92,8 @@ def predict(chosen: Route, embeddings: Embeddings, top_k: int, failures: Failure
                     chosen.answer.version, exc_info=True)
         failures.add(chosen.answer.model, chosen.answer.version, "predict",
                      len(embeddings.cached))
+        record_candidate_predict_failure(chosen.answer.model, chosen.answer.version,
+                                         len(embeddings.cached))
         chosen = Route(chosen.fallback, "production")
         start = time.perf_counter()
         predictions = chosen.answer.head.predict(embeddings.vectors, top_k)

@@ -71,7 +71,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await replicas.refresh()
         tasks = [asyncio.create_task(_refresh(replicas, settings.routes_refresh_s))]
         if settings.rollout_check_s:
-            watch = RolloutWatch(app.state.registry, settings.rollout_window_s)
+            watch = RolloutWatch(app.state.registry, settings.rollout_window_s,
+                                 settings.log_retention_days)
             tasks.append(asyncio.create_task(_watch_rollouts(watch, settings.rollout_check_s)))
         try:
             yield

@@ -20,8 +20,9 @@ def store_feedback(sessions: sessionmaker[Session], inference_id: str, label: st
                    ) -> FeedbackResponse | None:
     """Set the row's ``feedback_label`` (replacing any earlier one), keep the feedback in the
     history and count it in the rollups; ``None`` when no row has this id (yet: rows ship a
-    moment after their answer). A label the predicting version does not know is refused
-    (:class:`InvalidInput`, nothing written) unless ``new_label``.
+    moment after their answer) or the row is a shadow's (its id is never given to callers:
+    feedback goes to the production row it mirrors). A label the predicting version does not
+    know is refused (:class:`InvalidInput`, nothing written) unless ``new_label``.
 
     The first statement writes (``feedback_at``), so it locks the row, on PostgreSQL and on
     SQLite alike, before the earlier feedback is read: two feedbacks racing on one row count
@@ -29,7 +30,8 @@ def store_feedback(sessions: sessionmaker[Session], inference_id: str, label: st
     """
     with sessions.begin() as s:
         row = s.execute(
-            update(Inference).where(Inference.id == inference_id).values(feedback_at=utcnow())
+            update(Inference).where(Inference.id == inference_id, Inference.role != "shadow")
+            .values(feedback_at=utcnow())
             .returning(Inference.created_at, Inference.model_name, Inference.model_version,
                        Inference.label, Inference.feedback_label)).first()
         if row is None:

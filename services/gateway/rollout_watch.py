@@ -6,7 +6,10 @@ Every gateway replica runs one; on PostgreSQL a pass runs only while it holds a 
 advisory lock (``pg_try_advisory_xact_lock``: a replica that finds it taken skips the pass),
 so several replicas make one decision, not several. On SQLite (one process) there is no lock.
 Registry moves check that the candidate is still the one judged, so an operator's change in
-between always wins.
+between always wins. Each move counts in ``polyhead_rollout_moves_total{model,action}``.
+
+With ``retention_days`` (``GATEWAY_LOG_RETENTION_DAYS``, the inference log's), a pass also
+deletes the ``candidate_failures`` minutes older than that, as the log's partitions go.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,11 +32,15 @@ from shared.rollout_policy import Decision, Figures, decide
 log = logging.getLogger(__name__)
 ACTOR = "rollout-watch"
 _LOCK_ID = 0x726F6C6C  # "roll"
+MOVES = Counter("polyhead_rollout_moves_total", "Candidates the rollout watcher promoted or "
+                "withdrew, by model and action.", ["model", "action"])
 
 
 class RolloutWatch:
-    def __init__(self, registry: Registry, window_s: float) -> None:
+    def __init__(self, registry: Registry, window_s: float,
+                 retention_days: int | None = None) -> None:
         self.registry, self.window = registry, timedelta(seconds=window_s)
+        self.retention = timedelta(days=retention_days) if retention_days else None
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -40,7 +48,7 @@ class RolloutWatch:
 
     def run_once(self) -> dict[str, Decision]:
         """One pass over the candidates with a policy: ``{model: decision}`` (empty when
-        another replica holds the lock)."""
+        another replica holds the lock), then the retention of ``candidate_failures``."""
         with self.sessions() as locked:
             postgres = locked.get_bind().dialect.name == "postgresql"
             if postgres and not locked.scalar(
@@ -53,8 +61,11 @@ class RolloutWatch:
                 if decision.action != "wait" and self.registry.settle_candidate(
                         name, candidate.version, decision.action, actor=ACTOR,
                         reason=f"policy: {decision.reason}"):
+                    MOVES.labels(name, decision.action).inc()
                     log.info("rollout watch: %s %s v%d (%s)", decision.action, name,
                              candidate.version, decision.reason)
+            if self.retention is not None:
+                rollout_failures.prune(self.sessions, before=utcnow() - self.retention)
             return decisions
 
     def figures(self, name: str, candidate: Candidate, started: datetime) -> Figures:

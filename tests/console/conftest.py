@@ -25,7 +25,7 @@ from tests.trainer.helpers import trainer_app, trainer_settings
 CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/browser
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(embedder_url: str, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[dict[str, Any]]:
     """Model ``intents`` v1 (15 CLINC150 intents, ``alarm`` among them) trained through the
@@ -64,7 +64,7 @@ def _train(trainer_url: str, data: bytes, timeout_s: float = 120) -> None:
     assert job["status"] == "succeeded", job["error"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

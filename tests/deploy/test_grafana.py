@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,18 @@ def panels(datasource: str) -> list[dict[str, Any]]:
     return chosen
 
 
+def rollout_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A v2 shadow row for each of the first half of ``rows`` (disagreeing on one), and canary
+    rows of v3, so the rollout panels' pairs and roles find data."""
+    shadows = [row | {"id": uuid.uuid4().hex, "model_version": 2, "role": "shadow",
+                      "shadow_of": row["id"], "total_ms": None,
+                      "label": "b" if i == 0 else row["label"]}
+               for i, row in enumerate(rows[:6])]
+    canaries = [row | {"id": uuid.uuid4().hex, "model_version": 3, "role": "canary",
+                       "shadow_of": None} for row in rows[6:9]]
+    return shadows + canaries
+
+
 def test_every_sql_panel_query_finds_data(pg_url: str) -> None:
     engine = make_engine(pg_url)
     upgrade(engine)
@@ -41,15 +55,23 @@ def test_every_sql_panel_query_finds_data(pg_url: str) -> None:
                    abstained=not i % 3, cache_hit=bool(i % 2), total_ms=float(i))
             for i in range(12)]
     ship(engine, rows)
+    ship(engine, rollout_rows(rows))
     for row in rows[:4]:
         store_feedback(session_factory(engine), row["id"], "a")
+    answers: dict[str, Sequence[Any]] = {}
     with engine.connect() as c:
         for panel in panels("polyhead-pg"):
             sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 > now() - interval '1 day'",
                          panel["targets"][0]["rawSql"])
             found = c.execute(text(sql)).all()
             assert found and any(r[-1] is not None for r in found), panel["title"]
+            answers[panel["title"]] = found
     engine.dispose()
+    [(model, version, pairs, agreement)] = answers["Rollouts: shadow agreement (period)"]
+    assert (model, version, pairs, round(float(agreement), 4)) == ("intents", 2, 6, 0.8333)
+    roles = {(r.role, r.version): r.requests
+             for r in answers["Rollouts: production vs candidate (period)"]}
+    assert roles == {("production", 1): 12, ("shadow", 2): 6, ("canary", 3): 3}
     datasource = (GRAFANA / "provisioning" / "datasources" / "postgres.yaml").read_text()
     assert "uid: polyhead-pg" in datasource
 

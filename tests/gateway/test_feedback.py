@@ -1,6 +1,7 @@
 """Feedback keeps the rollups' feedback counts equal to the rows', on PostgreSQL and SQLite:
 first feedback, replaced feedback (right to wrong and back), feedback on an abstention, and
-feedbacks racing on one row; the report's accuracy follows. Labels the model does not know are
+feedbacks racing on one row; the report's accuracy follows. A shadow row's id is refused
+like an unknown one. Labels the model does not know are
 refused unless marked new, and every feedback is kept in its history."""
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ async def test_report_accuracy_follows_feedback(published_db: Engine, any_db_url
                                record(now, label="b"),
                                record(now, label=None, abstained=True))
     ship(published_db, [right, other, abstained])
+    shadow = record(now, label="a", model_version=2, role="shadow", shadow_of=other["id"])
+    ship(published_db, [shadow])
     steps = [(right, "a", 1, 1.0),    # first feedback, right
              (right, "b", 1, 0.0),    # replaced: now wrong, still one row
              (other, "b", 2, 0.5),    # another row, right
@@ -58,8 +61,12 @@ async def test_report_accuracy_follows_feedback(published_db: Engine, any_db_url
             assert report["feedback"] == {"rows": rows, "accuracy": accuracy}, (row, label)
             rolled, raw = counts(published_db)
             assert rolled == raw
-        unknown = await client.post(f"/v1/inferences/{'0' * 32}/feedback", json={"label": "a"})
-        assert unknown.status_code == 404
+        for never_given in ("0" * 32, shadow["id"]):
+            refused = await client.post(f"/v1/inferences/{never_given}/feedback",
+                                        json={"label": "a"})
+            assert refused.status_code == 404, never_given
+    with published_db.connect() as c:
+        assert c.scalar(select(Inference.feedback_at).where(Inference.id == shadow["id"])) is None
     assert counts(published_db)[0] == (3, 2)
 
 

@@ -1,12 +1,15 @@
 """The rollout watcher on real PostgreSQL and SQLite: automatic promotion once enough feedback
 shows the candidate not worse, withdrawal of a canary that fails or is slow, each with its
-reason in the alias history; one replica at a time on PostgreSQL."""
+reason in the alias history and counted in Prometheus; one replica at a time on PostgreSQL;
+old ``candidate_failures`` minutes deleted past the inference log's retention."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from prometheus_client import REGISTRY
+from sqlalchemy import Engine, func, select, text
 
 from services.gateway.rollout_watch import RolloutWatch
 from shared.contracts.rollout import Candidate, Policy
@@ -65,8 +68,14 @@ def test_a_shadow_is_promoted_after_enough_feedback(bare_engine: Engine) -> None
     assert watch.run_once() == {}  # nothing left to watch
 
 
+def moves(action: str) -> float:
+    return REGISTRY.get_sample_value("polyhead_rollout_moves_total",
+                                     {"model": "intents", "action": action}) or 0.0
+
+
 def test_a_failing_canary_is_withdrawn(bare_engine: Engine) -> None:
     registry = registry_with(bare_engine, canary(max_error_rate=0.05))
+    withdrawn = moves("withdraw")
     ship(bare_engine, [row(i, utcnow(), "billing", role="canary", version=2)
                        for i in range(30)])
     watch = RolloutWatch(registry, window_s=300)
@@ -83,6 +92,7 @@ def test_a_failing_canary_is_withdrawn(bare_engine: Engine) -> None:
     assert [tuple(r) for r in rows] in ([(1, 50), (2, 5)],  # the same minute, or two:
                                         [(1, 50), (2, 2), (2, 3)])
     assert watch.run_once()["intents"].action == "withdraw"
+    assert moves("withdraw") == withdrawn + 1
     model = registry.model("intents")
     assert (model.production_version, model.candidate) == (1, None)
     assert history(registry)[-1] == ("candidate", 2, None, "withdraw", "rollout-watch")
@@ -113,3 +123,19 @@ def test_one_replica_watches_at_a_time(pg_engine: Engine) -> None:
         other_replica.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": 0x726F6C6C})
         assert RolloutWatch(registry, window_s=300).run_once() == {}
     assert RolloutWatch(registry, window_s=300).run_once()["intents"].action == "withdraw"
+
+
+def test_failure_minutes_past_the_log_retention_are_deleted(bare_engine: Engine) -> None:
+    registry = registry_with(bare_engine, canary(max_error_rate=0.05))
+    minute = utcnow().replace(second=0, microsecond=0)
+    with registry.sessions.begin() as s:
+        s.add_all(CandidateFailure(model_name="intents", model_version=2, kind="predict",
+                                   minute=minute - timedelta(days=days), failures=1)
+                  for days in (0, 6, 8, 30))
+    RolloutWatch(registry, window_s=300).run_once()
+    with registry.sessions() as s:  # no retention: all kept
+        assert s.scalar(select(func.count()).select_from(CandidateFailure)) == 4
+    RolloutWatch(registry, window_s=300, retention_days=7).run_once()
+    with registry.sessions() as s:
+        kept = s.scalars(select(CandidateFailure.minute).order_by(CandidateFailure.minute))
+        assert [minute - m for m in kept] == [timedelta(days=6), timedelta(0)]

@@ -35,12 +35,14 @@ const MEANING = {
 export async function api(path, { method = "GET", body, key = session.key() } = {}) {
   const headers = { Accept: "application/json" };
   if (key) headers.Authorization = `Bearer ${key}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A FormData body goes as multipart/form-data (the browser writes the boundary).
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, {
       method, headers, cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || form ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "The gateway cannot be reached. Is polyhead running?");

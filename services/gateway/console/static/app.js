@@ -4,13 +4,15 @@ import { api, ApiError, session } from "./api.js";
 import { h, message, show } from "./dom.js";
 import { modelsPage } from "./models.js";
 import { reportPage } from "./report.js";
+import { trainPage } from "./train.js";
 import { tryPage } from "./try.js";
 
-// Each route: a pattern over the hash, the scope it needs, and the page it shows.
+// Each route: a pattern over the hash, the scope it needs, and the page (its content).
 const ROUTES = [
   [/^#\/models$/, "predict", () => modelsPage()],
   [/^#\/models\/([^/]+)\/versions\/(\d+)$/, "admin", ([name, version]) => reportPage(name, version)],
   [/^#\/models\/([^/]+)\/try$/, "predict", ([name]) => tryPage(name)],
+  [/^#\/train$/, "admin", () => trainPage()],
 ];
 
 function signInPage(note) {
@@ -49,11 +51,17 @@ function navigation() {
   });
   nav.replaceChildren(
     session.can("predict") && h("a", { href: "#/models" }, "Models"),
+    session.can("admin") && h("a", { href: "#/train", id: "train-link" }, "Train"),
     h("span", { class: "muted", id: "whoami" }, `${me.name} (${me.scopes.join(", ")})`),
     signOut);
 }
 
+// How many times route() has run: a page that finishes loading after the person has moved on
+// to another one is not shown over it.
+let opened = 0;
+
 async function route() {
+  const mine = ++opened;
   navigation();
   if (!session.key() || location.hash === "#/signin") return signInPage();
   const hash = location.hash || "#/models";
@@ -65,8 +73,12 @@ async function route() {
                           `${session.me().name} has ${session.me().scopes.join(", ")}.`));
     }
     try {
-      return await page(match.slice(1).map(decodeURIComponent));
+      const content = await page(match.slice(1).map(decodeURIComponent));
+      if (mine !== opened) return;
+      show(...content);
+      return document.querySelector("#view [data-focus]")?.focus();
     } catch (error) {
+      if (mine !== opened) return;
       if (error instanceof ApiError && error.status === 401) {
         session.end();
         return signInPage(error.message);

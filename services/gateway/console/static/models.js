@@ -2,7 +2,7 @@
 // version's headline figures (from GET /v1/models, the predict scope).
 
 import { api, part, session } from "./api.js";
-import { h, number, percent, show, table, when } from "./dom.js";
+import { h, number, percent, table, when } from "./dom.js";
 
 // What a version is doing now: production, the shadow or canary, or its registry status.
 function role(model, version) {
@@ -53,8 +53,9 @@ function modelCard(model) {
 export async function modelsPage() {
   const { data } = await api("/v1/models");
   if (!data.length) {
-    return show(h("h1", {}, "Models"),
-                h("p", { class: "muted" }, "No model yet: train one with POST /v1/jobs."));
+    return [h("h1", {}, "Models"), h("p", { class: "muted" }, "No model yet: ",
+      session.can("admin") ? h("a", { href: "#/train" }, "train one") : "train one with POST /v1/jobs",
+      ".")];
   }
-  show(h("h1", {}, "Models"), h("div", { id: "models" }, data.map(modelCard)));
+  return [h("h1", {}, "Models"), h("div", { id: "models" }, data.map(modelCard))];
 }

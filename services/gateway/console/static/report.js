@@ -1,9 +1,12 @@
 // A version's training report (GET /v1/models/{name}/versions/{v}/report, the admin scope):
-// per-label scores as sorted bars, the most confused pairs, and what abstaining costs.
+// promote or roll back, the data it learned from, per-label scores as sorted bars, the most
+// confused pairs, and what abstaining costs.
 
 import { api, part } from "./api.js";
 import { bars, legend } from "./charts.js";
-import { h, number, percent, show, table } from "./dom.js";
+import { h, number, percent, table } from "./dom.js";
+import { dataProblems } from "./problems.js";
+import { productionCard } from "./production.js";
 
 const SCORES = [
   { key: "precision", name: "precision", colour: "#7aa6c2" },
@@ -79,11 +82,13 @@ function abstaining(report) {
 
 export async function reportPage(name, version) {
   const report = await api(`/v1/models/${part(name)}/versions/${part(version)}/report`);
-  show(
+  return [
     h("p", {}, h("a", { href: "#/models" }, "← Models")),
     h("h1", {}, `${name} v${version}`),
     headline(report),
+    await productionCard(name, Number(version), report.promotion),
+    dataProblems(report.data),
     perLabel(report),
     confusedPairs(report),
-    abstaining(report));
+    abstaining(report)];
 }

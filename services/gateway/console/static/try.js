@@ -2,7 +2,7 @@
 // words that drove the answer (POST .../explain) coloured by how much each one moved it.
 
 import { api, part } from "./api.js";
-import { h, message, percent, show } from "./dom.js";
+import { h, message, percent } from "./dom.js";
 
 const TOP = 5;
 
@@ -46,7 +46,7 @@ function answer(prediction, version) {
 }
 
 export function tryPage(name) {
-  const text = h("textarea", { id: "text", rows: 3, required: true, "aria-label": "Text",
+  const text = h("textarea", { id: "text", rows: 3, required: true, "aria-label": "Text", "data-focus": true,
                                placeholder: "type what a user might write…" });
   const results = h("div", { id: "results" });
   const form = h("form", { class: "card", id: "try" }, text, h("button", { type: "submit" }, "Try"));
@@ -66,6 +66,5 @@ export function tryPage(name) {
         ? colouredWords(sent, explained.value)
         : message(`No explanation: ${explained.reason.message}`));
   });
-  show(h("p", {}, h("a", { href: "#/models" }, "← Models")), h("h1", {}, `Try ${name}`), form, results);
-  text.focus();
+  return [h("p", {}, h("a", { href: "#/models" }, "← Models")), h("h1", {}, `Try ${name}`), form, results];
 }
