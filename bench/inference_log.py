@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import json
 import os
@@ -51,7 +50,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -63,13 +61,12 @@ from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.serving import PG, cpu_seconds, phase, stack_env, start, train_head
+from bench.serving import PG, cpu_seconds, fresh_schema, phase, stack_env, start, train_head
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.gateway.auth import KeyStore
 from services.gateway.inference_log import InferenceLog, SqlSink
 from services.gateway.reports import model_report
 from shared.db import make_engine, partitions, rollups, session_factory
-from shared.db.migrate import upgrade
 from shared.registry import Registry
 
 EMBEDDER_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -111,26 +108,6 @@ def wait_for_postgres(timeout_s: float = 120) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
-
-
-@contextlib.contextmanager
-def fresh_schema(label: str) -> Iterator[tuple[str, Engine]]:
-    """A new migrated PostgreSQL schema: its URL (search_path set) and an engine on it; the
-    schema is dropped afterwards, whatever happens."""
-    schema = f"bench_{label}_{uuid.uuid4().hex[:8]}"  # made here, safe to format into SQL
-    admin = make_engine(PG)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        yield url, engine
-    finally:
-        engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 # 1. Shipping --------------------------------------------------------------------------------

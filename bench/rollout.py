@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -27,22 +28,20 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.serving import PG, REDIS, cpu_seconds, phase, start, training_csv
+from bench.serving import cpu_seconds, fresh_schema, phase, stack_env, start, training_csv
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.cli import follow
 from services.gateway.auth import KeyStore
-from shared.db import make_engine, session_factory
-from shared.db.migrate import upgrade
+from shared.db import session_factory
 from shared.db.models import Inference
 
 EMBEDDER, TRAINER, CLASSIFIER, GATEWAY = (f"http://127.0.0.1:{p}"
@@ -67,7 +66,8 @@ def set_shadow(on: bool, key: str) -> None:
         httpx.delete(url, headers=headers).raise_for_status()
     wanted = {"version": 2, "mode": "shadow", "share": 1.0} if on else None
     for _ in range(200):
-        if httpx.get(f"{CLASSIFIER}/v1/heads").json()["data"][0]["candidate"] == wanted:
+        served = httpx.get(f"{CLASSIFIER}/v1/heads").json()["data"][0]["candidate"]
+        if (served and {k: served[k] for k in ("version", "mode", "share")}) == wanted:
             return
         time.sleep(0.05)
     raise SystemExit(f"the classifier never loaded the shadow ({on=})")
@@ -88,22 +88,11 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="polyhead-rollout-"))
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    db = f"{PG}?options=-csearch_path%3D{schema}"
-    engine = make_engine(db)
-    upgrade(engine)
+    schemas = contextlib.ExitStack()
+    db, engine = schemas.enter_context(fresh_schema("rollout"))
     key = KeyStore(session_factory(engine)).create("bench", ["predict", "admin"])
-    env = os.environ | {
-        "HF_HUB_OFFLINE": "1", "LOG_JSON": "false",
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "DATABASE_URL": db, "ARTIFACT_STORE": str(work / "artifacts"), "REDIS_URL": REDIS,
-        "TRAINER_RUN_WORKER": "true", "TRAINER_QUEUE_NAMESPACE": f"bench-{schema}",
-        "EMBEDDER_CACHE_NAMESPACE": f"bench:{schema}", "EMBEDDER_URL": EMBEDDER,
-        "CLASSIFIER_URLS": CLASSIFIER, "CLASSIFIER_RELOAD_INTERVAL_S": "0.2",
-        "GATEWAY_LOG_DIR": str(work / "inference-log")}
+    env = stack_env(db, work, embedder_port=18111, classifier_port=18112) | {
+        "CLASSIFIER_RELOAD_INTERVAL_S": "0.2"}
     procs = []
     results: dict[str, list[dict[str, float]]] = {"shadow": [], "production": []}
     windows: list[tuple[float, float]] = []
@@ -156,10 +145,7 @@ def main() -> None:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(30)
-        engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+        schemas.close()
 
     def rps(name: str) -> float:
         ok = sum(r["ok"] for r in results[name])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -27,11 +28,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,6 +86,26 @@ def cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+@contextlib.contextmanager
+def fresh_schema(label: str) -> Iterator[tuple[str, Engine]]:
+    """A new migrated PostgreSQL schema: its URL (search_path set) and an engine on it; the
+    schema is dropped afterwards, whatever happens."""
+    schema = f"bench_{label}_{uuid.uuid4().hex[:8]}"  # made here, safe to format into SQL
+    admin = make_engine(PG)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        yield url, engine
+    finally:
+        engine.dispose()
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
 
 
 def stack_env(db: str, work: Path, embedder_port: int, classifier_port: int) -> dict[str, str]:
@@ -166,13 +188,8 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="polyhead-serving-"))
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    db = f"{PG}?options=-csearch_path%3D{schema}"
-    engine = make_engine(db)
-    upgrade(engine)
+    schemas = contextlib.ExitStack()
+    db, engine = schemas.enter_context(fresh_schema("serving"))
     key = KeyStore(session_factory(engine)).create("bench", ["predict", "admin"])
     env = stack_env(db, work, embedder_port=18101, classifier_port=18102)
     procs = []
@@ -214,10 +231,7 @@ def main() -> None:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(30)
-        engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+        schemas.close()
     log_ok = sum(r["ok"] for r in results["log"])
     log_time = sum(r["ok"] / r["rps"] for r in results["log"] if r["rps"])
     nolog_ok = sum(r["ok"] for r in results["nolog"])

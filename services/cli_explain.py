@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from urllib.parse import quote
 
-import httpx
-
+from services.cli_gateway import call
 from shared.contracts.explain import ExplainResponse
 
 BAR = 20  # characters of the longest bar, each side of the axis
@@ -35,24 +33,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def explain(args: argparse.Namespace) -> int:
     """Ask and print; 1 when the gateway refuses (its message), 2 when it is unreachable."""
-    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
-    url = f"{args.gateway.rstrip('/')}/v1/models/{quote(args.model, safe='')}/explain"
-    try:
-        response = httpx.post(url, json={"text": args.text}, headers=headers, timeout=60)
-    except httpx.TransportError as exc:
-        print(f"polyhead: cannot reach the gateway at {args.gateway} ({exc}); is it running?",
-              file=sys.stderr)
-        return 2
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        print(f"polyhead: {response.status_code}: {message}", file=sys.stderr)
-        return 1
-    answer = ExplainResponse.model_validate_json(response.content)
-    print(json.dumps(answer.model_dump(), indent=2) if args.json else render(answer))
-    return 0
+    def show(content: bytes) -> str:
+        answer = ExplainResponse.model_validate_json(content)
+        return json.dumps(answer.model_dump(), indent=2) if args.json else render(answer)
+
+    return call(args, "POST", f"/v1/models/{quote(args.model, safe='')}/explain", show,
+                body={"text": args.text}, timeout_s=60)
 
 
 def render(answer: ExplainResponse) -> str:

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from services import cli_compare
+from services.cli_gateway import call
 from shared.candidates import terms
 from shared.contracts.rollout import Candidate, CandidateMove
 
@@ -96,26 +94,10 @@ def compare_candidate(args: argparse.Namespace) -> int:
 def _call(args: argparse.Namespace, method: str, body: dict[str, Any] | None, *,
           params: dict[str, Any] | None = None, path: str | None = None,
           show: Callable[[bytes], str] | None = None) -> int:
-    """Ask and print; 1 when the gateway refuses (its message), 2 when it is unreachable."""
-    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
-    path = path or f"/v1/models/{quote(args.model, safe='')}/candidate"
-    try:
-        response = httpx.request(method, args.gateway.rstrip("/") + path, json=body,
-                                 params=params, headers=headers, timeout=30)
-    except httpx.TransportError as exc:
-        print(f"polyhead: cannot reach the gateway at {args.gateway} ({exc}); is it running?",
-              file=sys.stderr)
-        return 2
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        print(f"polyhead: {response.status_code}: {message}", file=sys.stderr)
-        return 1
-    print(show(response.content) if show else
-          describe(CandidateMove.model_validate_json(response.content)))
-    return 0
+    """The candidate route by default; its answer described unless ``show`` is given."""
+    return call(args, method, path or f"/v1/models/{quote(args.model, safe='')}/candidate",
+                show or (lambda content: describe(CandidateMove.model_validate_json(content))),
+                body=body, params=params)
 
 
 def describe(move: CandidateMove) -> str:

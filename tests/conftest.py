@@ -194,6 +194,15 @@ def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engi
     engine.dispose()
 
 
+@pytest.fixture
+def migrated_engine(bare_engine: Engine) -> Engine:
+    """``bare_engine`` migrated to the latest revision (once on PostgreSQL, once on SQLite)."""
+    from shared.db.migrate import upgrade
+
+    upgrade(bare_engine)
+    return bare_engine
+
+
 class ServerThread:
     """A real uvicorn server on a free port, in a thread of the test process."""
 

@@ -4,27 +4,20 @@ promote; every refusal leaves the configuration as it was; every move is in ``al
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from shared.contracts.rollout import Candidate
-from shared.db import make_engine, session_factory
-from shared.db.migrate import upgrade
+from shared.db import session_factory
 from shared.db.models import AliasEvent
 from shared.errors import Conflict, NotFound
 from shared.registry import Registry, Serving
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" \
-        else f"sqlite:///{tmp_path}/db.sqlite"
-    engine = make_engine(url)
-    upgrade(engine)
-    request.addfinalizer(engine.dispose)
-    registry = Registry(session_factory(engine))
+@pytest.fixture
+def registry(migrated_engine: Engine) -> Registry:
+    registry = Registry(session_factory(migrated_engine))
     for embedder in ("m", "m", "m", "other"):  # v1..v3 on m, v4 on another embedder
         registry.register("intents", write=lambda v: f"file:///store/intents/{v}",
                           head_type="logreg", embedder_model=embedder, embedder_dim=384,

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from sqlalchemy import Engine
 
-from shared.db import make_engine, session_factory
-from shared.db.migrate import upgrade
+from shared.db import session_factory
 from shared.errors import Conflict, NotFound
 from shared.registry import PromotePolicy, Registry, Serving, should_promote
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" \
-        else f"sqlite:///{tmp_path}/db.sqlite"
-    engine = make_engine(url)
-    upgrade(engine)
-    request.addfinalizer(engine.dispose)
-    return Registry(session_factory(engine))
+@pytest.fixture
+def registry(migrated_engine: Engine) -> Registry:
+    return Registry(session_factory(migrated_engine))
 
 
 def _register(registry: Registry, name: str, f1: float) -> int:
