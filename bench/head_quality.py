@@ -1,8 +1,11 @@
 """Head ideas on frozen all-MiniLM-L6-v2 embeddings of CLINC150, measured offline.
 
 Embeds train / test / oos_* once with the embedder's own in-process backend (its default
-settings, normalised texts) and caches the arrays in ``bench/.cache/`` (keyed by the texts:
-delete the folder to embed with another backend or model);
+settings, normalised texts) and caches the features rows, [sentence | lexical], in
+``bench/.cache/`` (keyed by the texts: delete the folder to embed with another backend or
+model). Most ideas use the sentence vectors alone; ``lexical`` compares them with the whole
+rows (what the trainer fits on since heads format 4) and ``trainer`` runs the trainer's own
+selection on the whole rows;
 then fits candidate heads and out-of-scope scores on those arrays and prints one JSON line per
 idea, and last one summary line. Thresholds are chosen from training data only (out-of-fold
 predictions, plus ``oos_train``/``oos_val`` where the idea uses out-of-scope rows), never from
@@ -51,7 +54,7 @@ def rows(split: str) -> tuple[list[str], list[str]]:
 
 
 def load_embeddings() -> dict[str, tuple[np.ndarray, list[str]]]:
-    """{split: (vectors, labels)}, embedded once and cached by the texts' digest."""
+    """{split: (features rows, labels)}, embedded once and cached by the texts' digest."""
     from shared.text import clean, normalize
 
     out: dict[str, tuple[np.ndarray, list[str]]] = {}
@@ -60,7 +63,7 @@ def load_embeddings() -> dict[str, tuple[np.ndarray, list[str]]]:
     for split in SPLITS:
         texts, labels = rows(split)
         digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-        path = CACHE / f"{split}-{digest}.npy"
+        path = CACHE / f"{split}-{digest}-sentence+lexical.npy"
         if not path.exists():
             if backend is None:
                 from services.embedder.backends import load_backend
@@ -68,7 +71,7 @@ def load_embeddings() -> dict[str, tuple[np.ndarray, list[str]]]:
                 backend = load_backend(EmbedderSettings())
             lower = backend.info.lowercase
             prepared = [normalize(clean(t), lowercase=lower) for t in texts]
-            vectors = np.concatenate([backend.forward(backend.tokenize(prepared[i:i + 128]))
+            vectors = np.concatenate([backend.features(backend.tokenize(prepared[i:i + 128]))
                                       for i in range(0, len(prepared), 128)])
             np.save(path, vectors.astype(np.float32))
         out[split] = (np.load(path), labels)
@@ -92,18 +95,19 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def logreg_logits(x, y, n, c=10.0, balanced=False):
+def logreg_logits(x, y, n, c=10.0, balanced=False, features="sentence"):
     from services.trainer.fitters import FitSpec, fit
-    head, _ = fit(FitSpec(kind="logreg", logreg_c=c, balanced=balanced, threads=0), x, y,
-                  [str(i) for i in range(n)], embedder_model="m")
+    head, _ = fit(FitSpec(kind="logreg", features=features, logreg_c=c, balanced=balanced,
+                          threads=0), x, y, [str(i) for i in range(n)], embedder_model="m")
     w, b = head.layers[0]
     return lambda q: q @ w + b
 
 
-def mlp_logits(x, y, n, hidden=512, epochs=15, dropout=0.3, seed=0):
+def mlp_logits(x, y, n, hidden=512, epochs=15, dropout=0.3, seed=0, features="sentence"):
     from services.trainer.fitters import FitSpec, fit
-    head, _ = fit(FitSpec(kind="mlp", mlp_hidden=hidden, mlp_epochs=epochs, mlp_dropout=dropout,
-                          seed=seed), x, y, [str(i) for i in range(n)], embedder_model="m")
+    head, _ = fit(FitSpec(kind="mlp", features=features, mlp_hidden=hidden, mlp_epochs=epochs,
+                          mlp_dropout=dropout, seed=seed), x, y, [str(i) for i in range(n)],
+                  embedder_model="m")
     (w0, b0), (w1, b1) = head.layers
     return lambda q: np.maximum(q @ w0 + b0, 0) @ w1 + b1
 
@@ -518,7 +522,34 @@ def nonsense(x, y, xt, yt, xo, xn, xm, n) -> None:
                 oos_gated=float((gaps[2] > margin).mean()))
 
 
-def trainer(name: str, x, y, labels, xt, yt, xo, xn, xm, x_oos=None, **options) -> None:
+def lexical(rows: dict[str, np.ndarray], y, yt, n) -> None:
+    """The sentence vectors alone against whole features rows [sentence | lexical] (the
+    embedding layer's output, mean-pooled): logistic regression over C, an MLP, and the
+    lexical half scaled (a second regularisation strength for it)."""
+    x, xt = rows["train"], rows["test"]
+    d = x.shape[1] // 2
+
+    def report(name: str, logits: np.ndarray, seconds: float) -> None:
+        emit(name, accuracy=accuracy(logits, yt), weighted_f1=weighted_f1(logits.argmax(1), yt),
+             fit_seconds=seconds)
+
+    for c in (3.0, 10.0, 30.0, 100.0):
+        for features, width in (("sentence", d), ("sentence+lexical", 2 * d)):
+            model, seconds = timed(logreg_logits, x[:, :width], y, n, c=c, features=features)
+            report(f"{features}: logreg C={c}", model(xt[:, :width]), seconds)
+    for scale in (0.5, 2.0):
+        scaled = np.array([1.0] * d + [scale] * d, dtype=np.float32)
+        model, seconds = timed(logreg_logits, x * scaled, y, n, c=10.0,
+                               features="sentence+lexical")
+        report(f"sentence+lexical, lexical x {scale}: logreg C=10.0", model(xt * scaled),
+               seconds)
+    for features, width in (("sentence", d), ("sentence+lexical", 2 * d)):
+        model, seconds = timed(mlp_logits, x[:, :width], y, n, features=features)
+        report(f"{features}: mlp 512", model(xt[:, :width]), seconds)
+
+
+def trainer(name: str, x, y, labels, xt, yt, xo, xn, xm, x_oos=None, features="sentence",
+            **options) -> None:
     """The trainer's own selection (services.trainer.selection) on these arrays, default
     settings: the served head scored on test.csv and oos_test.csv."""
     from services.trainer.selection import select_and_fit
@@ -531,7 +562,8 @@ def trainer(name: str, x, y, labels, xt, yt, xo, xn, xm, x_oos=None, **options) 
         budget_s=settings.time_budget_s, threads=settings.threads,
         xgboost_max_classes=settings.xgboost_max_classes,
         max_accuracy_drop=settings.max_accuracy_drop, progress=lambda *_: None,
-        x_nonsense=xn if options.get("threshold", "auto") in ("auto", "calibrate") else None)
+        x_nonsense=xn if options.get("threshold", "auto") in ("auto", "calibrate") else None,
+        features=features)
     head = selected.head
     answers = head.predict(xt, top_k=1)
     pred = np.array([labels.index(a.label) if a.label is not None else -1 for a in answers])
@@ -543,7 +575,7 @@ def trainer(name: str, x, y, labels, xt, yt, xo, xn, xm, x_oos=None, **options) 
     if head.threshold is not None:
         figures["oos_recall"] = float(np.mean([a.abstained for a in head.predict(xo, 1)]))
         figures["mashes_abstained"] = sum(a.abstained for a in head.predict(xm, 1))
-    emit(f"trainer: {name}", **figures)
+    emit(f"trainer ({features}): {name}", **figures)
 
 
 def main() -> None:
@@ -552,9 +584,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only",
                         default="classifiers,blends,features,oos,rules,per_class,oos_rows,"
-                                "nonsense,trainer")
+                                "nonsense,lexical,trainer")
     only = parser.parse_args().only.split(",")
-    data = load_embeddings()
+    rows = load_embeddings()
+    dimension = rows["train"][0].shape[1] // 2
+    data = {split: (r[:, :dimension], split_labels) for split, (r, split_labels) in rows.items()}
+    whole = {split: r for split, (r, _) in rows.items()}
     labels = sorted(set(data["train"][1]))
     index = {label: i for i, label in enumerate(labels)}
     n = len(labels)
@@ -580,11 +615,19 @@ def main() -> None:
         per_class("logreg", logreg_logits, {"c": 10.0}, x, y, xt, yt, xo, n, ("maxprob",))
         per_class("logreg", logreg_logits, {"c": 10.0}, x, y, xt, yt, xo, n,
                   ("maxprob", "prototype8_cos"))
+    if "lexical" in only:
+        lexical(whole, y, yt, n)
     if "trainer" in only:
+        w = whole
+        wr = np.concatenate([w["oos_train"], w["oos_val"]])
+        lex = {"features": "sentence+lexical"}
         trainer("train.csv", x, y, labels, xt, yt, xo, xn, xm)
-        trainer("train.csv + oos rows", x, y, labels, xt, yt, xo, xn, xm, x_oos=xr,
-                oos_label="oos")
-        trainer("train.csv, threshold=none", x, y, labels, xt, yt, xo, xn, xm, threshold="none")
+        trainer("train.csv", w["train"], y, labels, w["test"], yt, w["oos_test"], w["nonsense"],
+                w["mashes"], **lex)
+        trainer("train.csv + oos rows", w["train"], y, labels, w["test"], yt, w["oos_test"],
+                w["nonsense"], w["mashes"], x_oos=wr, oos_label="oos", **lex)
+        trainer("train.csv, threshold=none", w["train"], y, labels, w["test"], yt,
+                w["oos_test"], w["nonsense"], w["mashes"], threshold="none", **lex)
     if "oos_rows" in only:
         with_oos_rows("logreg", logreg_logits, {"c": 10.0}, x, y, xt, yt, xo, xr, n)
     print(json.dumps({"ideas": len(RESULTS), "machine": os.uname().nodename,

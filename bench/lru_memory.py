@@ -1,7 +1,8 @@
 """How much memory the in-process phrase cache costs per entry (sizes EMBEDDER_LRU_SIZE).
 
-Fills a PhraseCache LRU with N real-length CLINC150-like keys and 384-d float32 vectors, the
-way the service stores them, and prints one JSON line with the resident-memory growth.
+Fills a PhraseCache LRU with N real-length CLINC150-like keys and features rows, the way the
+service stores them (float32 [sentence | lexical]: twice the model's dimension, 384 for the
+default model), and prints one JSON line with the resident-memory growth.
 Run: .venv/bin/python bench/lru_memory.py [--entries 50000] [--dimension 384]
 """
 
@@ -33,16 +34,16 @@ def main() -> None:
     before = rss_mib()
     cache = PhraseCache(args.entries, redis=None)
     for i in range(args.entries):
-        vector = rng.standard_normal(args.dimension).astype(np.float32)
-        vector.flags.writeable = False
+        row = rng.standard_normal(2 * args.dimension).astype(np.float32)
+        row.flags.writeable = False
         key = f"how do i say phrase number {i} in french please"  # ~45 chars, like CLINC150
-        cache.put_many({key: Embedded(vector, tokens=12, truncated=False)})
+        cache.put_many({key: Embedded(row, tokens=12, truncated=False)})
     gc.collect()
     grown = rss_mib() - before
     print(json.dumps({"entries": args.entries, "dimension": args.dimension,
                       "rss_growth_mib": round(grown, 1),
                       "bytes_per_entry": round(grown * 2**20 / args.entries),
-                      "vector_bytes": args.dimension * 4}))
+                      "row_bytes": 2 * args.dimension * 4}))
 
 
 if __name__ == "__main__":

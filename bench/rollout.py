@@ -49,10 +49,11 @@ EMBEDDER, TRAINER, CLASSIFIER, GATEWAY = (f"http://127.0.0.1:{p}"
 
 
 def embedder_calls() -> int:
-    """POST /v1/embeddings answered by the embedder so far, any status (its /metrics)."""
+    """POST /v1/embeddings and /v1/features answered by the embedder so far, any status (its
+    /metrics)."""
     metrics = httpx.get(f"{EMBEDDER}/metrics", timeout=10).text
     pattern = (r'polyhead_http_request_duration_seconds_count\{[^}]*method="POST"[^}]*'
-               r'route="/v1/embeddings"[^}]*\} (\S+)')
+               r'route="/v1/(?:embeddings|features)"[^}]*\} (\S+)')
     return int(sum(float(n) for n in re.findall(pattern, metrics)))
 
 

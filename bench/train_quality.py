@@ -11,8 +11,9 @@ folder, so the phrase cache starts cold), then trains over HTTP:
   oos         train.csv + oos_train/oos_val as "oos"  -> in-scope accuracy, oos_test recall
 
 Each trained head is loaded from the artifact store and scored on test.csv / oos_test.csv with
-embeddings from the same embedder: ``accuracy`` and ``weighted_f1`` answer every text (the
-head's top label), ``in_scope_accuracy`` counts an abstention as an error. Prints one JSON line
+features rows from the same embedder (``/v1/features``, as the classifier serves it):
+``accuracy`` and ``weighted_f1`` answer every text (the head's top label),
+``in_scope_accuracy`` counts an abstention as an error. Prints one JSON line
 per scenario, and last a summary line with those figures, ``oos_recall``, the job and fit
 seconds and the head's memory; ``mashes_answered``: which of a few keyboard mashes a head
 answers instead of abstaining.
@@ -94,7 +95,7 @@ MASHES = ("asdfgh qwerty", "zxcvbnm", "qwertyuiop asdf", "jkjkjk", "fghfgh dfgdf
 
 def evaluate(head: Head, embedder: EmbedderClient) -> dict:
     test, oos = rows("test.csv"), rows("oos_test.csv")
-    x = embedder.embed([t for t, _ in test]).vectors
+    x = embedder.features([t for t, _ in test]).head_rows
     predictions = head.predict(x)
     truth = [label for _, label in test]
     top = [head.labels[i] for i in head.predict_proba(x).argmax(axis=1)]
@@ -105,9 +106,9 @@ def evaluate(head: Head, embedder: EmbedderClient) -> dict:
            "in_scope_accuracy": round(accuracy_score(truth, predicted), 4),
            "abstain_rate": round(float(np.mean([p.abstained for p in predictions])), 4)}
     if head.threshold is not None:
-        oos_pred = head.predict(embedder.embed([t for t, _ in oos]).vectors)
+        oos_pred = head.predict(embedder.features([t for t, _ in oos]).head_rows)
         out["oos_recall"] = round(float(np.mean([p.abstained for p in oos_pred])), 4)
-        mashes = head.predict(embedder.embed(list(MASHES)).vectors)
+        mashes = head.predict(embedder.features(list(MASHES)).head_rows)
         out["mashes_answered"] = {t: p.label for t, p in zip(MASHES, mashes, strict=True)
                                   if not p.abstained}
     return out
@@ -150,6 +151,7 @@ def main() -> None:
                 report = trained["report"]
                 results[scenario] = {"scenario": scenario, "train_seconds": trained["seconds"],
                                      "head": report.get("head_type"),
+                                     "features": head.features,
                                      "class_weight": report.get("class_weight", {}).get("chosen"),
                                      "cv_weighted_f1": report.get("cv", {}).get("weighted_f1"),
                                      "threshold": head.threshold,

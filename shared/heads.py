@@ -5,6 +5,12 @@ layers and, when it has an in-scope score, the score's prototypes and nonsense r
 ``allow_pickle=False``) or an XGBoost booster (``booster.ubj``) plus ``head.json``, never as a
 pickle, so loading an artifact cannot run code. Serving needs only NumPy (and XGBoost for
 XGBoost heads), not torch or scikit-learn.
+
+A head's input is a features row (:mod:`shared.contracts.embeddings`): the sentence vector,
+then (``features == "sentence+lexical"``, every head trained since format 4) the lexical
+vector. A head takes the first :attr:`Head.input_dim` columns of the rows it is given, so a
+head trained on sentence vectors alone (format 3 and before) is served the sentence part of
+the same rows. The in-scope score (prototypes, nonsense gate) is always on the sentence part.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from shared.contracts.embeddings import SENTENCE_LEXICAL, FeatureSet
 from shared.embedding_identity import accepts
 from shared.scope import Scope
 
 HeadType = Literal["logreg", "mlp", "xgboost"]
-# 2 added the optional in-scope score ("scope"), 3 its optional nonsense gate; 1 and 2 load
-FORMAT_VERSION = 3
-READABLE_FORMATS = (1, 2, 3)
+# 2 added the optional in-scope score ("scope"), 3 its optional nonsense gate, 4 the input
+# ``features`` and the label of each scope prototype; 1 to 3 load (as sentence heads)
+FORMAT_VERSION = 4
+READABLE_FORMATS = (1, 2, 3, 4)
+FEATURE_SETS: tuple[FeatureSet, ...] = ("sentence", SENTENCE_LEXICAL)
 
 
 class HeadMismatch(ValueError):
@@ -44,7 +53,7 @@ class Head:
     kind: HeadType
     labels: list[str]
     embedder_model: str
-    embedder_dim: int
+    embedder_dim: int  # the sentence vector's length
     # Dense heads: (weight, bias) per layer, ReLU between layers; logreg has one layer.
     layers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     booster: bytes | None = None  # XGBoost heads: the booster in UBJSON
@@ -55,7 +64,37 @@ class Head:
     # shared.embedding_identity of the training vectors; None: saved before identities
     # existed, taken as the exact (fp32) embeddings of embedder_model.
     embedder_identity: str | None = None
+    features: FeatureSet = "sentence"  # what the head was trained on
+    # The label (index) of each scope prototype; None: saved before format 4 (sentence heads)
+    prototype_labels: np.ndarray | None = None
     _xgb: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def input_dim(self) -> int:
+        """How many leading columns of a features row the head takes."""
+        return self.embedder_dim * (2 if self.features == SENTENCE_LEXICAL else 1)
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """The columns of ``x`` (features rows, or sentence vectors alone) this head takes."""
+        x = np.asarray(x, dtype=np.float32)
+        if (x.ndim != 2 or x.shape[1] not in (self.embedder_dim, 2 * self.embedder_dim)
+                or x.shape[1] < self.input_dim):
+            raise HeadMismatch(f"expected {self.features} rows of {self.input_dim} values "
+                               f"({self.embedder_dim}-d embeddings), got {x.shape}")
+        return x[:, :self.input_dim]
+
+    def sentence(self, x: np.ndarray) -> np.ndarray:
+        """The sentence vectors of rows ``x``: what the in-scope score measures."""
+        return self.inputs(x)[:, :self.embedder_dim]
+
+    def prototype_owners(self) -> np.ndarray:
+        """The label index of each scope prototype: stored since format 4; before, the label
+        the head predicts for it (its prototypes are centres of that label's rows)."""
+        if self.scope is None:
+            raise ValueError("the head has no in-scope score, so no prototypes")
+        if self.prototype_labels is not None:
+            return self.prototype_labels
+        return np.asarray(self.predict_proba(self.scope.prototypes).argmax(axis=1))
 
     def check_embedder(self, model: str, dim: int, identity: str | None = None) -> None:
         """Refuse vectors of another model, dimension or (when known) embedding identity."""
@@ -72,10 +111,8 @@ class Head:
                 "retrain the head against this embedder or serve it with a matching backend")
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (n, len(labels))."""
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.embedder_dim:
-            raise HeadMismatch(f"expected ({self.embedder_dim})-d embeddings, got {x.shape}")
+        """Class probabilities of rows ``x`` (see :meth:`inputs`), shape (n, len(labels))."""
+        x = self.inputs(x)
         if self.kind == "xgboost":
             return self._predict_xgboost(x)
         h = x
@@ -87,7 +124,9 @@ class Head:
 
     def in_scope(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """The score the threshold applies to (higher: more in scope)."""
-        return self.scope.score(x, probs) if self.scope is not None else probs.max(axis=1)
+        if self.scope is None:
+            return np.asarray(probs.max(axis=1))
+        return self.scope.score(self.sentence(x), probs)
 
     def predict(self, x: np.ndarray, top_k: int = 3) -> list[HeadPrediction]:
         probs = self.predict_proba(x)
@@ -121,6 +160,7 @@ class Head:
                 "embedder_model": self.embedder_model, "embedder_dim": self.embedder_dim,
                 "threshold": self.threshold, "layers": len(self.layers),
                 "embedder_identity": self.embedder_identity, "cleaning": "shared.text.clean",
+                "features": self.features, "input_dim": self.input_dim,
                 "scope": self.scope.meta() if self.scope is not None else None}
         files = {"head.json": json.dumps(meta, indent=2).encode()}
         arrays: dict[str, Any] = {f"{name}{i}": a for i, (w, b) in enumerate(self.layers)
@@ -129,6 +169,8 @@ class Head:
             arrays["scope_prototypes"] = self.scope.prototypes.astype(np.float16)
             if self.scope.nonsense is not None:
                 arrays["scope_nonsense"] = self.scope.nonsense.astype(np.float16)
+            if self.prototype_labels is not None:
+                arrays["scope_prototype_labels"] = self.prototype_labels.astype(np.int32)
         if arrays:
             buf = io.BytesIO()
             np.savez(buf, **arrays)
@@ -142,7 +184,10 @@ class Head:
         meta = json.loads(files["head.json"])
         if meta.get("format_version") not in READABLE_FORMATS:
             raise ValueError(f"unsupported head format {meta.get('format_version')}")
-        layers, scope = [], None
+        features = meta.get("features", "sentence")  # before format 4: sentence vectors alone
+        if features not in FEATURE_SETS:
+            raise ValueError(f"unsupported head features {features!r}")
+        layers, scope, owners = [], None, None
         if "weights.npz" in files:
             with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
                 layers = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32))
@@ -150,10 +195,13 @@ class Head:
                 if meta.get("scope"):
                     nonsense = z["scope_nonsense"] if "scope_nonsense" in z.files else None
                     scope = Scope.from_meta(meta["scope"], z["scope_prototypes"], nonsense)
+                if "scope_prototype_labels" in z.files:
+                    owners = z["scope_prototype_labels"].astype(np.int64)
         return cls(kind=meta["kind"], labels=list(meta["labels"]),
                    embedder_model=meta["embedder_model"], embedder_dim=int(meta["embedder_dim"]),
                    layers=layers, booster=files.get("booster.ubj"), threshold=meta["threshold"],
-                   embedder_identity=meta.get("embedder_identity"), scope=scope)
+                   embedder_identity=meta.get("embedder_identity"), scope=scope,
+                   features=features, prototype_labels=owners)
 
     @property
     def nbytes(self) -> int:

@@ -228,6 +228,7 @@ class GatewaySettings(ServiceSettings):
                                   description="rate-limit counters shared by all gateways")
     docs: bool | None = Field(None, description="serve /docs and /openapi.json without a key; "
                               "default: yes except when POLYHEAD_ENV=prod")
+    console: bool = Field(True, description="serve the web console at /console; false: 404")
     trainer_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("GATEWAY_",
                              "TRAINER_URL"), description="admin training routes go there")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="training CSVs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request
@@ -45,13 +45,16 @@ def create_app(settings: ClassifierSettings | None = None,
                         settings.model_names(), settings.pinned_heads)
         client = embedder or AsyncEmbedderClient()
         app.state.service = ClassifierService(heads, client, settings)
-        watcher = asyncio.create_task(_watch(heads, settings.reload_interval_s))
         try:
-            yield
+            # An anyio task group, not asyncio.create_task: cancelling it waits for a registry
+            # read running in a thread, so no connection goes back to the pool after dispose().
+            async with anyio.create_task_group() as background:
+                background.start_soon(_watch, heads, settings.reload_interval_s)
+                try:
+                    yield
+                finally:
+                    background.cancel_scope.cancel()
         finally:
-            watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await watcher
             await client.aclose()
             engine.dispose()
 

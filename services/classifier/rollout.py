@@ -84,7 +84,7 @@ def predict(chosen: Route, embeddings: Embeddings, top_k: int, failures: Failure
     it in one)."""
     start = time.perf_counter()
     try:
-        predictions = chosen.answer.head.predict(embeddings.vectors, top_k)
+        predictions = chosen.answer.head.predict(embeddings.head_rows, top_k)
     except Exception:
         if chosen.fallback is None:
             raise
@@ -96,7 +96,7 @@ def predict(chosen: Route, embeddings: Embeddings, top_k: int, failures: Failure
                                          len(embeddings.cached))
         chosen = Route(chosen.fallback, "production")
         start = time.perf_counter()
-        predictions = chosen.answer.head.predict(embeddings.vectors, top_k)
+        predictions = chosen.answer.head.predict(embeddings.head_rows, top_k)
     seconds = time.perf_counter() - start
     shadow = (shadow_answer(chosen.shadow, embeddings, top_k)
               if chosen.shadow is not None else None)
@@ -109,7 +109,7 @@ def shadow_answer(shadow: Served, embeddings: Embeddings, top_k: int) -> ShadowA
     start = time.perf_counter()
     try:
         shadow.head.check_embedder(embeddings.model, int(embeddings.vectors.shape[1]))
-        predictions = shadow.head.predict(embeddings.vectors, top_k)
+        predictions = shadow.head.predict(embeddings.head_rows, top_k)
     except Exception:
         log.warning("shadow %s v%d could not predict", shadow.model, shadow.version,
                     exc_info=True)

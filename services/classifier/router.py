@@ -10,6 +10,7 @@ from services.classifier.service import ClassifierService
 from shared.app import error_responses
 from shared.contracts.classify import ClassifyRequest, ClassifyResponse, LoadedHead, LoadedHeadList
 from shared.contracts.explain import ExplainRequest, ExplainResponse
+from shared.contracts.review import ClusterRequest, ClusterResponse
 
 router = APIRouter(tags=["classify"], responses=error_responses(404))
 
@@ -50,6 +51,20 @@ async def explain(model: str, body: ExplainRequest, service: ServiceDep) -> Expl
     A text of more than ``CLASSIFIER_EXPLAIN_MAX_WORDS`` words answers 422.
     """
     return await service.explain(model, body.text)
+
+
+@router.post("/v1/cluster/{model}", response_model=ClusterResponse)
+async def cluster(model: str, body: ClusterRequest, service: ServiceDep) -> ClusterResponse:
+    """Group texts by meaning (the gateway's review queue): clusters largest first, each
+    with its distinctive words and the production version's nearest label; the texts, up to
+    2000, embedded in one embedder call. Not counted as predictions.
+
+    ```
+    curl -s localhost:8002/v1/cluster/intents -H 'content-type: application/json' \\
+         -d '{"texts": ["book a table for two", "reserve a table tonight", "hi"]}'
+    ```
+    """
+    return await service.cluster(model, body.texts)
 
 
 @router.get("/v1/heads", response_model=LoadedHeadList)

@@ -9,6 +9,7 @@ import time
 
 import anyio
 
+from services.classifier.clusters import cluster_texts
 from services.classifier.explain import explanation, variants, words_of
 from services.classifier.heads import HeadSet, Served
 from services.classifier.metrics import record_classification, record_explanation
@@ -16,6 +17,7 @@ from services.classifier.rollout import predict, route, text_predictions
 from shared.clients.embedder import AsyncEmbedderClient, Embeddings
 from shared.contracts.classify import ClassifyResponse, Timings
 from shared.contracts.explain import ExplainResponse
+from shared.contracts.review import MAX_REVIEW_TEXTS, ClusterResponse, TextCluster
 from shared.errors import Unavailable
 from shared.heads import HeadMismatch
 from shared.limits import check_text, check_texts
@@ -68,7 +70,7 @@ class ClassifierService:
         check_text(text, max_chars=self.settings.max_chars_per_text, param="text")
         words = words_of(text, self.explain_max_words)
         embeddings = await self._embed(served, [clean(text), *variants(text, words)])
-        head, vectors = served.head, embeddings.vectors
+        head, vectors = served.head, embeddings.head_rows
 
         def answer() -> ExplainResponse:
             [prediction] = head.predict(vectors[:1], 2)
@@ -79,9 +81,24 @@ class ClassifierService:
         record_explanation(model, served.version)
         return explained
 
+    async def cluster(self, model: str, texts: list[str]) -> ClusterResponse:
+        """Group ``texts`` by meaning (see :mod:`services.classifier.clusters`), embedded in one
+        embedder call; clusters name the production version's nearest labels."""
+        served = self.heads.get(model)
+        check_texts(texts, max_texts=MAX_REVIEW_TEXTS,
+                    max_chars=self.settings.max_chars_per_text, param="texts")
+        embeddings = await self._embed(served, [clean(text) for text in texts])
+        groups, unclustered = await anyio.to_thread.run_sync(
+            cluster_texts, texts, embeddings.head_rows, served.head)
+        return ClusterResponse(model=model, version=served.version, unclustered=unclustered,
+                               clusters=[TextCluster(members=g.members, keywords=g.keywords,
+                                                     nearest_label=g.nearest_label,
+                                                     similarity=g.similarity)
+                                         for g in groups])
+
     async def _embed(self, served: Served, texts: list[str]) -> Embeddings:
         """One embedder call; 503 when the head was trained on another embedder."""
-        embeddings = await self.embedder.embed(texts)
+        embeddings = await self.embedder.features(texts)  # sentence vectors and features rows
         try:
             served.head.check_embedder(embeddings.model, int(embeddings.vectors.shape[1]),
                                        embeddings.identity)

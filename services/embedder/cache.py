@@ -3,8 +3,12 @@
 Keys are the embedding identity (model, revision, precision: ``shared.embedding_identity``)
 plus the normalised text (hashed for Redis), so replicas of other backends or precisions
 sharing one Redis never answer each other's phrases; the LRU belongs to one process, which
-serves one identity. Values are compact bytes: a 5-byte header (token count, truncated
-flag) then little-endian float32. Redis is a bonus,
+serves one identity. An entry is a text's whole features row, [sentence | lexical]
+(:class:`~services.embedder.engine.Embedded`): one entry serves ``/v1/embeddings`` and
+``/v1/features`` alike, at twice the bytes of a sentence vector (3,072 for MiniLM's 384-d).
+Redis keys name the row's layout (:data:`ROW`), so entries of another layout (sentence vectors
+alone, written before the lexical half) are never read as features. Values are compact bytes: a
+5-byte header (token count, truncated flag) then little-endian float32. Redis is a bonus,
 never a dependency: every Redis call is bounded by a short timeout, and after a failure Redis
 is left alone for ``redis_retry_after_s`` so a dead or slow Redis costs at most one timeout
 per pause, then is used again when it answers.
@@ -30,23 +34,24 @@ from shared.settings import EmbedderSettings
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<I?")
 _MAX_PENDING_WRITES = 10_000
+ROW = "sentence+lexical"  # what a value holds; in the Redis key
 
 
 def pack(item: Embedded) -> bytes:
-    return _HEADER.pack(item.tokens, item.truncated) + item.vector.astype("<f4").tobytes()
+    return _HEADER.pack(item.tokens, item.truncated) + item.features.astype("<f4").tobytes()
 
 
 def unpack(raw: bytes) -> Embedded:
     tokens, truncated = _HEADER.unpack_from(raw)
-    vector = np.frombuffer(raw, dtype="<f4", offset=_HEADER.size).astype(np.float32)
-    vector.flags.writeable = False
-    return Embedded(vector, tokens, truncated)
+    features = np.frombuffer(raw, dtype="<f4", offset=_HEADER.size).astype(np.float32)
+    features.flags.writeable = False
+    return Embedded(features, tokens, truncated)
 
 
 class RedisTier:
     def __init__(self, client: Redis, identity: str, settings: EmbedderSettings) -> None:
         self.client = client
-        self._prefix = f"{settings.cache_namespace}:{identity}:"
+        self._prefix = f"{settings.cache_namespace}:{identity}:{ROW}:"
         self._ttl = settings.redis_ttl_s
         self._timeout = settings.redis_timeout_ms / 1000
         self._pause_s = settings.redis_retry_after_s

@@ -31,14 +31,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Embedded:
-    vector: np.ndarray  # float32, (dimension,)
+    features: np.ndarray  # float32, (feature_dimension,): [sentence | lexical], each unit
     tokens: int
     truncated: bool
+
+    @property
+    def sentence(self) -> np.ndarray:
+        """The sentence vector: the first half of the features (``/v1/embeddings``)."""
+        return self.features[:self.features.size // 2]
 
 
 @dataclass(eq=False)
 class _Ticket:
-    """One request's texts: resolved on the loop when its last text has a vector."""
+    """One request's texts: resolved on the loop when its last text has its features."""
 
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[Embedded]]
@@ -89,7 +94,7 @@ class BatchingEngine:
         return self._pending
 
     async def embed(self, texts: list[str]) -> list[Embedded]:
-        """Vectors for ``texts`` in order; raises Overloaded when the queue is full."""
+        """Features for ``texts`` in order; raises Overloaded when the queue is full."""
         if not texts:
             return []
         if self._stopping:
@@ -165,7 +170,7 @@ class BatchingEngine:
         start = time.perf_counter()
         tokens = [it.tokenized for it in batch]
         try:
-            vectors = self.backend.forward(tokens)
+            rows = self.backend.features(tokens)
         except Exception as exc:  # a bad batch fails its requests, not the worker
             log.exception("forward pass failed", extra={"batch": len(batch)})
             self._finish(batch, None, exc)
@@ -175,9 +180,9 @@ class BatchingEngine:
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.BATCH_TOKENS.observe(len(batch) * len(tokens[-1].ids))
         self._rate = 0.8 * self._rate + 0.2 * (len(batch) / max(elapsed, 1e-6))
-        self._finish(batch, vectors, None)
+        self._finish(batch, rows, None)
 
-    def _finish(self, batch: list[_Item], vectors: np.ndarray | None,
+    def _finish(self, batch: list[_Item], rows: np.ndarray | None,
                 error: Exception | None) -> None:
         with self._lock:
             self._pending -= len(batch)
@@ -189,10 +194,10 @@ class BatchingEngine:
                     ticket.remaining = 0
                     ticket.loop.call_soon_threadsafe(_fail, ticket.future, error)
                 continue
-            assert vectors is not None and item.tokens is not None
-            vector = vectors[row].copy()  # a row view would pin the whole batch in the cache
-            vector.flags.writeable = False
-            ticket.results[item.index] = Embedded(vector, len(item.tokens.ids),
+            assert rows is not None and item.tokens is not None
+            features = rows[row].copy()  # a row view would pin the whole batch in the cache
+            features.flags.writeable = False
+            ticket.results[item.index] = Embedded(features, len(item.tokens.ids),
                                                   item.tokens.truncated)
             ticket.remaining -= 1
             if ticket.remaining == 0:

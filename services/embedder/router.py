@@ -1,4 +1,5 @@
-"""HTTP layer of the embedder: OpenAI-shaped routes over :class:`EmbeddingService`."""
+"""HTTP layer of the embedder: OpenAI-shaped routes over :class:`EmbeddingService`, and the
+features route classifier heads use."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from fastapi import APIRouter, Depends, Request
 
 from services.embedder.service import EmbeddingService, Result
 from shared.app import error_responses
-from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelCard, ModelList
+from shared.contracts.embeddings import (
+    SENTENCE_LEXICAL,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FeaturesRequest,
+    FeaturesResponse,
+    ModelCard,
+    ModelList,
+)
 from shared.errors import Unavailable
 from shared.responses import JSONBytes
 
@@ -39,11 +48,33 @@ async def create_embeddings(body: EmbeddingRequest, service: ServiceDep) -> JSON
     Vectors are L2-normalised. Texts longer than the model's limit are truncated and marked
     ``truncated``; ``cached`` marks vectors served from the phrase cache.
     """
+    return await _answer(body, service, features=False)
+
+
+@router.post("/v1/features", response_model=FeaturesResponse)
+async def create_features(body: FeaturesRequest, service: ServiceDep) -> JSONBytes:
+    """What classifier heads take: each text's sentence vector then its lexical vector.
+
+    ```
+    curl -s localhost:8001/v1/features -H 'content-type: application/json' \\
+         -d '{"input": ["where is my parcel"], "encoding_format": "float"}'
+    ```
+    Same input, limits and errors as ``/v1/embeddings``; rows are base64 float32 by default,
+    ``2 * dimension`` long: [sentence | lexical], each L2-normalised. The lexical vector is the
+    mean of the model's embedding layer output (which words a text has, without context).
+    """
+    return await _answer(body, service, features=True)
+
+
+async def _answer(body: EmbeddingRequest, service: EmbeddingService, *,
+                  features: bool) -> JSONBytes:
     texts = body.texts()
     service.check_request(texts, body.model, body.dimensions)
     results = await service.embed(texts)
     content = _render(results, service.info.model_id, service.info.identity,
-                      body.encoding_format)
+                      body.encoding_format, features=features)
+    if features:
+        content |= {"dimension": service.info.dimension, "features": SENTENCE_LEXICAL}
     truncated = sum(r.embedded.truncated for r in results)
     headers = {"X-Polyhead-Truncated": str(truncated)} if truncated else None
     return JSONBytes(content, headers=headers)
@@ -59,15 +90,16 @@ async def list_models(service: ServiceDep) -> ModelList:
                                      identity=info.identity)])
 
 
-def _render(results: list[Result], model_id: str, identity: str,
-            encoding: str) -> dict[str, Any]:
-    """The response as plain data: orjson writes the numpy vectors directly."""
+def _render(results: list[Result], model_id: str, identity: str, encoding: str, *,
+            features: bool) -> dict[str, Any]:
+    """The response as plain data (the sentence vectors, or whole ``features`` rows): orjson
+    writes the numpy vectors directly."""
     data, tokens = [], 0
     for index, result in enumerate(results):
         item = result.embedded
-        vector: Any = item.vector
+        vector: Any = item.features if features else item.sentence
         if encoding == "base64":
-            vector = base64.b64encode(item.vector.astype("<f4").tobytes()).decode()
+            vector = base64.b64encode(vector.astype("<f4").tobytes()).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector,
                      "truncated": item.truncated, "cached": result.source != "computed"})
         tokens += item.tokens

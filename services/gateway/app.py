@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -27,6 +27,7 @@ from services.gateway.inference_log import InferenceLog, SqlSink
 from services.gateway.me import router as me_router
 from services.gateway.ratelimit import RateLimits
 from services.gateway.replicas import Replicas
+from services.gateway.review_router import router as review_router
 from services.gateway.rollout_watch import RolloutWatch
 from services.gateway.router import router
 from services.gateway.service import PredictService
@@ -69,18 +70,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.http, app.state.settings = http, settings
         app.state.service = PredictService(settings, replicas, http, inference_log)
         await replicas.refresh()
-        tasks = [asyncio.create_task(_refresh(replicas, settings.routes_refresh_s))]
-        if settings.rollout_check_s:
-            watch = RolloutWatch(app.state.registry, settings.rollout_window_s,
-                                 settings.log_retention_days)
-            tasks.append(asyncio.create_task(_watch_rollouts(watch, settings.rollout_check_s)))
         try:
-            yield
+            # An anyio task group, not asyncio.create_task: cancelling it waits for a rollout
+            # check running in a thread, so no connection goes back to the pool after dispose().
+            async with anyio.create_task_group() as background:
+                background.start_soon(_refresh, replicas, settings.routes_refresh_s)
+                if settings.rollout_check_s:
+                    watch = RolloutWatch(app.state.registry, settings.rollout_window_s,
+                                         settings.log_retention_days)
+                    background.start_soon(_watch_rollouts, watch, settings.rollout_check_s)
+                try:
+                    yield
+                finally:
+                    background.cancel_scope.cancel()
         finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
             await http.aclose()
             if inference_log is not None:
                 await anyio.to_thread.run_sync(inference_log.stop)
@@ -90,7 +93,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                      description="The public API: predictions from every classifier head, "
                                  "each one logged; feedback for retraining.",
                      lifespan=lifespan,
-                     routers=[router, admin_router, candidates_router, me_router, console_router],
+                     routers=[router, admin_router, candidates_router, me_router, review_router,
+                              *([console_router] if settings.console else [])],
                      readiness=_readiness,
                      max_body_bytes=settings.max_body_bytes,
                      body_limits={"/v1/jobs": settings.max_upload_bytes},

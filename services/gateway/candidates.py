@@ -7,7 +7,7 @@ The registry holds the candidate; classifiers read it with production (within
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -15,10 +15,10 @@ from fastapi import APIRouter, Query
 from services.gateway.comparison import MAX_WINDOW
 from services.gateway.reports import candidate_report
 from services.gateway.router import AdminClient, RegistryDep
+from services.gateway.windows import window
 from shared.app import error_responses
 from shared.contracts.rollout import CandidateMove, CandidateRequest, WithdrawRequest
-from shared.db.types import utcnow
-from shared.errors import InvalidInput, PolyheadError, Unavailable
+from shared.errors import PolyheadError, Unavailable
 from shared.responses import JSONBytes
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
@@ -94,7 +94,7 @@ def compare(name: str, registry: RegistryDep, client: AdminClient,
     Errors: 404 an unknown model; 409 no candidate and no ``version``; 422 an empty window,
     one over 7 days or dates out of range; 503 the database is unavailable.
     """
-    start, end = _exact_window(start, end)
+    start, end = window(start, end, default=timedelta(days=1), longest=MAX_WINDOW)
     try:
         return JSONBytes(candidate_report(registry.sessions, registry, name, start, end,
                                           version))
@@ -103,22 +103,3 @@ def compare(name: str, registry: RegistryDep, client: AdminClient,
     except Exception as exc:
         raise Unavailable("the inference database is unavailable; retry shortly",
                           retry_after_s=5) from exc
-
-
-def _exact_window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    """The comparison's window in UTC (422 for an empty one, one too long or out of range)."""
-    try:
-        end = _utc(end) if end else utcnow()
-        start = _utc(start) if start else end - timedelta(days=1)
-    except OverflowError:
-        raise InvalidInput("from and to must lie between 0001-01-02T00:00:00Z and "
-                           "9999-12-31T23:00:00Z") from None
-    if start >= end:
-        raise InvalidInput("from must be before to", param="from")
-    if end - start > MAX_WINDOW:
-        raise InvalidInput(f"the window is at most {MAX_WINDOW.days} days", param="from")
-    return start, end
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

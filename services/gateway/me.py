@@ -6,17 +6,13 @@ allow; scripts can check a key the same way before using it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from services.gateway.auth import Client
-from services.gateway.router import require
+from services.gateway.router import AnyClient
 from shared.app import error_responses
 from shared.contracts.gateway import KeyInfo
 
 router = APIRouter(tags=["keys"], responses=error_responses(401))
-AnyClient = Annotated[Client, Depends(require(None))]
 
 
 @router.get("/v1/me", response_model=KeyInfo)

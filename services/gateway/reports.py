@@ -13,18 +13,19 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.gateway import comparison
+from services.gateway.drift import ALARM, label_drift, production_of, training_counts
+from shared.contracts.training import ModelInfo
 from shared.db.models import (
     Inference,
     InferenceRollup,
     InferenceRollupLabel,
     InferenceRollupLatency,
 )
-from shared.db.rollups import ABSTAINED, hour_of, percentile
+from shared.db.rollups import hour_of, percentile
 from shared.errors import Conflict
 from shared.registry import Registry
 
@@ -43,7 +44,7 @@ def whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 def model_report(sessions: sessionmaker[Session], registry: Registry, name: str,
                  start: datetime, end: datetime) -> dict[str, Any]:
     """The report of model ``name`` over the whole hours around ``[start, end)``."""
-    registry.model(name)  # 404 for an unknown model
+    model = registry.model(name)  # 404 for an unknown model
     start, end = whole_hours(start, end)
     with sessions() as s:
         per_version = s.execute(
@@ -69,7 +70,7 @@ def model_report(sessions: sessionmaker[Session], registry: Registry, name: str,
         "cache_hit_rate": _ratio(sums["cache_hits"], volume),
         "label_distribution": {str(k): int(n) for k, n in labels.items() if n},
         "feedback": {"rows": feedback, "accuracy": _ratio(sums["feedback_correct"], feedback)}}
-    report["drift"] = _drift(registry, name, report["label_distribution"])
+    report["drift"] = _drift(model, report["label_distribution"])
     return report
 
 
@@ -123,25 +124,16 @@ def _counts(s: Session, table: Any, key: Any, name: str, start: datetime,
     return {k: int(n) for k, n in rows}
 
 
-def _drift(registry: Registry, name: str, served: dict[str, int]) -> dict[str, Any] | None:
-    """Predicted-label distribution vs the production version's training labels: population
-    stability index (PSI; > 0.2 is the usual alarm) and the labels that moved most."""
-    model = registry.model(name)
-    version = next((v for v in model.versions if v.version == model.production_version), None)
-    trained = (version.metrics.get("class_counts") if version else None) or {}
-    answered = {k: v for k, v in served.items() if k != ABSTAINED}
-    if not trained or not answered:
+def _drift(model: ModelInfo, served: dict[str, int]) -> dict[str, Any] | None:
+    """Predicted-label distribution vs the production version's training labels: PSI and the
+    labels that moved most."""
+    version = production_of(model)
+    drift = label_drift(training_counts(version), served)
+    if drift is None:
         return None
-    labels = sorted(set(trained) | set(answered))
-    p = np.array([trained.get(k, 0) for k in labels], dtype=float)
-    q = np.array([answered.get(k, 0) for k in labels], dtype=float)
-    p, q = (p + 0.5) / (p + 0.5).sum(), (q + 0.5) / (q + 0.5).sum()  # smoothed shares
-    psi = float(np.sum((q - p) * np.log(q / p)))
-    moved = sorted(range(len(labels)), key=lambda i: -abs(q[i] - p[i]))[:5]
-    return {"against_version": version.version if version else None, "psi": round(psi, 4),
-            "alarm": psi > 0.2,
-            "top_changes": [{"label": labels[i], "training_share": round(float(p[i]), 4),
-                             "served_share": round(float(q[i]), 4)} for i in moved]}
+    return {"against_version": version.version if version else None,
+            "psi": round(drift.psi, 4), "alarm": drift.psi > ALARM,
+            "top_changes": drift.top_changes()}
 
 
 def _ratio(total: float, count: float) -> float | None:

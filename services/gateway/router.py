@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import anyio
@@ -16,7 +16,9 @@ from services.gateway.auth import Client, KeyStore
 from services.gateway.feedback import store_feedback
 from services.gateway.ratelimit import RateLimits
 from services.gateway.reports import model_report, whole_hours
+from services.gateway.series import Step, model_series
 from services.gateway.service import PredictService
+from services.gateway.windows import window
 from shared.app import error_responses
 from shared.contracts.explain import ExplainRequest, ExplainResponse
 from shared.contracts.gateway import (
@@ -32,8 +34,7 @@ from shared.contracts.training import (
     PromoteRequest,
     RollbackRequest,
 )
-from shared.db.types import utcnow
-from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
+from shared.errors import NotFound, PolyheadError, Unavailable
 from shared.registry import Registry
 from shared.responses import JSONBytes
 
@@ -60,6 +61,8 @@ def require(scope: str | None) -> Callable[..., Client]:
 
 PredictClient = Annotated[Client, Depends(require("predict"))]
 AdminClient = Annotated[Client, Depends(require("admin"))]
+# Reading models needs any valid key: predict to use them, admin to manage them.
+AnyClient = Annotated[Client, Depends(require(None))]
 
 
 def get_service(request: Request) -> PredictService:
@@ -117,13 +120,19 @@ async def explain(name: str, body: ExplainRequest, service: ServiceDep,
 
 
 @router.get("/v1/models", response_model=ModelInfoList, tags=["models"])
-def list_models(registry: RegistryDep, client: PredictClient) -> ModelInfoList:
-    """Every model with its versions, metrics and which version is in production."""
+def list_models(registry: RegistryDep, client: AnyClient) -> ModelInfoList:
+    """Every model with its versions, metrics and which version is in production (any valid
+    key: the console's Models page lists them for predict and admin keys alike).
+
+    ```
+    curl -s localhost:8000/v1/models -H "Authorization: Bearer $KEY"
+    ```
+    """
     return ModelInfoList(data=registry.list_models())
 
 
 @router.get("/v1/models/{name}", response_model=ModelInfo, tags=["models"])
-def get_model(name: str, registry: RegistryDep, client: PredictClient) -> ModelInfo:
+def get_model(name: str, registry: RegistryDep, client: AnyClient) -> ModelInfo:
     return registry.model(name)
 
 
@@ -197,7 +206,7 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
     used. Latency percentiles are estimates, interpolated within a latency histogram's
     buckets. Dates out of range (the default ``from`` is a day before ``to``) answer 422.
     """
-    start, end = _window(start, end)
+    start, end = window(start, end, default=timedelta(days=1), rounded=whole_hours)
     try:
         return JSONBytes(model_report(registry.sessions, registry, name, start, end))
     except PolyheadError:
@@ -207,18 +216,35 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
                           retry_after_s=5) from exc
 
 
-def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    """The report's window in UTC, whole hours (422 for an empty one or one out of range)."""
+@router.get("/v1/reports/models/{name}/series", tags=["admin"])
+def report_series(name: str, registry: RegistryDep, client: AdminClient,
+                  start: Annotated[datetime | None, Query(alias="from")] = None,
+                  end: Annotated[datetime | None, Query(alias="to")] = None,
+                  step: Step | None = None,
+                  version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+                  ) -> JSONBytes:
+    """The report's figures as time series, per hour or day and per version (admin): volume,
+    abstain rate, mean confidence, cache-hit rate, latency p50/p95/p99, mean embed and head
+    ms, feedback and accuracy on it, label drift (PSI). Default: the last 24 h, hourly.
+
+    ```
+    curl -s 'localhost:8000/v1/reports/models/intents/series?from=2026-11-01T00:00:00Z&step=day' \\
+         -H "Authorization: Bearer $ADMIN_KEY"
+    ```
+    ``step`` is ``hour`` or ``day`` (UTC); without it, hours if the window has at most 400,
+    else days. The window is whole buckets (the answer's ``from`` / ``to``), ``buckets``
+    their starts, and every figure a list with one item per bucket (``null`` where a bucket
+    has nothing to measure), under ``versions`` (each version with traffic, drift against its
+    own training labels; ``version=`` for one) and ``all`` (drift against production's).
+    Errors as the report's: 404 unknown model or version, 422 a bad window or more than 400
+    buckets, 503 the database down.
+    """
+    start, end = window(start, end, default=timedelta(days=1), rounded=whole_hours)
     try:
-        end = _utc(end) if end else utcnow()
-        start = _utc(start) if start else end - timedelta(days=1)
-        if start >= end:
-            raise InvalidInput("from must be before to", param="from")
-        return whole_hours(start, end)
-    except OverflowError:
-        raise InvalidInput("from and to must lie between 0001-01-02T00:00:00Z and "
-                           "9999-12-31T23:00:00Z") from None
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return JSONBytes(model_series(registry.sessions, registry, name, start, end, step,
+                                      version))
+    except PolyheadError:
+        raise
+    except Exception as exc:
+        raise Unavailable("the inference database is unavailable; retry shortly",
+                          retry_after_s=5) from exc

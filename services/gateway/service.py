@@ -16,6 +16,7 @@ from services.gateway.rollout import shadow_records
 from shared.contracts.classify import ClassifyResponse
 from shared.contracts.explain import ExplainResponse
 from shared.contracts.gateway import Prediction, PredictResponse
+from shared.contracts.review import ClusterResponse
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.http import polyhead_error_message
@@ -65,6 +66,11 @@ class PredictService:
         check_text(text, max_chars=self.settings.max_chars_per_text, param="text")
         answer = await self._forward(model, f"/v1/explain/{model}", {"text": text})
         return ExplainResponse.model_validate_json(answer)
+
+    async def cluster(self, model: str, texts: list[str]) -> ClusterResponse:
+        """Texts grouped by meaning by a replica (the review queue); not logged either."""
+        answer = await self._forward(model, f"/v1/cluster/{model}", {"texts": texts})
+        return ClusterResponse.model_validate_json(answer)
 
     async def _classify(self, model: str, body: dict[str, Any]) -> ClassifyResponse:
         answer = await self._forward(model, f"/v1/classify/{model}", body)

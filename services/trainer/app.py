@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import anyio
 import redis
@@ -56,16 +56,19 @@ def create_app(settings: TrainerSettings | None = None,
             if not settings.queue_url:  # the in-memory queue forgot them: send them again
                 for job_id in await anyio.to_thread.run_sync(runtime.jobs.unfinished):
                     app.state.actor.send(job_id)
-        reaper = asyncio.create_task(_reap(runtime))
         collector = JobCollector(runtime.jobs)
         add_collector(collector)
         try:
-            yield
+            # An anyio task group, not asyncio.create_task: cancelling it waits for a check
+            # running in a thread, so no connection goes back to the pool after it is closed.
+            async with anyio.create_task_group() as background:
+                background.start_soon(_reap, runtime)
+                try:
+                    yield
+                finally:
+                    background.cancel_scope.cancel()
         finally:
             remove_collector(collector)
-            reaper.cancel()
-            with suppress(asyncio.CancelledError):
-                await reaper
             if worker is not None:
                 await anyio.to_thread.run_sync(worker.stop)
             broker.close()

@@ -73,7 +73,7 @@ class JobStore:
                 return False
             if row.attempts >= max_attempts:
                 row.status, row.finished_at = "failed", utcnow()
-                row.error = (f"gave up after {row.attempts} attempts; last problem: "
+                row.error = (f"gave up after {attempts(row.attempts)}; last problem: "
                              f"{row.error or 'the worker running it was lost'}")
                 return False
             row.attempts += 1
@@ -160,3 +160,8 @@ def to_contract(row: TrainingJob, *, full: bool = True) -> Job:
                promoted=row.promoted, error=row.error, attempts=row.attempts,
                created_at=row.created_at, started_at=row.started_at,
                finished_at=row.finished_at)
+
+
+def attempts(n: int) -> str:
+    """``"1 attempt"``, ``"2 attempts"``."""
+    return f"{n} attempt" if n == 1 else f"{n} attempts"

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from services.trainer import evaluate
 from services.trainer.dataset import Dataset, DatasetError, parse
-from services.trainer.jobs import JobStore
+from services.trainer.jobs import JobStore, attempts
 from services.trainer.promotion import Decision, decide
 from services.trainer.scope import nonsense_texts
 from services.trainer.selection import select_and_fit
@@ -37,6 +37,7 @@ from services.trainer.sources import (
 from shared import __version__
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import EmbedderClient
+from shared.contracts.embeddings import SENTENCE_LEXICAL
 from shared.contracts.training import TrainOptions, Version
 from shared.db.models import TrainingJob
 from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
@@ -103,10 +104,10 @@ class Runtime:
                 self._put_back_if_not_the_jobs_fault(job_id, exc, waiting_since)
                 # Transient (embedder down, database blip...) or a bug: retry, then give up.
                 row = self.jobs.row(job_id)
-                text = f"{type(exc).__name__}: {_message(exc)}"
+                text = _problem(exc)
                 if row.attempts >= self.settings.max_attempts:
                     log.exception("job %s failed for good", job_id)
-                    self.jobs.fail(job_id, f"gave up after {row.attempts} attempts; "
+                    self.jobs.fail(job_id, f"gave up after {attempts(row.attempts)}; "
                                            f"last problem: {text}")
                     return
                 log.warning("job %s attempt %d failed, will retry: %s", job_id, row.attempts, text)
@@ -181,8 +182,10 @@ class Runtime:
         data = self._dataset(job, options)
         timings["validate_s"] = time.perf_counter() - t
 
-        # 2. Embed through the embedder service (sharing its phrase cache with serving).
+        # 2. Embed through the embedder service (sharing its phrase cache with serving): the
+        # features rows, sentence then lexical vectors (README "The trainer", step 2).
         t = time.perf_counter()
+        stage("embedding", 0, 0.02, 0.5)
         # With a calibrated threshold, random letter strings too (the score's nonsense gate).
         nonsense = nonsense_texts() if options.threshold in ("auto", "calibrate") else []
         vectors, model_id, cached, identity = self._embed(
@@ -203,7 +206,7 @@ class Runtime:
             xgboost_max_classes=self.settings.xgboost_max_classes,
             max_accuracy_drop=self.settings.max_accuracy_drop,
             progress=lambda name, f: stage(name, f, 0.5, 0.95),
-            x_nonsense=x_nonsense if nonsense else None)
+            x_nonsense=x_nonsense if nonsense else None, features=SENTENCE_LEXICAL)
         timings["fit_s"] = time.perf_counter() - t
         selected.head.embedder_identity = identity  # checked when the head is served
         diagnosis = evaluate.diagnosis(y, selected.oof, labels, data.texts, selected.in_scores,
@@ -216,7 +219,8 @@ class Runtime:
                                    labels)
         report = selected.report | diagnosis | {
             "data": data.report, "embedder": {"model": model_id, "identity": identity,
-                                              "dim": int(x.shape[1]),
+                                              "dim": selected.head.embedder_dim,
+                                              "features": selected.head.features,
                                               "cache_hit_ratio": round(cached, 4)},
             "timings": {k: round(v, 2) for k, v in timings.items()},
             "promotion": decision.report(),
@@ -224,7 +228,8 @@ class Runtime:
         version = self.registry.register(
             job.model_name, write=lambda v: self._write(job.model_name, v, selected.head.to_files(),
                                                         report, data, options),
-            head_type=selected.spec.kind, embedder_model=model_id, embedder_dim=int(x.shape[1]),
+            head_type=selected.spec.kind, embedder_model=model_id,
+            embedder_dim=selected.head.embedder_dim,
             num_classes=len(labels), train_rows=len(y), weighted_f1=report["cv"]["weighted_f1"],
             metrics=_summary(report), params=selected.spec.params(),
             data_fingerprint=data.fingerprint(), job_id=job.id)
@@ -256,8 +261,8 @@ class Runtime:
         parts, cached, model, identities = [], 0, "", set[str | None]()
         size = self.settings.embed_batch
         for i in range(0, len(texts), size):
-            result = self.embedder.embed(texts[i:i + size])
-            parts.append(result.vectors)
+            result = self.embedder.features(texts[i:i + size])
+            parts.append(result.head_rows)
             cached += sum(result.cached)
             model = result.model
             identities.add(result.identity)
@@ -316,3 +321,11 @@ def _inert(cell: str) -> str:
 
 def _message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, PolyheadError) else str(exc)
+
+
+def _problem(exc: BaseException) -> str:
+    """What stopped an attempt, in words a job's owner may read: our errors' own messages; for
+    anything else only its type (its text may hold internal addresses or SQL: the log has it)."""
+    if isinstance(exc, PolyheadError):
+        return exc.message
+    return f"an unexpected {type(exc).__name__} (the trainer's log has the details)"

@@ -137,7 +137,8 @@ def abstention(final: Head, options: TrainOptions, x: np.ndarray, y: np.ndarray,
                ) -> tuple[dict[str, Any] | None, np.ndarray | None, np.ndarray | None]:
     """Set ``final``'s threshold (and in-scope score, unless the threshold is fixed or none)
     from out-of-fold probabilities ``oof`` and nearest-prototype cosines ``nearest``; with
-    embeddings of :func:`nonsense_texts` (``x_nonsense``), the score's nonsense gate too.
+    rows of :func:`nonsense_texts` (``x_nonsense``), the score's nonsense gate too. The
+    score's prototypes and gate are on the sentence part of the rows (:meth:`Head.sentence`).
 
     Returns the threshold's report, the held-out in-scope scores and the out-of-scope rows'
     scores by ``final`` (None where there is nothing to score)."""
@@ -152,11 +153,15 @@ def abstention(final: Head, options: TrainOptions, x: np.ndarray, y: np.ndarray,
             "in_scope_accuracy_without": round(float(correct.mean()), 5),
             "method": "fixed", "score": "top probability"}, oof.max(axis=1), oos_top
     terms = np.stack([oof.max(axis=1), nearest], axis=1)
-    final.scope = fit_scope(prototypes(x, y, len(final.labels), seed=options.seed), terms)
+    n_labels = len(final.labels)
+    final.scope = fit_scope(prototypes(final.sentence(x), y, n_labels, seed=options.seed), terms)
+    final.prototype_labels = np.repeat(np.arange(n_labels), np.minimum(
+        np.bincount(y, minlength=n_labels), PROTOTYPES_PER_LABEL))  # as prototypes() makes them
     in_scores = final.scope.standardised(terms)
     gate: dict[str, Any] = {}
     if x_nonsense is not None and len(x_nonsense):
-        stopped = gate_nonsense(final.scope, x_nonsense, x, nearest, correct)
+        stopped = gate_nonsense(final.scope, final.sentence(x_nonsense), final.sentence(x),
+                                nearest, correct)
         in_scores[stopped] = NONSENSE_SCORE
         gate = {"nonsense_gate": {"margin": round(final.scope.nonsense_margin, 5),
                                   "in_scope_stopped_rate": round(float(stopped.mean()), 5)}}

@@ -7,6 +7,9 @@ fold only, runs XGBoost only where it can win (few classes), and spends the rema
 the winner, whose out-of-fold predictions give the reported metrics, the in-scope score's
 standardisation and the threshold (:mod:`services.trainer.scope`). Logistic regression folds
 and the final fit start from the first fold's solution, which they are close to.
+
+Heads fit on rows of ``features``: sentence vectors alone, or with the lexical vectors beside
+them (what the trainer fits on); the in-scope score's prototypes are on the sentence part.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from services.trainer import evaluate
-from services.trainer.fitters import FitSpec, fit
+from services.trainer.fitters import FitSpec, fit, flush_tiny
 from services.trainer.scope import abstention, nearest_prototype, prototypes
+from shared.contracts.embeddings import FeatureSet
 from shared.contracts.training import TrainOptions
 from shared.heads import Head, HeadType
 
@@ -55,16 +59,19 @@ def candidates(options: TrainOptions, n_classes: int, xgboost_max_classes: int
 def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.ndarray | None,
                    options: TrainOptions, *, embedder_model: str, budget_s: float, threads: int,
                    xgboost_max_classes: int, max_accuracy_drop: float,
-                   progress: Progress, x_nonsense: np.ndarray | None = None) -> Selected:
-    """Screen, cross-validate and fit a head as the module says. ``x_nonsense``: embeddings
-    of :func:`services.trainer.scope.nonsense_texts`, for the in-scope score's nonsense gate
-    (None: no gate)."""
+                   progress: Progress, x_nonsense: np.ndarray | None = None,
+                   features: FeatureSet = "sentence") -> Selected:
+    """Screen, cross-validate and fit a head as the module says, on rows ``x`` holding
+    ``features``. ``x_nonsense``: rows of :func:`services.trainer.scope.nonsense_texts`, for
+    the in-scope score's nonsense gate (None: no gate)."""
     start = time.perf_counter()
+    x = flush_tiny(x)  # once for the fits, predictions and prototypes below
     folds = list(StratifiedKFold(options.cv_folds, shuffle=True, random_state=options.seed)
                  .split(x, y))
     kinds, skipped = candidates(options, len(labels), xgboost_max_classes)
-    base = FitSpec(kind=kinds[0], seed=options.seed, threads=threads,
+    base = FitSpec(kind=kinds[0], features=features, seed=options.seed, threads=threads,
                    balanced=options.class_weight == "balanced")
+    sentence = x[:, :x.shape[1] // 2] if features == "sentence+lexical" else x
 
     def run_fold(spec: FitSpec, k: int, warm: Head | None = None
                  ) -> tuple[Head, np.ndarray, dict[str, Any]]:
@@ -118,8 +125,8 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
     for k, (train, test) in enumerate(folds):
         oof[test] = fold0[best_kind][1] if k == 0 else run_fold(spec, k, warm)[1]
         if options.threshold in ("auto", "calibrate"):
-            bank = prototypes(x[train], y[train], len(labels), seed=options.seed)
-            nearest[test] = nearest_prototype(x[test], bank)
+            bank = prototypes(sentence[train], y[train], len(labels), seed=options.seed)
+            nearest[test] = nearest_prototype(sentence[test], bank)
         done += 1
         progress("cross_validating", done / steps)
 

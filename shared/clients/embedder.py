@@ -1,5 +1,9 @@
 """Clients for the embedder, used by the classifier heads and the trainer.
 
+``embed`` answers sentence vectors (``/v1/embeddings``); ``features`` answers what heads take
+(``/v1/features``): the same sentence vectors, and beside them the features rows
+[sentence | lexical].
+
 Pooled connections, explicit timeouts, retries with backoff on connection errors and on
 429/503 (honouring ``Retry-After``, capped), and the request id forwarded. Vectors travel as
 base64 float32, which is smaller and much faster to parse than JSON floats. Failures surface
@@ -19,7 +23,12 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from pydantic import ValidationError
 
-from shared.contracts.embeddings import EmbeddingRequest, EmbeddingResponse, ModelList
+from shared.contracts.embeddings import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FeaturesResponse,
+    ModelList,
+)
 from shared.decorators import RetryBudget, retry
 from shared.errors import InvalidInput, PolyheadError, Unavailable
 from shared.http import polyhead_error_message
@@ -28,6 +37,9 @@ from shared.request_id import outgoing_headers
 from shared.settings import EmbedderClientSettings
 
 _MAX_RETRY_AFTER_S = 2.0
+EMBEDDINGS, FEATURES = "/v1/embeddings", "/v1/features"
+_ANSWERS: dict[str, type[EmbeddingResponse]] = {EMBEDDINGS: EmbeddingResponse,
+                                                FEATURES: FeaturesResponse}
 log = logging.getLogger(__name__)
 
 
@@ -37,12 +49,20 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class Embeddings:
-    vectors: np.ndarray       # (n, dimension) float32, L2-normalised, input order
+    vectors: np.ndarray       # (n, dimension) float32, L2-normalised sentence vectors, input order
     cached: list[bool]
     truncated: list[bool]
     model: str
     tokens: int
     identity: str | None = None  # model@revision:precision; None from an embedder without it
+    # (n, 2 * dimension) [sentence | lexical] rows from ``features``; None from ``embed``
+    features: np.ndarray | None = None
+
+    @property
+    def head_rows(self) -> np.ndarray:
+        """What a head predicts on: the features rows, or the sentence vectors without them
+        (a head takes the columns it was trained on: :meth:`shared.heads.Head.inputs`)."""
+        return self.vectors if self.features is None else self.features
 
 
 def _chunks(texts: list[str], size: int) -> list[list[str]]:
@@ -53,8 +73,8 @@ def _body(texts: list[str]) -> dict[str, Any]:
     return EmbeddingRequest(input=texts, encoding_format="base64").model_dump(exclude_none=True)
 
 
-def _parse(response: httpx.Response) -> EmbeddingResponse:
-    """Turn an HTTP answer into data, or into the polyhead error it stands for."""
+def _parse(response: httpx.Response, answer: type[EmbeddingResponse]) -> EmbeddingResponse:
+    """Turn an HTTP answer into ``answer``, or into the polyhead error it stands for."""
     if response.status_code in (429, 503):
         raise _Retryable(response.headers.get("retry-after", "1"))
     if response.status_code >= 400:
@@ -68,7 +88,7 @@ def _parse(response: httpx.Response) -> EmbeddingResponse:
         log.warning("embedder failed with HTTP %d: %s", response.status_code, message)
         raise Unavailable(f"the embedder failed (HTTP {response.status_code}); retry shortly")
     try:
-        return EmbeddingResponse.model_validate_json(response.content)
+        return answer.model_validate_json(response.content)
     except ValidationError as exc:
         log.warning("embedder answered something that is not an embeddings response: %s", exc)
         raise Unavailable("the embedder answered something that is not an embeddings "
@@ -80,11 +100,20 @@ def _merge(parts: list[EmbeddingResponse]) -> Embeddings:
         raise Unavailable("the embedder answered with two different embeddings (a rollout in "
                           "progress?); retry shortly", retry_after_s=1)
     data = [item for part in parts for item in sorted(part.data, key=lambda d: d.index)]
-    vectors = np.stack([d.vector() for d in data]) if data else np.zeros((0, 0), np.float32)
+    rows = np.stack([d.vector() for d in data]) if data else np.zeros((0, 0), np.float32)
+    vectors, features = rows, None
+    dimensions = {p.dimension for p in parts if isinstance(p, FeaturesResponse)}
+    if dimensions:  # features rows: [sentence | lexical]
+        dimension = dimensions.pop()
+        if dimensions or (data and rows.shape[1] != 2 * dimension):
+            log.warning("embedder features do not match their dimension %d: %s", dimension,
+                        rows.shape)
+            raise Unavailable("the embedder answered features of the wrong length")
+        vectors, features = rows[:, :dimension], rows
     return Embeddings(vectors=vectors, cached=[d.cached for d in data],
                       truncated=[d.truncated for d in data], model=parts[0].model if parts else "",
                       tokens=sum(p.usage.total_tokens for p in parts),
-                      identity=parts[0].embedding_identity if parts else None)
+                      identity=parts[0].embedding_identity if parts else None, features=features)
 
 
 def _retry_after_s(value: str) -> float:
@@ -139,18 +168,27 @@ class AsyncEmbedderClient:
         self._breakers.add_listener(record_breaker_state)  # the gauge in shared.metrics
 
     async def embed(self, texts: list[str]) -> Embeddings:
+        """Sentence vectors of ``texts`` (``/v1/embeddings``)."""
+        return await self._call(EMBEDDINGS, texts)
+
+    async def features(self, texts: list[str]) -> Embeddings:
+        """Sentence vectors and features rows of ``texts`` (``/v1/features``)."""
+        return await self._call(FEATURES, texts)
+
+    async def _call(self, path: str, texts: list[str]) -> Embeddings:
         try:
             async with await self._breakers.get_breaker("embedder"):
-                return await self._embed(texts)
+                return await self._post_chunks(path, texts)
         except OpenedState:
             raise Unavailable(f"the embedder failed {self.settings.breaker_threshold} times in a "
                               "row; failing fast until it recovers",
                               retry_after_s=self.settings.breaker_ttl_s) from None
 
-    async def _embed(self, texts: list[str]) -> Embeddings:
+    async def _post_chunks(self, path: str, texts: list[str]) -> Embeddings:
         self.budget.earn()
         try:
-            parts = [await self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
+            parts = [await self._post(path, chunk)
+                     for chunk in _chunks(texts, self.settings.batch_size)]
         except (httpx.TransportError, _Retryable) as exc:
             raise _unavailable(exc, self.settings.url) from exc
         return _merge(parts)
@@ -160,10 +198,9 @@ class AsyncEmbedderClient:
         response.raise_for_status()
         return ModelList.model_validate_json(response.content)
 
-    async def _post_once(self, texts: list[str]) -> EmbeddingResponse:
-        response = await self._http.post("/v1/embeddings", json=_body(texts),
-                                         headers=outgoing_headers())
-        return _parse(response)
+    async def _post_once(self, path: str, texts: list[str]) -> EmbeddingResponse:
+        response = await self._http.post(path, json=_body(texts), headers=outgoing_headers())
+        return _parse(response, _ANSWERS[path])
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -186,16 +223,24 @@ class EmbedderClient:
         self._post = _retrying(self.settings, self._post_once, self.budget)
 
     def embed(self, texts: list[str]) -> Embeddings:
+        """Sentence vectors of ``texts`` (``/v1/embeddings``)."""
+        return self._post_chunks(EMBEDDINGS, texts)
+
+    def features(self, texts: list[str]) -> Embeddings:
+        """Sentence vectors and features rows of ``texts`` (``/v1/features``)."""
+        return self._post_chunks(FEATURES, texts)
+
+    def _post_chunks(self, path: str, texts: list[str]) -> Embeddings:
         self.budget.earn()
         try:
-            parts = [self._post(chunk) for chunk in _chunks(texts, self.settings.batch_size)]
+            parts = [self._post(path, chunk) for chunk in _chunks(texts, self.settings.batch_size)]
         except (httpx.TransportError, _Retryable) as exc:
             raise _unavailable(exc, self.settings.url) from exc
         return _merge(parts)
 
-    def _post_once(self, texts: list[str]) -> EmbeddingResponse:
-        return _parse(self._http.post("/v1/embeddings", json=_body(texts),
-                                      headers=outgoing_headers()))
+    def _post_once(self, path: str, texts: list[str]) -> EmbeddingResponse:
+        return _parse(self._http.post(path, json=_body(texts), headers=outgoing_headers()),
+                      _ANSWERS[path])
 
     def close(self) -> None:
         self._http.close()

@@ -4,6 +4,10 @@ polyhead adds a few fields OpenAI clients ignore: ``truncated`` and ``cached`` p
 ``embedding_identity`` of the vectors (model, revision, precision: see
 ``shared.embedding_identity``), and the model's ``dimension``, ``max_tokens``, ``backend`` and
 ``identity`` on the model card.
+
+``/v1/features`` (polyhead's own, for classifier heads) takes the same input and answers each
+text's features row: its sentence vector then its lexical vector (the mean of the model's
+embedding layer output: which words it has, without their context), each unit length.
 """
 
 from __future__ import annotations
@@ -57,6 +61,17 @@ class EmbeddingRequest(RequestBody):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
+FeatureSet = Literal["sentence", "sentence+lexical"]  # what a classifier head takes
+SENTENCE_LEXICAL: Literal["sentence+lexical"] = "sentence+lexical"
+
+
+class FeaturesRequest(EmbeddingRequest):
+    """The same input as ``/v1/embeddings``; rows travel as base64 unless asked otherwise."""
+
+    encoding_format: Literal["float", "base64"] = Field(
+        "base64", description="base64 (the default here): little-endian float32 bytes.")
+
+
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
@@ -89,6 +104,14 @@ class EmbeddingResponse(BaseModel):
         """All embeddings as one (n, dim) float32 array, in input order."""
         rows = sorted(self.data, key=lambda d: d.index)
         return np.stack([d.vector() for d in rows]) if rows else np.zeros((0, 0), np.float32)
+
+
+class FeaturesResponse(EmbeddingResponse):
+    """Each item's ``embedding`` is a features row, ``2 * dimension`` long."""
+
+    dimension: int = Field(description="The sentence vector's length (and the lexical's).")
+    features: Literal["sentence+lexical"] = Field(
+        SENTENCE_LEXICAL, description="What a row holds, in order: [sentence | lexical].")
 
 
 class ModelCard(BaseModel):

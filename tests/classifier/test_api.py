@@ -35,6 +35,24 @@ def app_for(db_url: str, tmp_path: Path, embedder_url: str, **overrides: Any) ->
 
 
 @pytest.mark.model
+async def test_a_format_3_head_and_a_features_head_serve_side_by_side(
+        pg_url: str, tmp_path: Path, embedder_url: str) -> None:
+    """A head saved before features (format 3, sentence vectors) and one on sentence+lexical
+    rows (format 4) answer from the same features call: each takes the part it was trained on."""
+    intents = clinc_rows(labels=4, per_label=20)
+    publish(pg_url, tmp_path, "old", intents, embedder_url, format_3=True)
+    publish(pg_url, tmp_path, "new", intents, embedder_url)
+    tests = clinc_rows("test.csv", labels=4, per_label=3)
+    async with running(app_for(pg_url, tmp_path, embedder_url)) as client:
+        for name in ("old", "new"):
+            response = await client.post(f"/v1/classify/{name}",
+                                         json={"texts": [t for t, _ in tests]})
+            assert response.status_code == 200, response.text
+            labels = [p["label"] for p in response.json()["predictions"]]
+            assert sum(a == b for a, (_, b) in zip(labels, tests, strict=True)) >= 11, name
+
+
+@pytest.mark.model
 async def test_classify_and_hot_reload(pg_url: str, tmp_path: Path, embedder_url: str) -> None:
     intents = clinc_rows(labels=4, per_label=20)
     publish(pg_url, tmp_path, "intents", intents, embedder_url)

@@ -24,10 +24,11 @@ ROWS = clinc_rows(labels=6, per_label=25)  # accept_reservations, account_blocke
 
 
 def embedder_requests(embedder_url: str) -> float:
-    """POST /v1/embeddings requests the embedder has answered, from its /metrics."""
+    """POST /v1/embeddings and /v1/features requests the embedder has answered, from its
+    /metrics."""
     metrics = httpx.get(f"{embedder_url}/metrics").text
     pattern = (r'polyhead_http_request_duration_seconds_count\{(?=[^}]*service="embedder")'
-               r'(?=[^}]*route="/v1/embeddings")[^}]*\} (\S+)')
+               r'(?=[^}]*route="/v1/(?:embeddings|features)")[^}]*\} (\S+)')
     return sum(float(count) for count in re.findall(pattern, metrics))
 
 

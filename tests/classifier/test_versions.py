@@ -34,9 +34,9 @@ class CountingEmbedder(AsyncEmbedderClient):
 
     calls = 0
 
-    async def embed(self, texts: list[str]) -> Embeddings:
+    async def features(self, texts: list[str]) -> Embeddings:
         self.calls += 1
-        return await super().embed(texts)
+        return await super().features(texts)
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from services.classifier.app import create_app as create_classifier
 from services.gateway.app import create_app as create_gateway
@@ -29,16 +30,18 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/browser
 def stack(embedder_url: str, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[dict[str, Any]]:
     """Model ``intents`` v1 (15 CLINC150 intents, ``alarm`` among them) trained through the
-    trainer, served by a classifier behind a gateway; keys with both scopes and predict only."""
+    trainer, served by a classifier behind a gateway; keys with both scopes (owner), predict
+    only (app) and admin only (ops)."""
     tmp = tmp_path_factory.mktemp("console")
     with pg_schema() as db:
         engine = make_engine(db)
         upgrade(engine)
         keys = KeyStore(session_factory(engine))
         found = {"owner": keys.create("owner", ["predict", "admin"]),
-                 "app": keys.create("app", ["predict"])}
+                 "app": keys.create("app", ["predict"]), "ops": keys.create("ops", ["admin"])}
         with ServerThread(trainer_app(trainer_settings(db, tmp), embedder_url)) as trainer:
-            _train(trainer.url, to_csv(clinc_rows(labels=15, per_label=20)))
+            with httpx.Client(base_url=trainer.url, timeout=30) as client:
+                train(client, "intents", to_csv(clinc_rows(labels=15, per_label=20)))
             classifier = create_classifier(
                 ClassifierSettings(database_url=db, artifact_store=str(tmp / "artifacts"),
                                    log_json=False, environment="test"),
@@ -47,17 +50,18 @@ def stack(embedder_url: str, tmp_path_factory: pytest.TempPathFactory
                     GatewaySettings(database_url=db, classifier_urls=replica.url,
                                     trainer_url=trainer.url, log_dir=str(tmp / "log"),
                                     log_json=False, environment="test"))) as gateway:
-                yield {"url": gateway.url, "keys": found}
+                yield {"url": gateway.url, "keys": found, "classifier": replica.url}
         engine.dispose()
 
 
-def _train(trainer_url: str, data: bytes, timeout_s: float = 120) -> None:
-    created = httpx.post(f"{trainer_url}/v1/jobs", timeout=30,
-                         data={"name": "intents", "head": "logreg", "cv_folds": "3"},
-                         files={"file": ("intents.csv", data, "text/csv")})
+def train(client: httpx.Client, name: str, data: bytes, timeout_s: float = 180) -> None:
+    """Train model ``name`` from a CSV through ``client`` (a trainer, or a gateway with an
+    admin key) and wait until the job succeeds."""
+    created = client.post("/v1/jobs", data={"name": name, "head": "logreg", "cv_folds": "3"},
+                          files={"file": (f"{name}.csv", data, "text/csv")})
     assert created.status_code == 202, created.text
     deadline = time.monotonic() + timeout_s
-    while (job := httpx.get(f"{trainer_url}/v1/jobs/{created.json()['id']}").json()
+    while (job := client.get(f"/v1/jobs/{created.json()['id']}").json()
            )["status"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, f"training still {job['stage']}"
         time.sleep(0.2)
@@ -74,14 +78,21 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, stack: dict[str, Any]) -> Iterator[Page]:
-    """A fresh tab (its own sessionStorage) that may reach the gateway only: any other URL
+    """A fresh tab on the stack's gateway (see :func:`tab`)."""
+    with tab(browser, stack["url"]) as opened:
+        yield opened
+
+
+@contextmanager
+def tab(browser: Browser, gateway_url: str) -> Iterator[Page]:
+    """A fresh tab (its own sessionStorage) that may reach ``gateway_url`` only: any other URL
     is refused and fails the test, as does a script error or a CSP violation."""
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     outside: list[str] = []
     problems: list[str] = []
 
     def only_the_gateway(route: Any) -> None:
-        if route.request.url.startswith(stack["url"] + "/"):
+        if route.request.url.startswith(gateway_url + "/"):
             route.continue_()
         else:
             outside.append(route.request.url)
@@ -104,8 +115,13 @@ def sign_in(page: Page, stack: dict[str, Any], key: str) -> None:
     page.click("#signin button[type=submit]")
 
 
-def screenshot(page: Page, name: str) -> None:
-    """``docs/console-<name>.png`` for the README, with POLYHEAD_SCREENSHOTS=1 only (so test
-    runs do not rewrite tracked files)."""
-    if os.environ.get("POLYHEAD_SCREENSHOTS") == "1":
-        page.screenshot(path=ROOT / "docs" / f"console-{name}.png", full_page=True)
+def screenshot(page: Page | Locator, name: str) -> None:
+    """``docs/console-<name>.png`` for the README (the whole page, or one part of it), with
+    POLYHEAD_SCREENSHOTS=1 only (so test runs do not rewrite tracked files)."""
+    if os.environ.get("POLYHEAD_SCREENSHOTS") != "1":
+        return
+    path = ROOT / "docs" / f"console-{name}.png"
+    if isinstance(page, Page):
+        page.screenshot(path=path, full_page=True)
+    else:
+        page.screenshot(path=path)

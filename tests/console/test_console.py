@@ -7,8 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from services.gateway.app import create_app as create_gateway
+from shared.settings import GatewaySettings
 from tests.console.conftest import screenshot, sign_in
 
 pytestmark = pytest.mark.model
@@ -105,8 +108,21 @@ def test_the_routes_the_console_added_to_the_api(stack: dict[str, Any]) -> None:
     assert get("/v1/me", stack["keys"]["app"]).json() == {"name": "app", "scopes": ["predict"]}
     assert get("/v1/me", "ph_not-a-key").status_code == 401
     assert get("/v1/me", None).status_code == 401
+    for key in ("app", "ops"):  # models are read with either scope
+        models = get("/v1/models", stack["keys"][key]).json()["data"]
+        assert "intents" in {model["name"] for model in models}
+        assert get("/v1/models/intents", stack["keys"][key]).json()["production_version"] == 1
     report = "/v1/models/intents/versions/1/report"
     assert get(report, stack["keys"]["owner"]).json()["version"] == 1
     assert get(report, stack["keys"]["app"]).status_code == 403
     missing = get("/v1/models/intents/versions/9/report", stack["keys"]["owner"])
     assert missing.status_code == 404 and "no version 9" in missing.json()["error"]["message"]
+
+
+def test_the_console_can_be_switched_off() -> None:
+    """``GATEWAY_CONSOLE=false``: the console is not mounted (its paths answer 404)."""
+    for on in (True, False):
+        gateway = create_gateway(GatewaySettings(console=on, log_json=False))
+        client = TestClient(gateway)  # no lifespan: static routes need no database
+        for path in ("/console", "/console/app.js"):
+            assert client.get(path).status_code == (200 if on else 404), (on, path)

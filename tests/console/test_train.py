@@ -1,19 +1,26 @@
 """Training from the console and moving production from a report, in headless Chromium
 against the real stack: a CSV previewed in the browser, the job followed to the new version's
-report, a file the trainer refuses, and a promotion."""
+report, a file the trainer refuses, a job that fails, and a promotion."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import clinc_rows, to_csv
-from tests.console.conftest import screenshot, sign_in
+from services.gateway.app import create_app as create_gateway
+from services.gateway.auth import KeyStore
+from shared.db import make_engine, session_factory
+from shared.db.migrate import upgrade
+from shared.settings import GatewaySettings
+from tests.conftest import ServerThread, clinc_rows, free_port, pg_schema, to_csv
+from tests.console.conftest import screenshot, sign_in, tab
+from tests.trainer.helpers import trainer_app, trainer_settings
 
 pytestmark = pytest.mark.model
 ROWS = clinc_rows(labels=3, per_label=10)
@@ -88,6 +95,49 @@ def test_a_file_the_trainer_refuses_says_why(page: Page, stack: dict[str, Any],
     jobs = httpx.get(f"{stack['url']}/v1/jobs", params={"model": "lonely"},
                      headers={"Authorization": f"Bearer {stack['keys']['owner']}"}).json()
     assert jobs["data"] == []
+
+
+@pytest.fixture
+def failing(stack: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A gateway on a database of its own (and the stack's classifier) whose trainer's
+    embedder is gone (nothing listens on its port): a job is accepted, then fails after its
+    one attempt."""
+    with pg_schema() as db:
+        engine = make_engine(db)
+        upgrade(engine)
+        key = KeyStore(session_factory(engine)).create("owner", ["predict", "admin"])
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        settings = trainer_settings(db, tmp_path, max_attempts=1, embedder_wait_s=0)
+        with ServerThread(trainer_app(settings, nowhere)) as trainer, ServerThread(
+                create_gateway(GatewaySettings(database_url=db, classifier_urls=stack["classifier"],
+                                               trainer_url=trainer.url, log_json=False,
+                                               log_dir=str(tmp_path / "log"),
+                                               environment="test"))) as gateway:
+            yield {"url": gateway.url, "keys": {"owner": key}}
+        engine.dispose()
+
+
+def test_a_job_that_fails_says_at_which_stage_and_why(
+        browser: Browser, failing: dict[str, Any], tmp_path: Path) -> None:
+    with tab(browser, failing["url"]) as page:
+        sign_in(page, failing, failing["keys"]["owner"])
+        _choose_file(page, tmp_path, to_csv(ROWS))
+        page.fill("#name", "doomed")
+        page.click("#train button[type=submit]")
+        failure = page.locator("#job-note .message.error")
+        expect(failure).to_contain_text("The job failed: ", timeout=60_000)
+        job = httpx.get(f"{failing['url']}/v1/jobs", params={"model": "doomed"},
+                        headers={"Authorization": f"Bearer {failing['keys']['owner']}"}
+                        ).json()["data"][0]
+        assert job["status"] == "failed" and "the embedder is unreachable" in job["error"]
+        expect(failure).to_have_text(f"The job failed: {job['error']}")
+        expect(page.locator("#job-stage")).to_have_text(
+            f"failed: {job['stage']} ({round(job['progress'] * 100)}%)")
+        expect(page.locator("#stages li").last).to_have_text(job["stage"])
+        shown = page.locator("#view").inner_text()
+        assert "Traceback" not in shown and 'File "' not in shown and "127.0.0.1" not in shown
+        expect(page).to_have_url(re.compile(r"#/train$"))  # no version to open
+        screenshot(page, "failed-job")
 
 
 def test_the_preview_reads_quotes_and_other_delimiters(page: Page, stack: dict[str, Any],

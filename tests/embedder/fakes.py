@@ -22,14 +22,14 @@ class SlowBackend(FakeBackend):
         self.release = threading.Event()
         self.release.set()
 
-    def forward(self, batch: list[Tokens]) -> np.ndarray:
+    def features(self, batch: list[Tokens]) -> np.ndarray:
         self.release.wait(10)
         time.sleep(self.delay_s)
         self.widths.append(max(len(t.ids) for t in batch))
         self.lengths.append([len(t.ids) for t in batch])
-        return super().forward(batch)
+        return super().features(batch)
 
 
 class BrokenBackend(FakeBackend):
-    def forward(self, batch: list[Tokens]) -> np.ndarray:
+    def features(self, batch: list[Tokens]) -> np.ndarray:
         raise RuntimeError("CUDA error: device-side assert (secret internal detail)")

@@ -15,6 +15,7 @@ import pytest
 from services.embedder.app import create_app
 from services.embedder.backends.fake import FakeBackend
 from shared.contracts import EmbeddingResponse, ErrorResponse, ModelList
+from shared.contracts.embeddings import FeaturesResponse
 from tests.conftest import running, settings
 from tests.embedder.fakes import BrokenBackend
 
@@ -58,6 +59,27 @@ async def test_list_keeps_order_and_base64_equals_float(client: httpx.AsyncClien
     np.testing.assert_array_equal(floats.matrix()[0], floats.matrix()[2])
 
 
+async def test_features_are_sentence_then_lexical_rows_in_base64(
+        client: httpx.AsyncClient) -> None:
+    """/v1/features: base64 by default; each row's first half is the text's embedding."""
+    texts = ["book a table", "what is my balance"]
+    embedded = EmbeddingResponse.model_validate(
+        (await client.post("/v1/embeddings", json={"input": texts})).json())
+    raw = (await client.post("/v1/features", json={"input": texts})).json()
+    assert isinstance(raw["data"][0]["embedding"], str)
+    assert (raw["dimension"], raw["features"]) == (16, "sentence+lexical")
+    body = FeaturesResponse.model_validate(raw)
+    rows = body.matrix()
+    assert rows.shape == (2, 32) and body.embedding_identity == embedded.embedding_identity
+    np.testing.assert_allclose(rows[:, :16], embedded.matrix(), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(rows[:, 16:], axis=1), 1, rtol=1e-5)
+    assert [d.cached for d in body.data] == [True, True]  # one cache entry serves both routes
+    floats = (await client.post("/v1/features", json={"input": texts,
+                                                      "encoding_format": "float"})).json()
+    np.testing.assert_array_equal(np.asarray([d["embedding"] for d in floats["data"]],
+                                             dtype=np.float32), rows)
+
+
 async def test_truncation_is_reported(client: httpx.AsyncClient) -> None:
     long_text = "w " * 40  # 40 tokens, 80 characters: the fake model keeps 32 tokens
     response = await client.post("/v1/embeddings", json={"input": [long_text, "short"]})
@@ -80,9 +102,10 @@ async def test_truncation_is_reported(client: httpx.AsyncClient) -> None:
     ({"input": "hi", "encoding_format": "int8"}, "encoding_format"),
     ({"input": "hi", "dimensions": 8}, "dimensions must be 16"),
 ])
+@pytest.mark.parametrize("route", ["/v1/embeddings", "/v1/features"])
 async def test_bad_input_gets_a_clear_422(client: httpx.AsyncClient, body: object,
-                                          expected: str) -> None:
-    response = await client.post("/v1/embeddings", json=body)
+                                          expected: str, route: str) -> None:
+    response = await client.post(route, json=body)
     assert response.status_code == 422, response.text
     assert expected in error_of(response)
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -96,17 +119,21 @@ async def test_broken_json_and_wrong_content_are_422(client: httpx.AsyncClient) 
         assert error_of(response)
 
 
-async def test_unknown_model_is_404_naming_the_served_one(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/embeddings", json={"input": "hi", "model": "gpt-x"})
+@pytest.mark.parametrize("route", ["/v1/embeddings", "/v1/features"])
+async def test_unknown_model_is_404_naming_the_served_one(client: httpx.AsyncClient,
+                                                          route: str) -> None:
+    response = await client.post(route, json={"input": "hi", "model": "gpt-x"})
     assert response.status_code == 404
     assert "'fake-embedder'" in error_of(response)
-    ok = await client.post("/v1/embeddings", json={"input": "hi", "model": "fake-embedder"})
+    ok = await client.post(route, json={"input": "hi", "model": "fake-embedder"})
     assert ok.status_code == 200
 
 
-async def test_oversized_body_is_413_by_length_and_by_stream(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("route", ["/v1/embeddings", "/v1/features"])
+async def test_oversized_body_is_413_by_length_and_by_stream(client: httpx.AsyncClient,
+                                                             route: str) -> None:
     big = {"input": ["a" * 99] * 50}
-    response = await client.post("/v1/embeddings", json=big)
+    response = await client.post(route, json=big)
     assert response.status_code == 413
     assert "4096 bytes" in error_of(response)
 
@@ -114,7 +141,7 @@ async def test_oversized_body_is_413_by_length_and_by_stream(client: httpx.Async
         for _ in range(10):
             yield b" " * 1000
 
-    streamed = await client.post("/v1/embeddings", content=chunks(),
+    streamed = await client.post(route, content=chunks(),
                                  headers={"content-type": "application/json"})
     assert streamed.status_code == 413
 
@@ -147,7 +174,7 @@ async def test_ops_endpoints(client: httpx.AsyncClient) -> None:
         assert name in metrics
     assert 'route="/v1/embeddings"' in metrics
     schema = (await client.get("/openapi.json")).json()
-    assert "/v1/embeddings" in schema["paths"]
+    assert {"/v1/embeddings", "/v1/features"} <= set(schema["paths"])
     assert (await client.get("/docs")).status_code == 200
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import httpx
@@ -15,6 +16,7 @@ from services.embedder.backends import Backend
 from services.embedder.cache import pack, unpack
 from services.embedder.engine import Embedded
 from shared.contracts import EmbeddingResponse
+from shared.contracts.embeddings import FeaturesResponse
 from tests.conftest import running, settings
 from tests.embedder.fakes import SlowBackend
 
@@ -32,11 +34,13 @@ def parse(response: httpx.Response) -> EmbeddingResponse:
 
 
 def test_values_are_compact_bytes_and_round_trip() -> None:
-    vector = np.linspace(-1, 1, 384, dtype=np.float32)
-    raw = pack(Embedded(vector, tokens=7, truncated=True))
-    assert len(raw) == 5 + 384 * 4
+    """One entry holds a text's whole features row: [sentence | lexical]."""
+    row = np.linspace(-1, 1, 768, dtype=np.float32)
+    raw = pack(Embedded(row, tokens=7, truncated=True))
+    assert len(raw) == 5 + 768 * 4
     back = unpack(raw)
-    np.testing.assert_array_equal(back.vector, vector)
+    np.testing.assert_array_equal(back.features, row)
+    np.testing.assert_array_equal(back.sentence, row[:384])
     assert (back.tokens, back.truncated) == (7, True)
 
 
@@ -104,7 +108,29 @@ async def test_redis_never_answers_with_another_identity(redis_url: str, namespa
     assert int8.forward_calls == [1] and not body.data[0].cached  # computed, not fp32's vector
     assert body.embedding_identity == models["identity"] == "fake-embedder@0:int8"
     keys = redis.Redis.from_url(redis_url, decode_responses=True).keys(f"{namespace}:*")
-    assert sorted(str(k).split(":")[-2] for k in keys) == ["fp32", "int8"]
+    assert sorted(str(k).split(":")[-3] for k in keys) == ["fp32", "int8"]
+    redis.Redis.from_url(redis_url).delete(*keys)
+
+
+async def test_one_entry_serves_both_routes_and_older_entries_are_never_read(
+        redis_url: str, namespace: str) -> None:
+    """A text embedded once answers /v1/features from the cache (its sentence part is the
+    embedding); an entry written before the lexical half (a sentence vector under the old key)
+    is never read as features."""
+    config = settings(redis_url=redis_url, cache_namespace=namespace, redis_ttl_s=600)
+    backend = SlowBackend(delay_s=0)
+    digest = hashlib.blake2b(b"older entry", digest_size=16).hexdigest()
+    old_key = f"{namespace}:{backend.info.identity}:{digest}"  # the key before ROW was in it
+    redis.Redis.from_url(redis_url).set(old_key, pack(Embedded(np.ones(16, np.float32), 2, False)))
+    async with running(create_app(config, backend=backend)) as client:
+        embedded = parse(await client.post("/v1/embeddings", json={"input": "cancel my card"}))
+        features = FeaturesResponse.model_validate((await client.post(
+            "/v1/features", json={"input": ["cancel my card", "older entry"]})).json())
+    assert backend.forward_calls == [1, 1]  # "older entry" computed, not read
+    assert [d.cached for d in features.data] == [True, False]
+    np.testing.assert_array_equal(features.matrix()[0, :16], embedded.matrix()[0])
+    assert features.matrix().shape == (2, 32) and features.dimension == 16
+    keys = redis.Redis.from_url(redis_url).keys(f"{namespace}:*")
     redis.Redis.from_url(redis_url).delete(*keys)
 
 

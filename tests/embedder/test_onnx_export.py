@@ -1,4 +1,5 @@
-"""The ONNX export is made once, reused by later starts, and rebuilt when corrupt or stale."""
+"""The ONNX export is made once, reused by later starts, and rebuilt when corrupt or stale
+(another runtime, or an export of an older format: before the lexical output)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import logging
 import shutil
 from pathlib import Path
 
+import onnxruntime
 import pytest
 
 from services.embedder.backends.model_source import resolve
 from services.embedder.backends.onnx_export import (
     GRAPH_FILE,
     MANIFEST_FILE,
+    OUTPUTS,
     cache_dir,
     ensure_export,
 )
@@ -46,20 +49,26 @@ def test_a_later_start_reuses_the_export(export_copy: Path, tmp_path: Path,
     assert graph.stat().st_mtime_ns == before and _exports(caplog) == 0
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "stale"])
+@pytest.mark.parametrize("damage", ["corrupt", "stale", "older format"])
 def test_a_corrupt_or_stale_export_is_rebuilt(export_copy: Path, tmp_path: Path, damage: str,
                                               caplog: pytest.LogCaptureFixture) -> None:
     good = json.loads((export_copy / MANIFEST_FILE).read_text())
     if damage == "corrupt":  # a truncated write, a bad disk
         with (export_copy / GRAPH_FILE).open("r+b") as handle:
             handle.truncate(1000)
-    else:  # exported by another onnxruntime: its graph may not suit this one
+    elif damage == "stale":  # exported by another onnxruntime: its graph may not suit this one
         stale = {**good, "fingerprint": {**good["fingerprint"], "onnxruntime": "1.0.0"}}
         (export_copy / MANIFEST_FILE).write_text(json.dumps(stale))
+    else:  # format 1: a graph with the sentence output alone (its fingerprint said format 1)
+        older = {**good, "fingerprint": {**good["fingerprint"], "format": 1}}
+        (export_copy / MANIFEST_FILE).write_text(json.dumps(older))
     with caplog.at_level(logging.INFO):
         graph = ensure_export(settings(onnx_dir=str(tmp_path)), SOURCE, "fp32")
     assert _exports(caplog) == 1
-    assert any(damage in r.getMessage() for r in caplog.records)
+    assert any(("corrupt" if damage == "corrupt" else "stale") in r.getMessage()
+               for r in caplog.records)
     rebuilt = json.loads((export_copy / MANIFEST_FILE).read_text())
-    assert rebuilt["fingerprint"] == good["fingerprint"]
+    assert rebuilt["fingerprint"] == good["fingerprint"] and good["fingerprint"]["format"] == 2
     assert graph.stat().st_size > 1000
+    outputs = [o.name for o in onnxruntime.InferenceSession(str(graph)).get_outputs()]
+    assert outputs == OUTPUTS == ["sentence_embedding", "lexical_embedding"]

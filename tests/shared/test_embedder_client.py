@@ -14,7 +14,7 @@ from services.embedder.backends.fake import FakeBackend
 from shared.clients import AsyncEmbedderClient, EmbedderClient
 from shared.errors import InvalidInput, Unavailable
 from shared.settings import EmbedderClientSettings
-from tests.conftest import free_port, settings
+from tests.conftest import ServerThread, free_port, settings
 
 pytestmark = pytest.mark.anyio
 
@@ -56,14 +56,40 @@ async def test_embeds_in_chunks_and_forwards_the_request_id() -> None:
     assert models.data[0].id == "fake-embedder"
 
 
+async def test_features_split_into_sentence_vectors_and_rows_sync_and_async() -> None:
+    """``features``: the sentence vectors (what ``embed`` answers) and the whole rows, chunked
+    like ``embed``; the blocking client answers the same over real HTTP."""
+    backend = FakeBackend()
+    texts = ["a b", "c", "d e f", "a b", "g"]
+    app = create_app(settings(), backend=backend)
+    async with LifespanManager(app) as manager:
+        client = AsyncEmbedderClient(EmbedderClientSettings(url="http://e", batch_size=2),
+                                     transport=httpx.ASGITransport(app=manager.app))
+        async with client:
+            embedded = await client.embed(texts)
+            result = await client.features(texts)
+    assert result.features is not None and result.features.shape == (5, 32)
+    np.testing.assert_array_equal(result.vectors, embedded.vectors)
+    np.testing.assert_array_equal(result.features[:, :16], result.vectors)
+    assert result.head_rows is result.features and embedded.head_rows is embedded.vectors
+    assert result.cached == [True] * 5 and result.identity == embedded.identity
+    with ServerThread(create_app(settings(), backend=backend)) as server, \
+            EmbedderClient(EmbedderClientSettings(url=server.url, batch_size=2)) as sync_client:
+        again = sync_client.features(texts)
+    assert again.features is not None
+    np.testing.assert_array_equal(again.features, result.features)
+
+
 async def test_unreachable_embedder_is_a_fast_unavailable() -> None:
     config = EmbedderClientSettings(url=f"http://127.0.0.1:{free_port()}", retries=1,
                                     connect_timeout_s=0.5)
     async with AsyncEmbedderClient(config) as client:
         with pytest.raises(Unavailable, match="unreachable"):
             await client.embed(["hello"])
+        with pytest.raises(Unavailable, match="unreachable"):
+            await client.features(["hello"])
     with EmbedderClient(config) as sync_client, pytest.raises(Unavailable):
-        sync_client.embed(["hello"])
+        sync_client.features(["hello"])
 
 
 async def test_not_ready_embedder_is_retried_then_unavailable() -> None:

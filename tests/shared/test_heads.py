@@ -81,7 +81,7 @@ def test_embedder_mismatch_is_refused() -> None:
     with pytest.raises(HeadMismatch, match="retrain the head"):
         head.check_embedder("model-b", 8)
     with pytest.raises(HeadMismatch):
-        head.predict_proba(np.zeros((1, 16), dtype=np.float32))
+        head.predict_proba(np.zeros((1, 12), dtype=np.float32))
 
 
 def _scoped_head() -> tuple[Head, np.ndarray]:
@@ -103,7 +103,7 @@ def test_an_in_scope_score_round_trips_as_plain_arrays() -> None:
     with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
         assert z["scope_prototypes"].dtype == np.float16 and z["scope_prototypes"].shape == (3, 8)
     meta = json.loads(files["head.json"])
-    assert meta["format_version"] == 3 and meta["scope"]["prototypes"] == 3
+    assert meta["format_version"] == 4 and meta["scope"]["prototypes"] == 3
     assert meta["scope"]["nonsense"] is None  # no gate: "scope_nonsense" is not written
     loaded = Head.from_files(files)
     assert loaded.scope is not None and loaded.threshold == -3.0
@@ -158,3 +158,60 @@ def test_the_nonsense_gate_round_trips_and_stops_what_is_nearer_nonsense() -> No
         assert (served.in_scope(mash[:2], probs) == NONSENSE_SCORE).all()
         assert [p.abstained for p in served.predict(mash[:2])] == [True, True]
         assert not any(p.abstained for p in served.predict(x[:5]))
+
+
+def _features_rows(x: np.ndarray, seed: int = 2) -> np.ndarray:
+    """Rows [sentence | lexical] with ``x`` as the sentence part and unit noise beside it."""
+    lexical = np.random.default_rng(seed).normal(size=x.shape).astype(np.float32)
+    return np.hstack([x, lexical / np.linalg.norm(lexical, axis=1, keepdims=True)])
+
+
+def test_a_features_head_takes_whole_rows_and_scores_scope_on_the_sentence_part() -> None:
+    """Format 4: the head records its features and input length, fits on whole rows, keeps
+    its prototypes (and their labels) on the sentence part; sentence vectors alone are refused."""
+    head, x = _scoped_head()
+    y = np.repeat(np.arange(3), 30)
+    rows = _features_rows(x)
+    wide, _ = fit(FitSpec(kind="logreg", features="sentence+lexical"), rows, y, head.labels,
+                  embedder_model="m")
+    assert (wide.embedder_dim, wide.input_dim, wide.layers[0][0].shape) == (8, 16, (16, 3))
+    assert wide.scope is None
+    wide.scope, wide.threshold = head.scope, head.threshold
+    wide.prototype_labels = np.arange(3)
+    meta = json.loads(wide.to_files()["head.json"])
+    assert (meta["format_version"], meta["features"], meta["input_dim"]) == (
+        4, "sentence+lexical", 16)
+    loaded = Head.from_files(wide.to_files())
+    assert loaded.features == "sentence+lexical" and loaded.prototype_owners().tolist() == [0, 1, 2]
+    probs = loaded.predict_proba(rows)
+    assert (probs.argmax(1) == y).mean() > 0.9
+    assert head.scope is not None
+    np.testing.assert_array_equal(loaded.in_scope(rows, probs), head.scope.score(x, probs))
+    assert loaded.predict(rows) == wide.predict(rows)
+    with pytest.raises(HeadMismatch, match="sentence\\+lexical"):
+        loaded.predict_proba(x)
+
+
+def test_a_format_3_head_is_served_the_sentence_part_of_features_rows() -> None:
+    """A head saved before features existed loads as a sentence head and answers whole
+    features rows exactly as it answered their sentence vectors."""
+    head, x = _scoped_head()
+    files = head.to_files()
+    meta = json.loads(files["head.json"])
+    format_3 = {k: v for k, v in meta.items() if k not in ("features", "input_dim")}
+    old = Head.from_files(dict(files, **{"head.json": json.dumps(format_3 | {
+        "format_version": 3}).encode()}))
+    assert (old.features, old.input_dim, old.prototype_labels) == ("sentence", 8, None)
+    rows = _features_rows(x)
+    np.testing.assert_array_equal(old.predict_proba(rows), head.predict_proba(x))
+    assert old.predict(rows) == head.predict(x)
+    assert old.prototype_owners().tolist() == [0, 1, 2]  # predicted: each label's centre
+
+
+def test_fits_flush_tiny_inputs_to_zero() -> None:
+    """Values below 1e-30 (MiniLM's constant dimensions) become 0, so no product in a fit is
+    a slow subnormal float; everything else is kept as it was."""
+    from services.trainer.fitters import flush_tiny
+    x = np.array([[1e-37, -2e-35, 0.5], [1e-29, -0.25, 0.0]], dtype=np.float32)
+    np.testing.assert_array_equal(flush_tiny(x), np.array([[0, 0, 0.5], [1e-29, -0.25, 0]],
+                                                           dtype=np.float32))

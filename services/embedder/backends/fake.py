@@ -9,10 +9,10 @@ import hashlib
 
 import numpy as np
 
-from services.embedder.backends import ModelInfo, Tokens
+from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
 
 
-class FakeBackend:
+class FakeBackend(SentenceFromFeatures):
     def __init__(self, dimension: int = 16, max_tokens: int = 32) -> None:
         self.info = ModelInfo(model_id="fake-embedder", aliases=frozenset({"fake-embedder"}),
                               dimension=dimension, max_tokens=max_tokens, device="cpu",
@@ -30,12 +30,12 @@ class FakeBackend:
             out.append(Tokens(ids=ids[:limit], truncated=len(ids) > limit))
         return out
 
-    def forward(self, batch: list[Tokens]) -> np.ndarray:
+    def features(self, batch: list[Tokens]) -> np.ndarray:
         self.forward_calls.append(len(batch))
         rows = []
         for tokens in batch:
             seed = int.from_bytes(hashlib.blake2b(str(tokens.ids).encode(), digest_size=8).digest(),
                                   "little")
-            vec = np.random.default_rng(seed).standard_normal(self.info.dimension)
-            rows.append(vec / np.linalg.norm(vec))
-        return np.asarray(rows, dtype=np.float32).reshape(len(batch), self.info.dimension)
+            halves = np.random.default_rng(seed).standard_normal((2, self.info.dimension))
+            rows.append((halves / np.linalg.norm(halves, axis=1, keepdims=True)).ravel())
+        return np.asarray(rows, dtype=np.float32).reshape(len(batch), self.info.feature_dimension)

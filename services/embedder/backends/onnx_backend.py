@@ -1,6 +1,7 @@
 """The model on ONNX Runtime (CPU): fp32 (exact, the CPU default) or dynamic int8 (lossy).
 
-The graph (exported once, see :mod:`onnx_export`) returns pooled, normalised embeddings.
+The graph (exported once, see :mod:`onnx_export`) returns the pooled, normalised sentence and
+lexical embeddings.
 Mixed-length batches run as length-sorted micro-batches of ``onnx_micro_batch`` texts, each
 padded only to its own longest text, so sorting leaves almost no padding in them (sizes of 8
 to 128 measured alike on 2 cores, within noise: bench/RESULTS.md). Intra-op spinning is off,
@@ -18,16 +19,16 @@ import onnxruntime as ort
 from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from services.embedder.backends import ModelInfo, Tokens
+from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
 from services.embedder.backends.model_source import model_revision, resolve
-from services.embedder.backends.onnx_export import Variant, ensure_export
+from services.embedder.backends.onnx_export import OUTPUTS, Variant, ensure_export
 from shared.embedding_identity import EmbeddingIdentity
 from shared.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
 
 
-class OnnxBackend:
+class OnnxBackend(SentenceFromFeatures):
     def __init__(self, session: ort.InferenceSession, tokenizer: object, info: ModelInfo,
                  micro_batch: int) -> None:
         self.session = session
@@ -82,9 +83,9 @@ class OnnxBackend:
         return [Tokens(ids=enc.ids, truncated=bool(enc.overflowing))
                 for enc in self._tok.encode_batch(texts)]
 
-    def forward(self, batch: list[Tokens]) -> np.ndarray:
+    def features(self, batch: list[Tokens]) -> np.ndarray:
         order = sorted(range(len(batch)), key=lambda i: len(batch[i].ids))
-        out = np.empty((len(batch), self.info.dimension), dtype=np.float32)
+        out = np.empty((len(batch), self.info.feature_dimension), dtype=np.float32)
         for start in range(0, len(order), self._micro_batch):
             rows = order[start:start + self._micro_batch]
             out[rows] = self._run([batch[i] for i in rows])
@@ -97,5 +98,5 @@ class OnnxBackend:
         for row, tokens in enumerate(batch):
             ids[row, :len(tokens.ids)] = tokens.ids
             mask[row, :len(tokens.ids)] = 1
-        (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-        return np.asarray(vectors, dtype=np.float32)
+        sentence, lexical = self.session.run(OUTPUTS, {"input_ids": ids, "attention_mask": mask})
+        return np.concatenate([sentence, lexical], axis=1, dtype=np.float32)

@@ -1,10 +1,13 @@
 """The model as an ONNX graph, exported once from its local folder and cached on disk.
 
 The graph takes ``input_ids`` and ``attention_mask`` and returns the pooled, L2-normalised
-sentence embedding, so ONNX Runtime does all the numeric work. It is exported with
-torch.onnx's TorchScript exporter and eager attention (a plain graph ONNX Runtime optimises
-well on CPU); ``int8`` is that graph with dynamic int8 quantisation of its MatMul weights,
-per output channel (per-tensor scales cost far more accuracy on MiniLM).
+sentence embedding and lexical embedding (the embedding layer's output, mean-pooled:
+:mod:`services.embedder.backends`), so ONNX Runtime does all the numeric work. It is
+exported with torch.onnx's TorchScript exporter and eager attention (a plain graph ONNX
+Runtime optimises well on CPU); ``int8`` is that graph with dynamic int8 quantisation of its
+MatMul weights, per output channel (per-tensor scales cost far more accuracy on MiniLM). The
+embedding layer is a Gather and a LayerNorm, not a MatMul, so the lexical embedding stays exact
+in ``int8``.
 
 Each export lives in ``<cache>/<variant>/`` beside a ``manifest.json`` holding a fingerprint
 (the model files' hash, torch/transformers/onnx/onnxruntime versions, the options) and the
@@ -31,7 +34,9 @@ from shared.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
 Variant = Literal["fp32", "int8"]
-EXPORT_FORMAT = 1  # bump when the exported graph changes shape or meaning
+# Bump when the exported graph changes shape or meaning. 2: the lexical output.
+EXPORT_FORMAT = 2
+OUTPUTS = ["sentence_embedding", "lexical_embedding"]
 OPSET = 17
 GRAPH_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -109,12 +114,12 @@ def _export_fp32(source: ModelSource, path: Path) -> None:
                                       dtype=torch.float32).eval()
     example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-            "sentence_embedding": {0: "batch"}}
+            **{name: {0: "batch"} for name in OUTPUTS}}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python code
         torch.onnx.export(PooledEncoder(model, source.pooling), example, str(path), dynamo=False,
                           opset_version=OPSET, input_names=["input_ids", "attention_mask"],
-                          output_names=["sentence_embedding"], dynamic_axes=axes)
+                          output_names=OUTPUTS, dynamic_axes=axes)
 
 
 def _quantize(fp32: Path, path: Path) -> None:

@@ -9,7 +9,8 @@ run as one sequence with per-text position ids and a block-diagonal attention ma
 compute goes to padding; groups are capped at ``pack_tokens`` because attention over the
 packed sequence grows with its square. Batches with little padding (similar lengths) stay
 padded, which is faster for them. Measured ~1.4x over padded batches of 32 random CLINC150
-phrases on 2 CPU cores (bench/RESULTS.md).
+phrases on 2 CPU cores (bench/RESULTS.md). Both paths pool the lexical vector (the embedding
+layer's output, :mod:`services.embedder.backends`) over each text's own tokens, as the sentence.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from services.embedder.backends import ModelInfo, Tokens
+from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
 from services.embedder.backends.model_source import model_revision, resolve
+from services.embedder.backends.pooling import pool
 from shared.embedding_identity import EmbeddingIdentity, Precision
 from shared.settings import EmbedderSettings
 
@@ -38,7 +40,7 @@ _PACKABLE = {"bert"}
 _PACK_ABOVE_PADDING = 0.25
 
 
-class TorchBackend:
+class TorchBackend(SentenceFromFeatures):
     def __init__(self, model: torch.nn.Module, tokenizer: object, info: ModelInfo,
                  pooling: str, pack_tokens: int = 0) -> None:
         self.model = model
@@ -102,12 +104,12 @@ class TorchBackend:
         return [Tokens(ids=enc.ids, truncated=bool(enc.overflowing))
                 for enc in self._tok.encode_batch(texts)]
 
-    def forward(self, batch: list[Tokens]) -> np.ndarray:
+    def features(self, batch: list[Tokens]) -> np.ndarray:
         lengths = [len(t.ids) for t in batch]
         padding = 1 - sum(lengths) / (len(lengths) * max(lengths))
         if not self._pack_tokens or padding <= _PACK_ABOVE_PADDING:
             return self._padded(batch)
-        out = np.empty((len(batch), self.info.dimension), dtype=np.float32)
+        out = np.empty((len(batch), self.info.feature_dimension), dtype=np.float32)
         start, used = 0, 0
         for end, tokens in enumerate(batch):
             if end > start and used + len(tokens.ids) > self._pack_tokens:
@@ -125,14 +127,18 @@ class TorchBackend:
         positions = torch.cat([torch.arange(n) for n in lengths.tolist()])[None]
         segment = torch.repeat_interleave(torch.arange(len(batch)), lengths)
         mask = (segment[:, None] == segment[None, :])[None, None]  # (1, 1, T, T)
-        hidden = self.model(input_ids=ids.to(self._device), position_ids=positions.to(self._device),
-                            attention_mask=mask.to(self._device),
-                            token_type_ids=torch.zeros_like(ids, device=self._device)
-                            ).last_hidden_state[0].float()
-        sums = torch.zeros(len(batch), hidden.shape[1], device=self._device)
-        sums.index_add_(0, segment.to(self._device), hidden)
-        pooled = sums / lengths.to(self._device, torch.float32)[:, None]
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+        out = self.model(input_ids=ids.to(self._device), position_ids=positions.to(self._device),
+                         attention_mask=mask.to(self._device),
+                         token_type_ids=torch.zeros_like(ids, device=self._device),
+                         output_hidden_states=True)
+        segment, sizes = segment.to(self._device), lengths.to(self._device, torch.float32)[:, None]
+
+        def mean_per_text(hidden: torch.Tensor) -> torch.Tensor:
+            sums = torch.zeros(len(batch), hidden.shape[1], device=self._device)
+            return sums.index_add_(0, segment, hidden.float()) / sizes
+
+        return _unit_rows(mean_per_text(out.last_hidden_state[0]),
+                          mean_per_text(out.hidden_states[0][0]))
 
     @torch.inference_mode()
     def _padded(self, batch: list[Tokens]) -> np.ndarray:
@@ -143,17 +149,15 @@ class TorchBackend:
             ids[row, : len(tokens.ids)] = torch.tensor(tokens.ids, dtype=torch.long)
             mask[row, : len(tokens.ids)] = 1
         ids, mask = ids.to(self._device), mask.to(self._device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-        pooled = self._pool(hidden, mask)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        return _unit_rows(pool(out.last_hidden_state.float(), mask, self._pooling),
+                          pool(out.hidden_states[0].float(), mask, "mean"))
 
-    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self._pooling == "cls":
-            return hidden[:, 0]
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        if self._pooling == "max":
-            return hidden.masked_fill(weights == 0, -1e9).max(dim=1).values
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+def _unit_rows(sentence: torch.Tensor, lexical: torch.Tensor) -> np.ndarray:
+    """Features rows [sentence | lexical], each half L2-normalised."""
+    halves = [torch.nn.functional.normalize(h, p=2, dim=1) for h in (sentence, lexical)]
+    return torch.cat(halves, dim=1).cpu().numpy()
 
 
 def _hub_commit(model: torch.nn.Module) -> str:

@@ -3,15 +3,19 @@
 import { api, ApiError, session } from "./api.js";
 import { h, message, show } from "./dom.js";
 import { modelsPage } from "./models.js";
+import { productionPage } from "./production.js";
 import { reportPage } from "./report.js";
+import { reviewPage } from "./review.js";
 import { trainPage } from "./train.js";
 import { tryPage } from "./try.js";
 
-// Each route: a pattern over the hash, the scope it needs, and the page (its content).
+// Each route: a pattern over the hash, the scope it needs (null: any key), and the page.
 const ROUTES = [
-  [/^#\/models$/, "predict", () => modelsPage()],
+  [/^#\/models$/, null, () => modelsPage()],
   [/^#\/models\/([^/]+)\/versions\/(\d+)$/, "admin", ([name, version]) => reportPage(name, version)],
   [/^#\/models\/([^/]+)\/try$/, "predict", ([name]) => tryPage(name)],
+  [/^#\/models\/([^/]+)\/production$/, "admin", ([name]) => productionPage(name)],
+  [/^#\/models\/([^/]+)\/review$/, "admin", ([name]) => reviewPage(name)],
   [/^#\/train$/, "admin", () => trainPage()],
 ];
 
@@ -50,7 +54,7 @@ function navigation() {
     location.hash = "#/signin";
   });
   nav.replaceChildren(
-    session.can("predict") && h("a", { href: "#/models" }, "Models"),
+    h("a", { href: "#/models" }, "Models"),
     session.can("admin") && h("a", { href: "#/train", id: "train-link" }, "Train"),
     h("span", { class: "muted", id: "whoami" }, `${me.name} (${me.scopes.join(", ")})`),
     signOut);
@@ -68,7 +72,7 @@ async function route() {
   for (const [pattern, scope, page] of ROUTES) {
     const match = hash.match(pattern);
     if (!match) continue;
-    if (!session.can(scope)) {
+    if (scope && !session.can(scope)) {
       return show(message(`This page needs a key with the ${scope} scope; ` +
                           `${session.me().name} has ${session.me().scopes.join(", ")}.`));
     }

@@ -1,5 +1,6 @@
 // Models: every model, its versions, which one is in production or on trial, and each
-// version's headline figures (from GET /v1/models, the predict scope).
+// version's headline figures (from GET /v1/models, any key); "Try it" for predict keys,
+// report links for admin keys.
 
 import { api, part, session } from "./api.js";
 import { h, number, percent, table, when } from "./dom.js";
@@ -43,7 +44,12 @@ function modelCard(model) {
                                               : "no production version";
   return h("section", { class: "card model", "data-model": model.name },
     h("h2", {}, model.name, " ",
-      h("a", { href: `#/models/${part(model.name)}/try`, class: "try-link" }, "Try it")),
+      session.can("predict") && h("a", { href: `#/models/${part(model.name)}/try`, class: "try-link" },
+                                  "Try it"),
+      session.can("admin") && h("a", { href: `#/models/${part(model.name)}/production`,
+                                        class: "production-link" }, "Production"),
+      session.can("admin") && h("a", { href: `#/models/${part(model.name)}/review`,
+                                        class: "review-link" }, "Review")),
     h("p", { class: "muted" }, `${production}${trial} · updated ${when(model.updated_at)}`),
     table(["version", "role", "head", "labels", "rows", "weighted F1", "macro F1", "accuracy",
            "abstains", "created", ""],
