@@ -13,12 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.gateway.comparison import MAX_WINDOW
-from services.gateway.reports import candidate_report
+from services.gateway.reports import candidate_report, inference_database
 from services.gateway.router import AdminClient, RegistryDep
 from services.gateway.windows import window
 from shared.app import error_responses
 from shared.contracts.rollout import CandidateMove, CandidateRequest, WithdrawRequest
-from shared.errors import PolyheadError, Unavailable
 from shared.responses import JSONBytes
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
@@ -95,11 +94,6 @@ def compare(name: str, registry: RegistryDep, client: AdminClient,
     one over 7 days or dates out of range; 503 the database is unavailable.
     """
     start, end = window(start, end, default=timedelta(days=1), longest=MAX_WINDOW)
-    try:
+    with inference_database():
         return JSONBytes(candidate_report(registry.sessions, registry, name, start, end,
                                           version))
-    except PolyheadError:
-        raise
-    except Exception as exc:
-        raise Unavailable("the inference database is unavailable; retry shortly",
-                          retry_after_s=5) from exc

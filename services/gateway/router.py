@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from services.gateway.auth import Client, KeyStore
 from services.gateway.feedback import store_feedback
 from services.gateway.ratelimit import RateLimits
-from services.gateway.reports import model_report, whole_hours
+from services.gateway.reports import inference_database, model_report, whole_hours
 from services.gateway.series import Step, model_series
 from services.gateway.service import PredictService
 from services.gateway.windows import window
@@ -207,13 +207,8 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
     buckets. Dates out of range (the default ``from`` is a day before ``to``) answer 422.
     """
     start, end = window(start, end, default=timedelta(days=1), rounded=whole_hours)
-    try:
+    with inference_database():
         return JSONBytes(model_report(registry.sessions, registry, name, start, end))
-    except PolyheadError:
-        raise
-    except Exception as exc:
-        raise Unavailable("the inference database is unavailable; retry shortly",
-                          retry_after_s=5) from exc
 
 
 @router.get("/v1/reports/models/{name}/series", tags=["admin"])
@@ -240,11 +235,6 @@ def report_series(name: str, registry: RegistryDep, client: AdminClient,
     buckets, 503 the database down.
     """
     start, end = window(start, end, default=timedelta(days=1), rounded=whole_hours)
-    try:
+    with inference_database():
         return JSONBytes(model_series(registry.sessions, registry, name, start, end, step,
                                       version))
-    except PolyheadError:
-        raise
-    except Exception as exc:
-        raise Unavailable("the inference database is unavailable; retry shortly",
-                          retry_after_s=5) from exc
