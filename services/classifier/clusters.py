@@ -12,9 +12,8 @@ texts out.
 
 Each cluster is described by its most distinctive words, class-based TF-IDF (each cluster's
 texts are one document, the unclustered texts another, English stop words dropped), and by the
-head's label whose prototypes (:mod:`shared.scope`) lie nearest the cluster's centre. A
-prototype belongs to the label the head predicts for it: the prototypes of a label are centres
-of its training rows. No FastAPI here.
+head's label whose prototypes (:mod:`shared.scope`) lie nearest the cluster's centre (each
+prototype's label: :meth:`shared.heads.Head.prototype_owners`). No FastAPI here.
 """
 
 from __future__ import annotations
@@ -51,13 +50,14 @@ def cluster_texts(texts: list[str], rows: np.ndarray, head: Head
     unclustered = [i for i, c in enumerate(assignment) if sizes[c] == 1]
     documents = [" ".join(texts[i] for i in np.flatnonzero(assignment == c)) for c in grouped]
     words = keywords([*documents, " ".join(texts[i] for i in unclustered)])
+    owners = head.prototype_owners() if head.scope is not None else None
     groups = []
     for c, described in zip(grouped, words, strict=False):
         members = np.flatnonzero(assignment == c)
         centre = vectors[members].mean(axis=0)
         centre /= max(float(np.linalg.norm(centre)), 1e-12)
         order = np.argsort(-(vectors[members] @ centre), kind="stable")
-        label, similarity = nearest_label(centre, head, rows[members].mean(axis=0))
+        label, similarity = nearest_label(centre, head, owners, rows[members].mean(axis=0))
         groups.append(Group(members=[int(i) for i in members[order]], keywords=described,
                             nearest_label=label, similarity=similarity))
     return groups, unclustered
@@ -85,15 +85,13 @@ def keywords(documents: list[str], top: int = KEYWORDS) -> list[list[str]]:
             for row in weights]
 
 
-def nearest_label(centre: np.ndarray, head: Head, mean_row: np.ndarray
-                  ) -> tuple[str | None, float | None]:
-    """The label whose prototypes lie nearest ``centre`` and the cosine to the nearest one;
-    for a head without prototypes, its top label for ``mean_row`` (the members' mean features
-    row) and no similarity."""
-    if head.scope is None:
+def nearest_label(centre: np.ndarray, head: Head, owners: np.ndarray | None,
+                  mean_row: np.ndarray) -> tuple[str | None, float | None]:
+    """The label whose prototypes lie nearest ``centre`` and the cosine to the nearest one
+    (``owners``: each prototype's label index); for a head without prototypes, its top label
+    for ``mean_row`` (the members' mean features row) and no similarity."""
+    if head.scope is None or owners is None:
         return head.labels[int(head.predict_proba(mean_row[None]).argmax())], None
-    prototypes = head.scope.prototypes
-    owners = head.prototype_owners()
-    cosines = prototypes @ centre
+    cosines = head.scope.prototypes @ centre
     best = int(cosines.argmax())
     return head.labels[int(owners[best])], round(float(cosines[best]), 4)
