@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from services.demo import DEMO_MODEL, DemoError, train_demo
 from services.ports import bind_error, listener
 from shared.http import NotReady, wait_ready
@@ -188,7 +190,7 @@ def up(args: argparse.Namespace) -> int:
             _wait_ready(name, urls[name], procs[name], logs)
         if not args.no_demo:
             train_demo(urls["trainer"], urls["gateway"], key, args)
-        print(_banner(urls, key, data), flush=True)
+        print(_banner(urls, key, data, console=_serves_console(urls["gateway"])), flush=True)
         ready = True
         while True:
             for name, proc in procs.items():
@@ -226,11 +228,20 @@ def _stop_all(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float = 30) 
     print("polyhead up: stopped", file=sys.stderr)
 
 
-def _banner(urls: dict[str, str], key: str, data: Path) -> str:
+def _serves_console(gateway: str) -> bool:
+    """Whether the gateway serves the web console (``GATEWAY_CONSOLE=false`` turns it off)."""
+    try:
+        return httpx.get(f"{gateway}/console", timeout=10, follow_redirects=True).is_success
+    except httpx.HTTPError:
+        return False
+
+
+def _banner(urls: dict[str, str], key: str, data: Path, *, console: bool) -> str:
+    console_line = (f"\n  console     {urls['gateway']}/console   (sign in with the API key below)"
+                    if console else "")
     return f"""
 polyhead is up (Ctrl-C stops it). Data and logs: {data}
-  gateway     {urls['gateway']}   (API docs: {urls['gateway']}/docs)
-  console     {urls['gateway']}/console   (sign in with the API key below)
+  gateway     {urls['gateway']}   (API docs: {urls['gateway']}/docs){console_line}
   classifier  {urls['classifier']}   trainer {urls['trainer']}   embedder {urls['embedder']}
   API key     {key}   (also in {data / 'api-key'})
 

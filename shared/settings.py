@@ -64,17 +64,18 @@ class EmbedderSettings(ServiceSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: fp16 on CUDA
     threads: int = Field(0, ge=0, description="CPU threads of the model runtime; 0 = all cores")
-    # auto: torch fp16 on CUDA; on CPU ONNX Runtime fp32 (exact, ~2x torch), torch if the export
+    # auto: torch fp16 on CUDA; on CPU ONNX Runtime fp32 (exact, 1-2.8x torch), torch if the export
     # fails. onnx-int8 is lossy (its own embedding identity). fake: hash vectors, API tests only.
     backend: Literal["auto", "torch", "onnx", "onnx-int8", "fake"] = "auto"
     # Exported ONNX graphs are cached here; unset: beside the model if writable, else in
     # ~/.cache/polyhead/onnx.
     onnx_dir: str | None = None
-    onnx_micro_batch: int = Field(32, ge=1, description="texts per ONNX Runtime run (sorted)")
-    # Padding-free forward passes: a batch's texts run as one packed sequence with
-    # block-diagonal attention. auto = on CPU for BERT-family models (see bench/RESULTS.md).
+    onnx_micro_batch: int = Field(32, ge=1,
+                                  description="texts per ONNX Runtime run of a padded batch")
+    # Padding-free forward passes (torch and ONNX): several texts per row, each attending only
+    # to itself. auto = on CPU for BERT-family models (see bench/RESULTS.md).
     packing: Literal["auto", "on", "off"] = "auto"
-    pack_tokens: int = Field(256, ge=16, description="tokens per packed forward pass")
+    pack_tokens: int = Field(256, ge=16, description="about this many tokens per packed row")
 
     # Dynamic micro-batching.
     max_batch_size: int = Field(128, ge=1)

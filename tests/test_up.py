@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from services import cli
+from services.up import _banner
 from shared.db.models import TrainingJob
 from tests.conftest import ROOT
 
@@ -173,6 +174,13 @@ def test_the_printed_console_link_serves_the_console(suite: Suite) -> None:
     assert link in suite.second.text()
     page = httpx.get(link, timeout=10)
     assert page.status_code == 200 and "/console/app.js" in page.text
+
+
+def test_the_banner_names_the_console_only_when_the_gateway_serves_it() -> None:
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in (
+        ("gateway", 8000), ("classifier", 8002), ("trainer", 8003), ("embedder", 8001))}
+    assert "/console" in _banner(urls, "k", Path("/data"), console=True)
+    assert "/console" not in _banner(urls, "k", Path("/data"), console=False)
 
 
 def test_a_second_up_names_the_taken_port_and_starts_nothing(suite: Suite) -> None:

@@ -15,7 +15,8 @@ from shared.contracts.review import ClusterRequest, ClusterResponse
 router = APIRouter(tags=["classify"], responses=error_responses(404))
 
 
-def get_service(request: Request) -> ClassifierService:
+async def get_service(request: Request) -> ClassifierService:
+    """``async``: FastAPI would run a plain ``def`` in a worker thread, a hop per request."""
     service: ClassifierService = request.app.state.service
     return service
 

@@ -184,15 +184,18 @@ class BatchingEngine:
 
     def _finish(self, batch: list[_Item], rows: np.ndarray | None,
                 error: Exception | None) -> None:
+        """Fill the batch's tickets; resolve the completed ones with one wake-up per loop."""
         with self._lock:
             self._pending -= len(batch)
         metrics.QUEUE_DEPTH.dec(len(batch))
+        done: dict[asyncio.AbstractEventLoop, list[_Ticket]] = {}
         for row, item in enumerate(batch):
             ticket = item.ticket
+            if ticket.remaining == 0:  # failed already, with an earlier item of its request
+                continue
             if error is not None:
-                if ticket.remaining > 0:
-                    ticket.remaining = 0
-                    ticket.loop.call_soon_threadsafe(_fail, ticket.future, error)
+                ticket.remaining = 0
+                done.setdefault(ticket.loop, []).append(ticket)
                 continue
             assert rows is not None and item.tokens is not None
             features = rows[row].copy()  # a row view would pin the whole batch in the cache
@@ -201,15 +204,19 @@ class BatchingEngine:
                                                   item.tokens.truncated)
             ticket.remaining -= 1
             if ticket.remaining == 0:
-                ticket.loop.call_soon_threadsafe(_resolve, ticket.future, ticket.results)
+                done.setdefault(ticket.loop, []).append(ticket)
+        for loop, tickets in done.items():
+            loop.call_soon_threadsafe(_settle, tickets, error)
 
 
-def _resolve(future: asyncio.Future[list[Embedded]], results: list[Embedded | None]) -> None:
-    if not future.done():  # the caller may have gone away
-        future.set_result(results)  # type: ignore[arg-type]  # every slot is filled by now
-
-
-def _fail(future: asyncio.Future[list[Embedded]], error: Exception) -> None:
-    if not future.done():
-        future.set_exception(Unavailable("the model failed on this batch; see the service logs"))
-        log.debug("failed ticket", exc_info=error)
+def _settle(tickets: list[_Ticket], error: Exception | None) -> None:
+    """On the loop: each ticket's results, or the batch's failure."""
+    for ticket in tickets:
+        if ticket.future.done():  # the caller went away
+            continue
+        if error is None:
+            ticket.future.set_result(ticket.results)  # type: ignore[arg-type]  # every slot is filled by now
+        else:
+            ticket.future.set_exception(
+                Unavailable("the model failed on this batch; see the service logs"))
+            log.debug("failed ticket", exc_info=error)

@@ -25,7 +25,8 @@ from shared.responses import JSONBytes
 router = APIRouter(tags=["embeddings"], responses=error_responses(404))
 
 
-def get_service(request: Request) -> EmbeddingService:
+async def get_service(request: Request) -> EmbeddingService:
+    """``async``: FastAPI would run a plain ``def`` in a worker thread, a hop per request."""
     service: EmbeddingService | None = getattr(request.app.state, "service", None)
     if service is None:
         if getattr(request.app.state, "load_failed", False):

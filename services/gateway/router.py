@@ -65,12 +65,13 @@ AdminClient = Annotated[Client, Depends(require("admin"))]
 AnyClient = Annotated[Client, Depends(require(None))]
 
 
-def get_service(request: Request) -> PredictService:
+async def get_service(request: Request) -> PredictService:
+    """``async``: FastAPI would run a plain ``def`` in a worker thread, a hop per request."""
     service: PredictService = request.app.state.service
     return service
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
 

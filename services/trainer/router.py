@@ -42,7 +42,8 @@ router = APIRouter(responses=error_responses(404, 409))
 log = logging.getLogger(__name__)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """``async``: FastAPI would run a plain ``def`` in a worker thread, a hop per request."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

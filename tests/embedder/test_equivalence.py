@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
@@ -50,14 +52,19 @@ async def test_truncation_at_max_length_matches_reference(real_backend: Backend,
     assert float(np.asarray(item["embedding"], dtype=np.float32) @ expected) >= 0.9999
 
 
-def test_padded_and_packed_batches_agree(model_backend: BackendFactory) -> None:
-    """torch on CPU: packing (its default there) and plain padded batches give the same
-    sentence and lexical vectors."""
+@pytest.mark.parametrize("name", ["torch", "onnx"])
+def test_padded_and_packed_batches_agree(model_backend: BackendFactory, onnx_dir: Path,
+                                         name: str) -> None:
+    """On CPU: packing (the default there) and plain padded batches give the same sentence and
+    lexical vectors."""
     from services.embedder.backends import load_backend
+    from services.embedder.backends.onnx_backend import OnnxBackend
     from services.embedder.backends.torch_backend import TorchBackend
-    packed = model_backend("torch")
-    padded = load_backend(settings(backend="torch", packing="off", threads=2))
-    assert isinstance(packed, TorchBackend) and isinstance(padded, TorchBackend)
+    packed = model_backend(name)
+    padded = load_backend(settings(backend=name, packing="off", threads=2,
+                                   onnx_dir=str(onnx_dir)))
+    assert isinstance(packed, TorchBackend | OnnxBackend)
+    assert isinstance(padded, TorchBackend | OnnxBackend)
     assert padded._pack_tokens == 0 and packed._pack_tokens > 0
     texts = clinc_texts("val.csv", 80) + ["my card was declined again " * 70]
     tokens = packed.tokenize(texts)

@@ -1,5 +1,5 @@
 """The ONNX export is made once, reused by later starts, and rebuilt when corrupt or stale
-(another runtime, or an export of an older format: before the lexical output)."""
+(another runtime, or an export of an older format: pooled outputs, padded rows only)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.embedder.backends.onnx_export import (
     GRAPH_FILE,
     MANIFEST_FILE,
     OUTPUTS,
+    PACKED_INPUTS,
     cache_dir,
     ensure_export,
 )
@@ -59,8 +60,8 @@ def test_a_corrupt_or_stale_export_is_rebuilt(export_copy: Path, tmp_path: Path,
     elif damage == "stale":  # exported by another onnxruntime: its graph may not suit this one
         stale = {**good, "fingerprint": {**good["fingerprint"], "onnxruntime": "1.0.0"}}
         (export_copy / MANIFEST_FILE).write_text(json.dumps(stale))
-    else:  # format 1: a graph with the sentence output alone (its fingerprint said format 1)
-        older = {**good, "fingerprint": {**good["fingerprint"], "format": 1}}
+    else:  # format 2: pooled vectors out, padded rows in (its fingerprint said format 2)
+        older = {**good, "fingerprint": {**good["fingerprint"], "format": 2}}
         (export_copy / MANIFEST_FILE).write_text(json.dumps(older))
     with caplog.at_level(logging.INFO):
         graph = ensure_export(settings(onnx_dir=str(tmp_path)), SOURCE, "fp32")
@@ -68,7 +69,9 @@ def test_a_corrupt_or_stale_export_is_rebuilt(export_copy: Path, tmp_path: Path,
     assert any(("corrupt" if damage == "corrupt" else "stale") in r.getMessage()
                for r in caplog.records)
     rebuilt = json.loads((export_copy / MANIFEST_FILE).read_text())
-    assert rebuilt["fingerprint"] == good["fingerprint"] and good["fingerprint"]["format"] == 2
+    assert rebuilt["fingerprint"] == good["fingerprint"] and good["fingerprint"]["format"] == 3
     assert graph.stat().st_size > 1000
-    outputs = [o.name for o in onnxruntime.InferenceSession(str(graph)).get_outputs()]
-    assert outputs == OUTPUTS == ["sentence_embedding", "lexical_embedding"]
+    session = onnxruntime.InferenceSession(str(graph))
+    assert [o.name for o in session.get_outputs()] == OUTPUTS == [
+        "last_hidden_state", "embedding_output"]
+    assert [i.name for i in session.get_inputs()] == PACKED_INPUTS  # MiniLM is a BERT

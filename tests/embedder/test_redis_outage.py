@@ -9,6 +9,7 @@ import os
 import signal
 import time
 
+import anyio
 import pytest
 import redis
 
@@ -40,13 +41,13 @@ async def test_redis_outage_and_recovery(private_redis: RedisProcess, namespace:
         assert cached.json()["data"][0]["cached"]  # the LRU still serves
 
         private_redis.start()  # an empty Redis on the same port, as after a restart
-        time.sleep(0.4)  # the pause after the last failure ends
+        await anyio.sleep(0.4)  # the pause after the last failure ends (the loop keeps running)
         for _ in range(50):
             await client.post("/v1/embeddings", json={"input": "after"})
             keys = redis.Redis.from_url(private_redis.url).keys(f"{namespace}:*")
             if keys:
                 break
-            time.sleep(0.05)
+            await anyio.sleep(0.05)
         assert keys, "writes to Redis did not resume"
         assert (await client.get("/ready")).json()["checks"]["redis"] == "ok"
         assert "polyhead_embedder_redis_errors_total" in (await client.get("/metrics")).text

@@ -1,11 +1,11 @@
 """The model on ONNX Runtime (CPU): fp32 (exact, the CPU default) or dynamic int8 (lossy).
 
-The graph (exported once, see :mod:`onnx_export`) returns the pooled, normalised sentence and
-lexical embeddings.
-Mixed-length batches run as length-sorted micro-batches of ``onnx_micro_batch`` texts, each
-padded only to its own longest text, so sorting leaves almost no padding in them (sizes of 8
-to 128 measured alike on 2 cores, within noise: bench/RESULTS.md). Intra-op spinning is off,
-so idle runtime threads do not take the cores from the event loop between batches.
+The graph (exported once, see :mod:`onnx_export`) returns token states, pooled here per text.
+Mixed-length batches of BERT-family models run packed (:mod:`packing`): one run, no compute
+on padding. Batches with little padding, and other models, run as length-sorted micro-batches
+of ``onnx_micro_batch`` texts, each padded only to its own longest text (sizes of 8 to 128
+measured alike on 2 cores, within noise: bench/RESULTS.md). Intra-op spinning is off, so idle
+runtime threads do not take the cores from the event loop between batches.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from transformers.utils import logging as hf_logging
 
 from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
 from services.embedder.backends.model_source import model_revision, resolve
-from services.embedder.backends.onnx_export import OUTPUTS, Variant, ensure_export
+from services.embedder.backends.onnx_export import OUTPUTS, PACKED_INPUTS, Variant, ensure_export
+from services.embedder.backends.packing import Layout, lay_out, pack_rows, pool_texts, worth_packing
 from shared.embedding_identity import EmbeddingIdentity
 from shared.settings import EmbedderSettings
 
@@ -30,10 +31,13 @@ log = logging.getLogger(__name__)
 
 class OnnxBackend(SentenceFromFeatures):
     def __init__(self, session: ort.InferenceSession, tokenizer: object, info: ModelInfo,
-                 micro_batch: int) -> None:
+                 pooling: str, micro_batch: int, pack_tokens: int) -> None:
         self.session = session
         self.info = info
+        self._pooling = pooling
         self._micro_batch = micro_batch
+        self._inputs = [i.name for i in session.get_inputs()]
+        self._pack_tokens = pack_tokens if self._inputs == PACKED_INPUTS else 0  # 0: padded
         self._pad_id = getattr(tokenizer, "pad_token_id", None) or 0
         self._tok = tokenizer.backend_tokenizer  # type: ignore[attr-defined]  # fast tokenizers only
         self._tok.no_padding()
@@ -67,13 +71,16 @@ class OnnxBackend(SentenceFromFeatures):
             lowercase=bool(getattr(tokenizer, "do_lower_case", False)),
             backend="onnx-int8" if int8 else "onnx",
             identity=str(EmbeddingIdentity(source.model_id, revision, variant)))
-        backend = cls(session, tokenizer, info, settings.onnx_micro_batch)
+        pack_tokens = settings.pack_tokens if settings.packing != "off" else 0
+        backend = cls(session, tokenizer, info, source.pooling, settings.onnx_micro_batch,
+                      pack_tokens)
         backend.forward(backend.tokenize(["warm up the kernels"] * 4))
         log.info("model loaded", extra={"model": info.model_id, "backend": info.backend,
                                         "identity": info.identity, "device": "cpu",
                                         "dimension": info.dimension,
                                         "max_tokens": info.max_tokens,
                                         "micro_batch": settings.onnx_micro_batch,
+                                        "packing": backend._pack_tokens or "off",
                                         "threads": settings.threads or os.cpu_count(),
                                         "pid": os.getpid(),
                                         "seconds": round(time.perf_counter() - start, 2)})
@@ -84,19 +91,20 @@ class OnnxBackend(SentenceFromFeatures):
                 for enc in self._tok.encode_batch(texts)]
 
     def features(self, batch: list[Tokens]) -> np.ndarray:
-        order = sorted(range(len(batch)), key=lambda i: len(batch[i].ids))
+        texts = [t.ids for t in batch]
+        lengths = [len(ids) for ids in texts]
+        if self._pack_tokens and worth_packing(lengths):
+            return self._run(lay_out(texts, pack_rows(lengths, self._pack_tokens), self._pad_id))
+        order = sorted(range(len(batch)), key=lengths.__getitem__)
         out = np.empty((len(batch), self.info.feature_dimension), dtype=np.float32)
         for start in range(0, len(order), self._micro_batch):
             rows = order[start:start + self._micro_batch]
-            out[rows] = self._run([batch[i] for i in rows])
+            one_per_row = [range(r, r + 1) for r in range(len(rows))]
+            out[rows] = self._run(lay_out([texts[i] for i in rows], one_per_row, self._pad_id))
         return out
 
-    def _run(self, batch: list[Tokens]) -> np.ndarray:
-        width = max(len(t.ids) for t in batch)
-        ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, tokens in enumerate(batch):
-            ids[row, :len(tokens.ids)] = tokens.ids
-            mask[row, :len(tokens.ids)] = 1
-        sentence, lexical = self.session.run(OUTPUTS, {"input_ids": ids, "attention_mask": mask})
-        return np.concatenate([sentence, lexical], axis=1, dtype=np.float32)
+    def _run(self, layout: Layout) -> np.ndarray:
+        feeds = {name: getattr(layout, name) for name in self._inputs}
+        last, embedded = self.session.run(OUTPUTS, feeds)
+        return np.concatenate([pool_texts(last, layout, self._pooling),
+                               pool_texts(embedded, layout, "mean")], axis=1)

@@ -1,13 +1,14 @@
 """The model as an ONNX graph, exported once from its local folder and cached on disk.
 
-The graph takes ``input_ids`` and ``attention_mask`` and returns the pooled, L2-normalised
-sentence embedding and lexical embedding (the embedding layer's output, mean-pooled:
-:mod:`services.embedder.backends`), so ONNX Runtime does all the numeric work. It is
-exported with torch.onnx's TorchScript exporter and eager attention (a plain graph ONNX
-Runtime optimises well on CPU); ``int8`` is that graph with dynamic int8 quantisation of its
-MatMul weights, per output channel (per-tensor scales cost far more accuracy on MiniLM). The
-embedding layer is a Gather and a LayerNorm, not a MatMul, so the lexical embedding stays exact
-in ``int8``.
+The graph returns, per token, the last hidden state and the embedding layer's output; the
+backend pools them per text into the sentence and lexical vectors (:mod:`packing`). For
+BERT-family models the graph takes packed rows (``input_ids``, ``position_ids``, ``segments``:
+several texts per row, each attending only to itself), else padded rows (``input_ids``,
+``attention_mask``). It is exported with torch.onnx's TorchScript exporter and eager attention
+(a plain graph ONNX Runtime optimises well on CPU); ``int8`` is that graph with dynamic int8
+quantisation of its MatMul weights, per output channel (per-tensor scales cost far more
+accuracy on MiniLM). The embedding layer is a Gather and a LayerNorm, not a MatMul, so the
+lexical embedding stays exact in ``int8``.
 
 Each export lives in ``<cache>/<variant>/`` beside a ``manifest.json`` holding a fingerprint
 (the model files' hash, torch/transformers/onnx/onnxruntime versions, the options) and the
@@ -30,13 +31,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from services.embedder.backends.model_source import ModelSource, model_revision
+from services.embedder.backends.packing import PACKABLE_MODEL_TYPES
 from shared.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
 Variant = Literal["fp32", "int8"]
-# Bump when the exported graph changes shape or meaning. 2: the lexical output.
-EXPORT_FORMAT = 2
-OUTPUTS = ["sentence_embedding", "lexical_embedding"]
+# Bump when the exported graph changes shape or meaning. 2: the lexical output. 3: token
+# states out (pooled by the backend), packed rows in for BERT-family models.
+EXPORT_FORMAT = 3
+OUTPUTS = ["last_hidden_state", "embedding_output"]
+PACKED_INPUTS = ["input_ids", "position_ids", "segments"]
+PADDED_INPUTS = ["input_ids", "attention_mask"]
 OPSET = 17
 GRAPH_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -53,11 +58,18 @@ def cache_dir(settings: EmbedderSettings, source: ModelSource) -> Path:
     return Path.home() / ".cache" / "polyhead" / "onnx" / slug
 
 
+def packs(source: ModelSource) -> bool:
+    """Whether the model's graph takes packed rows (its positions restart per text)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(source.location).model_type in PACKABLE_MODEL_TYPES
+
+
 def fingerprint(source: ModelSource, variant: Variant) -> dict[str, Any]:
     """What an export depends on: any change means the cached graph is stale."""
     return {"format": EXPORT_FORMAT, "model": source.model_id,
             "model_revision": model_revision(source.location), "variant": variant,
-            "opset": OPSET, "pooling": source.pooling,
+            "opset": OPSET, "rows": "packed" if packs(source) else "padded",
             **{name: version(name) for name in ("torch", "transformers", "onnx", "onnxruntime")}}
 
 
@@ -108,18 +120,24 @@ def _export_fp32(source: ModelSource, path: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    from services.embedder.backends.pooling import PooledEncoder
+    from services.embedder.backends.pooling import PackedTokenStates, TokenStates
 
     model = AutoModel.from_pretrained(source.location, attn_implementation="eager",
                                       dtype=torch.float32).eval()
-    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
-    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-            **{name: {0: "batch"} for name in OUTPUTS}}
+    ids = torch.ones(2, 8, dtype=torch.long)
+    example: tuple[torch.Tensor, ...]
+    if packs(source):  # two texts in the first row, one in the second (then padding)
+        wrapper: torch.nn.Module = PackedTokenStates(model)
+        names, example = PACKED_INPUTS, (ids, torch.tensor([[0, 1, 2, 0, 1, 2, 3, 4]] * 2),
+                                         torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1],
+                                                       [0, 0, 0, 0, 0, -1, -1, -1]]))
+    else:
+        wrapper, names, example = TokenStates(model), PADDED_INPUTS, (ids, torch.ones_like(ids))
+    axes = {name: {0: "rows", 1: "tokens"} for name in [*names, *OUTPUTS]}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python code
-        torch.onnx.export(PooledEncoder(model, source.pooling), example, str(path), dynamo=False,
-                          opset_version=OPSET, input_names=["input_ids", "attention_mask"],
-                          output_names=OUTPUTS, dynamic_axes=axes)
+        torch.onnx.export(wrapper, example, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=names, output_names=OUTPUTS, dynamic_axes=axes)
 
 
 def _quantize(fp32: Path, path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The sentence-transformers head as a torch module, so an export carries it in its graph,
-and the pooling both the module and :class:`TorchBackend` use."""
+"""Pooling for :class:`TorchBackend`'s padded batches, and the encoder wrappers an ONNX export
+traces (:mod:`onnx_export`): they return token states, which the backend pools per text."""
 
 from __future__ import annotations
 
@@ -16,22 +16,35 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
-class PooledEncoder(torch.nn.Module):
-    """A transformers encoder plus pooling and L2 normalisation: ids and mask in, the sentence
-    embedding (pooled as :class:`TorchBackend` and sentence-transformers do) and the lexical
-    embedding (the embedding layer's output, mean-pooled: the text's words without context)
-    out, each unit length."""
+class TokenStates(torch.nn.Module):
+    """A transformers encoder on padded rows: ids and mask in; per token, the last hidden state
+    (pooled into the sentence vector) and the embedding layer's output (pooled into the
+    lexical vector: the text's words without context) out."""
 
-    def __init__(self, encoder: torch.nn.Module, pooling: str) -> None:
+    def __init__(self, encoder: torch.nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
-        self.pooling = pooling
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                            output_hidden_states=True)
-        sentence = pool(out.last_hidden_state, attention_mask, self.pooling)
-        lexical = pool(out.hidden_states[0], attention_mask, "mean")
-        return (torch.nn.functional.normalize(sentence, p=2, dim=1),
-                torch.nn.functional.normalize(lexical, p=2, dim=1))
+        return out.last_hidden_state, out.hidden_states[0]
+
+
+class PackedTokenStates(torch.nn.Module):
+    """:class:`TokenStates` on packed rows (:mod:`packing`): ids, per-text positions and
+    segments in; each token attends only to tokens of its own segment (an additive mask, as
+    eager attention takes it)."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        apart = (segments[:, :, None] != segments[:, None, :])[:, None]  # (rows, 1, T, T)
+        mask = torch.zeros(apart.shape).masked_fill(apart, torch.finfo(torch.float32).min)
+        out = self.encoder(input_ids=input_ids, position_ids=position_ids, attention_mask=mask,
+                           token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
+        return out.last_hidden_state, out.hidden_states[0]

@@ -3,14 +3,11 @@
 Loaded once per process. CUDA with fp16 when present, else CPU with a configurable thread
 count. Tokenization uses the Rust tokenizer directly (truncation flags come for free).
 
-Padding-free batches (CPU, BERT family): short texts of different lengths waste most of a
-padded batch (CLINC150 phrases average 11 tokens, a batch's longest ~25). Packed, the texts
-run as one sequence with per-text position ids and a block-diagonal attention mask, so no
-compute goes to padding; groups are capped at ``pack_tokens`` because attention over the
-packed sequence grows with its square. Batches with little padding (similar lengths) stay
-padded, which is faster for them. Measured ~1.4x over padded batches of 32 random CLINC150
-phrases on 2 CPU cores (bench/RESULTS.md). Both paths pool the lexical vector (the embedding
-layer's output, :mod:`services.embedder.backends`) over each text's own tokens, as the sentence.
+Padding-free batches (CPU, BERT family; :mod:`packing`): mixed-length batches run packed, several
+texts a row, each attending only to itself. Measured ~1.4x over padded batches of 32 random
+CLINC150 phrases on 2 CPU cores (bench/RESULTS.md). Both paths pool the lexical vector (the
+embedding layer's output, :mod:`services.embedder.backends`) over each text's own tokens, as
+the sentence.
 """
 
 from __future__ import annotations
@@ -26,6 +23,14 @@ from transformers.utils import logging as hf_logging
 
 from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
 from services.embedder.backends.model_source import model_revision, resolve
+from services.embedder.backends.packing import (
+    PACKABLE_MODEL_TYPES,
+    Layout,
+    lay_out,
+    pack_rows,
+    pool_texts,
+    worth_packing,
+)
 from services.embedder.backends.pooling import pool
 from shared.embedding_identity import EmbeddingIdentity, Precision
 from shared.settings import EmbedderSettings
@@ -33,11 +38,6 @@ from shared.settings import EmbedderSettings
 log = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _PRECISIONS: dict[str, Precision] = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
-# Models whose positions are plain 0..n-1 per text, so explicit position ids pack safely.
-_PACKABLE = {"bert"}
-# Pack only batches where padding would be over this share of the padded tensor: a batch of
-# similar lengths runs faster padded (one pass reads the weights once for all its texts).
-_PACK_ABOVE_PADDING = 0.25
 
 
 class TorchBackend(SentenceFromFeatures):
@@ -83,10 +83,10 @@ class TorchBackend(SentenceFromFeatures):
                 source.model_id, model_revision(source.location) or _hub_commit(model),
                 _PRECISIONS[dtype_name])),
         )
-        packable = model.config.model_type in _PACKABLE and source.pooling == "mean"
+        packable = model.config.model_type in PACKABLE_MODEL_TYPES
         pack = settings.packing == "on" or (settings.packing == "auto" and device == "cpu")
         if pack and not packable:
-            log.warning("packing needs a BERT-family model with mean pooling; using padding",
+            log.warning("packing needs a BERT-family model; using padding",
                         extra={"model_type": model.config.model_type})
         backend = cls(model, tokenizer, info, source.pooling,
                       pack_tokens=settings.pack_tokens if pack and packable else 0)
@@ -106,39 +106,23 @@ class TorchBackend(SentenceFromFeatures):
 
     def features(self, batch: list[Tokens]) -> np.ndarray:
         lengths = [len(t.ids) for t in batch]
-        padding = 1 - sum(lengths) / (len(lengths) * max(lengths))
-        if not self._pack_tokens or padding <= _PACK_ABOVE_PADDING:
+        if not self._pack_tokens or not worth_packing(lengths):
             return self._padded(batch)
-        out = np.empty((len(batch), self.info.feature_dimension), dtype=np.float32)
-        start, used = 0, 0
-        for end, tokens in enumerate(batch):
-            if end > start and used + len(tokens.ids) > self._pack_tokens:
-                out[start:end] = self._packed(batch[start:end])
-                start, used = end, 0
-            used += len(tokens.ids)
-        out[start:] = self._packed(batch[start:])
-        return out
+        rows = pack_rows(lengths, self._pack_tokens)
+        return self._packed(lay_out([t.ids for t in batch], rows, self._pad_id))
 
     @torch.inference_mode()
-    def _packed(self, batch: list[Tokens]) -> np.ndarray:
-        """One sequence of all texts; each attends only to itself, positions restart per text."""
-        lengths = torch.tensor([len(t.ids) for t in batch])
-        ids = torch.tensor([i for t in batch for i in t.ids], dtype=torch.long)[None]
-        positions = torch.cat([torch.arange(n) for n in lengths.tolist()])[None]
-        segment = torch.repeat_interleave(torch.arange(len(batch)), lengths)
-        mask = (segment[:, None] == segment[None, :])[None, None]  # (1, 1, T, T)
-        out = self.model(input_ids=ids.to(self._device), position_ids=positions.to(self._device),
-                         attention_mask=mask.to(self._device),
-                         token_type_ids=torch.zeros_like(ids, device=self._device),
-                         output_hidden_states=True)
-        segment, sizes = segment.to(self._device), lengths.to(self._device, torch.float32)[:, None]
-
-        def mean_per_text(hidden: torch.Tensor) -> torch.Tensor:
-            sums = torch.zeros(len(batch), hidden.shape[1], device=self._device)
-            return sums.index_add_(0, segment, hidden.float()) / sizes
-
-        return _unit_rows(mean_per_text(out.last_hidden_state[0]),
-                          mean_per_text(out.hidden_states[0][0]))
+    def _packed(self, layout: Layout) -> np.ndarray:
+        """Several texts a row; each attends only to itself, positions restart per text."""
+        ids, positions, segments = (torch.from_numpy(a).to(self._device) for a in (
+            layout.input_ids, layout.position_ids, layout.segments))
+        mask = (segments[:, :, None] == segments[:, None, :])[:, None]  # (rows, 1, T, T)
+        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask,
+                         token_type_ids=torch.zeros_like(ids), output_hidden_states=True)
+        last, embedded = (h.float().cpu().numpy() for h in (out.last_hidden_state,
+                                                             out.hidden_states[0]))
+        return np.concatenate([pool_texts(last, layout, self._pooling),
+                               pool_texts(embedded, layout, "mean")], axis=1)
 
     @torch.inference_mode()
     def _padded(self, batch: list[Tokens]) -> np.ndarray:
