@@ -48,6 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `shared` must import
 
+from bench.cpu_share import CpuProbe
 from shared.text import normalize
 
 DATA_DIR = ROOT / "data" / "clinc150"
@@ -205,6 +206,12 @@ class EmbedderProcess:
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
 
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (the master's children)."""
+        assert self._proc is not None
+        pid = self._proc.pid
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
     def _wait_ready(self) -> None:
         """Poll /ready; on exit or timeout show the service's own output and stop."""
         assert self._proc is not None
@@ -344,6 +351,7 @@ class PhaseResult:
     name: str
     wrk: dict[str, Any]
     metrics: MetricDelta
+    cpu: dict[str, float]  # bench.cpu_share: where the CPU went during the phase
     tps: float = field(init=False)
     p50_ms: float = field(init=False)
     p99_ms: float = field(init=False)
@@ -378,13 +386,15 @@ def run_wrk(url: str, bodies: Path, mode: str, connections: int, threads: int,
     raise SystemExit(f"wrk gave no summary (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-def run_phase(name: str, url: str, bodies: Path, mode: str, connections: int, threads: int,
-              duration_s: int) -> PhaseResult:
-    """A measured wrk run plus the service-side counters for the same span."""
+def run_phase(name: str, embedder: EmbedderProcess, bodies: Path, mode: str, connections: int,
+              threads: int, duration_s: int) -> PhaseResult:
+    """A measured wrk run plus the service-side counters and CPU share for the same span."""
+    url = embedder.url
     before = scrape(url)
-    result = run_wrk(url, bodies, mode, connections, threads, duration_s)
+    with CpuProbe(embedder.worker_pids()) as cpu:
+        result = run_wrk(url, bodies, mode, connections, threads, duration_s)
     wait_idle(url)
-    phase = PhaseResult(name, result, MetricDelta.between(before, scrape(url)))
+    phase = PhaseResult(name, result, MetricDelta.between(before, scrape(url)), cpu.share)
     log(phase.summary())
     if result["exhausted"]:
         log(f"warning: {name} ran out of unseen phrases before the end; its throughput is "
@@ -512,14 +522,15 @@ def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[st
         url = embedder.url
         log("warm-up (untimed)")
         warm_up(url, write_bodies(workdir / "warmup.jsonl", warmup), "once", args, 2)
-        results = {"service": run_phase("service", url, write_bodies(
+        results = {"service": run_phase("service", embedder, write_bodies(
             workdir / "service.jsonl", service), "once", conns, threads, duration)}
-        results["single"] = run_phase("single", url, write_bodies(
+        results["single"] = run_phase("single", embedder, write_bodies(
             workdir / "single.jsonl", single), "once", 1, 1, duration)
         replay = answered_phrases(service, results["service"].wrk)
         replay_file = write_bodies(workdir / "replay.jsonl", replay)
         log(f"replaying {len(replay)} phrases answered in the service phase")
-        results["warm"] = run_phase("warm", url, replay_file, "cycle", conns, threads, duration)
+        results["warm"] = run_phase("warm", embedder, replay_file, "cycle", conns, threads,
+                                    duration)
         redis_errors.append(redis_errors_so_far(url))
         keys = redis_keys(args.redis_url)
         log(f"Redis holds {keys} keys; restarting the embedder with its LRU off")
@@ -529,7 +540,7 @@ def run_service_phases(args: argparse.Namespace, workdir: Path, phrases: list[st
         embedder = EmbedderProcess(port, {**env, "EMBEDDER_LRU_SIZE": "0"}, log_path)
         embedder.start()
         warm_up(url, replay_file, "cycle", args, 1)
-        results["redis_warm"] = run_phase("redis_warm", url, replay_file, "cycle", conns,
+        results["redis_warm"] = run_phase("redis_warm", embedder, replay_file, "cycle", conns,
                                           threads, duration)
         redis_errors.append(redis_errors_so_far(url))
     finally:
@@ -588,6 +599,7 @@ def summarise(results: dict[str, PhaseResult], raw: dict[str, Any]) -> dict[str,
         "raw_small_batch_size": raw["raw_small_batch_size"],
         "service_batch_size_buckets": service.metrics.batch_size_buckets,
         "service_mean_forward_ms": round(service.metrics.mean_forward_ms, 2),
+        "service_cpu": service.cpu,
         "redis_errors": {name: phase.metrics.redis_errors for name, phase in results.items()},
         "rejected_texts": {name: phase.metrics.rejected for name, phase in results.items()},
     })
