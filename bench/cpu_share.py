@@ -1,6 +1,7 @@
-"""Where the CPU went during a span: a service worker's threads, the load generator, idle.
+"""CPU time from ``/proc`` (Linux): of a process tree (:func:`cpu_seconds`), and where it
+went during a span (:class:`CpuProbe`): a service worker's threads, the load generator, idle.
 
-Read from ``/proc`` (Linux) before and after, so it costs nothing while the span runs::
+The probe reads before and after, so it costs nothing while the span runs::
 
     with CpuProbe(worker_pids) as probe:
         subprocess.run(["wrk", ...])
@@ -22,17 +23,36 @@ from types import TracebackType
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
+def stat_seconds(stat: Path) -> float:
+    """User + system CPU seconds in a ``/proc/.../stat`` file (a process's or a thread's)."""
+    text = stat.read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
 def thread_seconds(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) per thread of ``pid``; {} once it has exited."""
+    """CPU seconds per thread of ``pid``; {} once it has exited."""
     seconds = {}
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            stat = (task / "stat").read_text()
+            seconds[int(task.name)] = stat_seconds(task / "stat")
         except OSError:  # the thread ended between listing and reading
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) * TICK_S
     return seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (gunicorn workers), all threads."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += stat_seconds(Path(f"/proc/{current}/stat"))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # it exited meanwhile
+            continue
+    return total
 
 
 def machine_ticks() -> tuple[int, int]:

@@ -61,7 +61,8 @@ from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.serving import PG, cpu_seconds, fresh_schema, phase, stack_env, start, train_head
+from bench.cpu_share import cpu_seconds
+from bench.serving import PG, fresh_schema, phase, stack_env, start, train_head
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.gateway.auth import KeyStore
 from services.gateway.inference_log import InferenceLog, SqlSink

@@ -37,7 +37,8 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.serving import cpu_seconds, fresh_schema, phase, stack_env, start, training_csv
+from bench.cpu_share import cpu_seconds
+from bench.serving import fresh_schema, phase, stack_env, start, training_csv
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.cli import follow
 from services.gateway.auth import KeyStore

@@ -37,6 +37,7 @@ from sqlalchemy import Engine, func, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.cpu_share import cpu_seconds
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.cli import follow
 from services.gateway.auth import KeyStore
@@ -70,22 +71,6 @@ def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
         raise SystemExit(f"{name} {'exited' if exc.exited else 'not ready'}: "
                          f"see {work / name}.log") from None
     return proc
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn workers), from /proc."""
-    total, todo = 0.0, [pid]
-    tick = os.sysconf("SC_CLK_TCK")
-    while todo:
-        current = todo.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from services.classifier.app import create_app as create_classifier
 from services.gateway.app import create_app as create_gateway
@@ -113,6 +113,13 @@ def sign_in(page: Page, stack: dict[str, Any], key: str) -> None:
     page.goto(f"{stack['url']}/console")
     page.fill("#key", key)
     page.click("#signin button[type=submit]")
+
+
+def expect_admin_only(page: Page, stack: dict[str, Any], route: str) -> None:
+    """Opening the console's ``route`` (e.g. ``/train``) with the signed-in key says the page
+    needs the admin scope."""
+    page.goto(f"{stack['url']}/console#{route}")
+    expect(page.locator(".message")).to_contain_text("needs a key with the admin scope")
 
 
 def screenshot(page: Page | Locator, name: str) -> None:

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from services.gateway.app import create_app as create_gateway
 from shared.settings import GatewaySettings
-from tests.console.conftest import screenshot, sign_in
+from tests.console.conftest import expect_admin_only, screenshot, sign_in
 
 pytestmark = pytest.mark.model
 TEXT = "please wake me up with an alarm at 7am"
@@ -44,8 +44,7 @@ def test_what_a_predict_key_cannot_do_is_not_offered(page: Page, stack: dict[str
     sign_in(page, stack, stack["keys"]["app"])
     expect(page.locator(".model[data-model=intents] .try-link")).to_be_visible()
     expect(page.locator(".report-link")).to_have_count(0)
-    page.goto(f"{stack['url']}/console#/models/intents/versions/1")
-    expect(page.locator(".message")).to_contain_text("needs a key with the admin scope")
+    expect_admin_only(page, stack, "/models/intents/versions/1")
 
 
 def test_a_report_draws_sorted_bars(page: Page, stack: dict[str, Any]) -> None:

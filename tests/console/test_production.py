@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.conftest import screenshot, sign_in
+from tests.console.conftest import expect_admin_only, screenshot, sign_in
 
 pytestmark = pytest.mark.model
 TEXTS = ["please wake me up with an alarm at 7am", "set an alarm for noon",
@@ -74,8 +74,7 @@ def test_a_predict_key_gets_no_production_page(page: Page, stack: dict[str, Any]
     sign_in(page, stack, stack["keys"]["app"])
     expect(page.locator(".model[data-model=intents]")).to_be_visible()
     expect(page.locator(".production-link")).to_have_count(0)
-    page.goto(f"{stack['url']}/console#/models/intents/production")
-    expect(page.locator(".message")).to_contain_text("needs a key with the admin scope")
+    expect_admin_only(page, stack, "/models/intents/production")
 
 
 def test_an_unknown_model_says_so(page: Page, stack: dict[str, Any]) -> None:

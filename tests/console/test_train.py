@@ -19,7 +19,7 @@ from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade
 from shared.settings import GatewaySettings
 from tests.conftest import ServerThread, clinc_rows, free_port, pg_schema, to_csv
-from tests.console.conftest import screenshot, sign_in, tab
+from tests.console.conftest import expect_admin_only, screenshot, sign_in, tab
 from tests.trainer.helpers import trainer_app, trainer_settings
 
 pytestmark = pytest.mark.model
@@ -157,5 +157,4 @@ def test_a_predict_key_is_not_offered_training(page: Page, stack: dict[str, Any]
     sign_in(page, stack, stack["keys"]["app"])
     expect(page.locator("#whoami")).to_be_visible()
     expect(page.locator("#train-link")).to_have_count(0)
-    page.goto(f"{stack['url']}/console#/train")
-    expect(page.locator(".message")).to_contain_text("needs a key with the admin scope")
+    expect_admin_only(page, stack, "/train")
