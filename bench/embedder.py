@@ -315,6 +315,7 @@ class MetricDelta:
     mean_batch_size: float
     batch_size_buckets: dict[str, float]
     mean_forward_ms: float
+    forward_s: float
     rejected: float
     redis_errors: float
 
@@ -335,6 +336,7 @@ class MetricDelta:
                    if batches else 0.0,
                    batch_size_buckets=buckets,
                    mean_forward_ms=1000 * forward_s / batches if batches else 0.0,
+                   forward_s=forward_s,
                    rejected=delta("polyhead_embedder_rejected_texts_total"),
                    redis_errors=redis_errors)
 
@@ -600,6 +602,11 @@ def summarise(results: dict[str, PhaseResult], raw: dict[str, Any]) -> dict[str,
         "service_batch_size_buckets": service.metrics.batch_size_buckets,
         "service_mean_forward_ms": round(service.metrics.mean_forward_ms, 2),
         "service_cpu": service.cpu,
+        # The event loop's CPU per answered request, and the share of the phase the model ran.
+        "service_event_loop_ms_per_request": round(
+            1000 * service.cpu["event_loop_cores"] / service.tps, 3) if service.tps else None,
+        "service_model_busy": round(service.metrics.forward_s / (service.wrk["duration_us"] / 1e6),
+                                    3),
         "redis_errors": {name: phase.metrics.redis_errors for name, phase in results.items()},
         "rejected_texts": {name: phase.metrics.rejected for name, phase in results.items()},
     })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import replace
 
@@ -13,11 +14,11 @@ from prometheus_client import REGISTRY
 
 from services.embedder.app import create_app
 from services.embedder.backends import Backend
-from services.embedder.cache import pack, unpack
+from services.embedder.cache import RedisTier, pack, unpack
 from services.embedder.engine import Embedded
 from shared.contracts import EmbeddingResponse
 from shared.contracts.embeddings import FeaturesResponse
-from tests.conftest import running, settings
+from tests.conftest import RedisProcess, running, settings
 from tests.embedder.fakes import SlowBackend
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +133,38 @@ async def test_one_entry_serves_both_routes_and_older_entries_are_never_read(
     assert features.matrix().shape == (2, 32) and features.dimension == 16
     keys = redis.Redis.from_url(redis_url).keys(f"{namespace}:*")
     redis.Redis.from_url(redis_url).delete(*keys)
+
+
+def mget_calls(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return int(stats.get("cmdstat_mget", {}).get("calls", 0))
+
+
+async def test_concurrent_lookups_share_one_round_trip(private_redis: RedisProcess,
+                                                      namespace: str) -> None:
+    """A cohort of concurrent requests costs one MGET, each getting its own entries; a lookup
+    whose request went away does not disturb the others."""
+    from redis.asyncio import Redis
+
+    tier = RedisTier(Redis.from_url(private_redis.url), "fake-embedder@0:fp32",
+                     settings(cache_namespace=namespace))
+    rows = {f"text {i}": Embedded(np.full(4, i, np.float32), i, False) for i in range(6)}
+    redis.Redis.from_url(private_redis.url).mset({tier.key(t): pack(e) for t, e in rows.items()})
+    lookups = [[f"text {i}", f"text {i + 1}", "never stored"] for i in range(5)]
+    before = mget_calls(private_redis.url)
+    found = await asyncio.gather(*(tier.get_many(texts) for texts in lookups))
+    assert mget_calls(private_redis.url) == before + 1
+    for texts, entries in zip(lookups, found, strict=True):
+        assert sorted(entries) == texts[:2]
+        for text in texts[:2]:
+            np.testing.assert_array_equal(entries[text].features, rows[text].features)
+
+    gone = asyncio.create_task(tier.get_many(["text 1"]))
+    kept = asyncio.create_task(tier.get_many(["text 2"]))
+    await asyncio.sleep(0)  # both wait for the same MGET
+    gone.cancel()
+    assert list(await kept) == ["text 2"]
+    await tier.close()
 
 
 @pytest.mark.model

@@ -12,6 +12,7 @@ import time
 import anyio
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from services.embedder.app import create_app
 from shared.settings import EmbedderSettings
@@ -24,6 +25,11 @@ pytestmark = pytest.mark.anyio
 def config(server: RedisProcess, namespace: str) -> EmbedderSettings:
     return settings(redis_url=server.url, cache_namespace=namespace, redis_timeout_ms=50,
                     redis_retry_after_s=0.3)
+
+
+def get_errors() -> float:
+    """Failed Redis lookups so far (process-wide: tests compare before and after)."""
+    return REGISTRY.get_sample_value("polyhead_embedder_redis_errors_total", {"op": "get"}) or 0.0
 
 
 async def test_redis_outage_and_recovery(private_redis: RedisProcess, namespace: str) -> None:
@@ -71,6 +77,32 @@ async def test_hung_redis_costs_at_most_a_timeout(private_redis: RedisProcess,
             os.kill(pid, signal.SIGCONT)
     assert max(timings) < 0.5, timings
     assert sorted(timings)[5] < 0.05, timings  # most requests do not even try Redis
+
+
+async def test_concurrent_requests_to_a_hung_redis_share_one_timeout(
+        private_redis: RedisProcess, namespace: str) -> None:
+    backend = SlowBackend(delay_s=0)
+    async with running(create_app(config(private_redis, namespace), backend=backend)) as client:
+        await client.post("/v1/embeddings", json={"input": "warm the connection"})
+        pid = int(redis.Redis.from_url(private_redis.url).info("server")["process_id"])
+        statuses: list[int] = []
+
+        async def embed(text: str) -> None:
+            statuses.append((await client.post("/v1/embeddings", json={"input": text})).status_code)
+
+        failed_gets = get_errors()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            start = time.perf_counter()
+            async with anyio.create_task_group() as group:
+                for i in range(20):
+                    group.start_soon(embed, f"hung together {i}")
+            elapsed = time.perf_counter() - start
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert statuses == [200] * 20
+    assert elapsed < 0.5, elapsed
+    assert get_errors() == failed_gets + 1  # one lookup for all: one timeout, one connection
 
 
 async def test_unreachable_redis_at_start_is_not_fatal(namespace: str) -> None:
