@@ -74,7 +74,8 @@ async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | No
             timeout = settings.redis_timeout_ms / 1000
             client = Redis.from_url(settings.redis_url, socket_timeout=timeout,
                                     socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
-            redis = RedisTier(client, model.info.identity, settings)
+            redis = RedisTier(client, model.info.identity, model.info.feature_dimension,
+                              settings)
         cache = PhraseCache(settings.lru_size, redis)
         app.state.service = EmbeddingService(engine, cache, settings)
         log.info("embedder ready", extra={"model": model.info.model_id,

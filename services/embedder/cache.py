@@ -8,7 +8,8 @@ serves one identity. An entry is a text's whole features row, [sentence | lexica
 ``/v1/features`` alike, at twice the bytes of a sentence vector (3,072 for MiniLM's 384-d).
 Redis keys name the row's layout (:data:`ROW`), so entries of another layout (sentence vectors
 alone, written before the lexical half) are never read as features. Values are compact bytes: a
-5-byte header (token count, truncated flag) then little-endian float32. Lookups of concurrent
+5-byte header (token count, truncated flag) then little-endian float32; a value of any other
+length is a miss (computed again and overwritten), never an error. Lookups of concurrent
 requests share one MGET (those made while one is out go in the next), and writes pile up for one
 pipeline: per request, the event loop's Redis work was a quarter of its CPU. Redis is a bonus,
 never a dependency: every Redis call is bounded by a short timeout, and after a failure Redis
@@ -43,7 +44,10 @@ def pack(item: Embedded) -> bytes:
     return _HEADER.pack(item.tokens, item.truncated) + item.features.astype("<f4").tobytes()
 
 
-def unpack(raw: bytes) -> Embedded:
+def unpack(raw: bytes, row_floats: int) -> Embedded:
+    """The entry ``pack`` wrote of a row of ``row_floats``; ValueError for anything else."""
+    if len(raw) != _HEADER.size + 4 * row_floats:
+        raise ValueError(f"not a cache entry of {row_floats} floats ({len(raw)} bytes)")
     tokens, truncated = _HEADER.unpack_from(raw)
     features = np.frombuffer(raw, dtype="<f4", offset=_HEADER.size).astype(np.float32)
     features.flags.writeable = False
@@ -51,8 +55,12 @@ def unpack(raw: bytes) -> Embedded:
 
 
 class RedisTier:
-    def __init__(self, client: Redis, identity: str, settings: EmbedderSettings) -> None:
+    """``row_floats``: the length of every entry's features row (twice the model's dimension)."""
+
+    def __init__(self, client: Redis, identity: str, row_floats: int,
+                 settings: EmbedderSettings) -> None:
         self.client = client
+        self._row_floats = row_floats
         self._prefix = f"{settings.cache_namespace}:{identity}:{ROW}:"
         self._ttl = settings.redis_ttl_s
         self._timeout = settings.redis_timeout_ms / 1000
@@ -106,9 +114,16 @@ class RedisTier:
         except Exception as exc:  # noqa: BLE001 - down, slow or refusing: serve without Redis
             self._pause("get", exc)
             return {}
-        # The client does not decode responses: values are the bytes ``pack`` wrote.
-        return {t: unpack(cast(bytes, raw)) for t, raw in zip(texts, raws, strict=True)
-                if raw is not None}
+        # The client does not decode responses: values are the bytes ``pack`` wrote, or else a
+        # corrupt entry, which is a miss: computed again, and overwritten.
+        found: dict[str, Embedded] = {}
+        for text, raw in zip(texts, raws, strict=True):
+            if raw is not None:
+                try:
+                    found[text] = unpack(cast(bytes, raw), self._row_floats)
+                except ValueError:
+                    metrics.REDIS_ERRORS.labels("decode").inc()
+        return found
 
     def put_many(self, items: dict[str, Embedded]) -> None:
         """Queue writes; one pipeline flushes whatever piled up (off the request path)."""

@@ -21,4 +21,5 @@ CACHE_HIT_RATIO = Gauge("polyhead_embedder_cache_hit_ratio",
                         "Hit ratio since start, by tier (also derivable from the lookups counter).",
                         ["tier"], multiprocess_mode="mostrecent")
 REDIS_ERRORS = Counter("polyhead_embedder_redis_errors_total",
-                       "Redis calls that failed or timed out (served without Redis).", ["op"])
+                       "Redis calls that failed or timed out (served without Redis), and "
+                       "entries that could not be read (op=decode: computed again).", ["op"])

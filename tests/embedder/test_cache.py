@@ -39,7 +39,7 @@ def test_values_are_compact_bytes_and_round_trip() -> None:
     row = np.linspace(-1, 1, 768, dtype=np.float32)
     raw = pack(Embedded(row, tokens=7, truncated=True))
     assert len(raw) == 5 + 768 * 4
-    back = unpack(raw)
+    back = unpack(raw, 768)
     np.testing.assert_array_equal(back.features, row)
     np.testing.assert_array_equal(back.sentence, row[:384])
     assert (back.tokens, back.truncated) == (7, True)
@@ -95,6 +95,30 @@ async def test_redis_shares_vectors_between_replicas(redis_url: str, namespace: 
     redis.Redis.from_url(redis_url).delete(*keys)
 
 
+async def test_a_corrupt_redis_entry_is_computed_again_and_overwritten(
+        redis_url: str, namespace: str) -> None:
+    config = settings(redis_url=redis_url, cache_namespace=namespace, redis_ttl_s=600)
+    async with running(create_app(config, backend=SlowBackend(delay_s=0))) as replica_a:
+        computed = parse(await replica_a.post("/v1/embeddings", json={"input": ["a", "b"]}))
+    store = redis.Redis.from_url(redis_url)
+    keys = sorted(store.keys(f"{namespace}:*"))
+    good = store.get(keys[0])
+    assert isinstance(good, bytes)
+    store.set(keys[0], b"not an entry")
+    store.set(keys[1], good + b"\0\0\0\0")  # one float too many
+    backend = SlowBackend(delay_s=0)
+    async with running(create_app(config, backend=backend)) as replica_b:
+        served = parse(await replica_b.post("/v1/embeddings", json={"input": ["a", "b"]}))
+        for _ in range(50):  # the rewrite is queued off the request path
+            if all(len(store.get(k) or b"") == len(good) for k in keys):
+                break
+            await asyncio.sleep(0.02)
+    assert sum(backend.forward_calls) == 2 and not any(d.cached for d in served.data)
+    np.testing.assert_array_equal(served.matrix(), computed.matrix())
+    assert [len(store.get(k) or b"") for k in keys] == [len(good)] * 2
+    store.delete(*keys)
+
+
 async def test_redis_never_answers_with_another_identity(redis_url: str, namespace: str) -> None:
     """An int8 replica and an fp32 replica of one model share Redis, never each other's vectors."""
     config = settings(redis_url=redis_url, cache_namespace=namespace, redis_ttl_s=600)
@@ -146,7 +170,7 @@ async def test_concurrent_lookups_share_one_round_trip(private_redis: RedisProce
     whose request went away does not disturb the others."""
     from redis.asyncio import Redis
 
-    tier = RedisTier(Redis.from_url(private_redis.url), "fake-embedder@0:fp32",
+    tier = RedisTier(Redis.from_url(private_redis.url), "fake-embedder@0:fp32", 4,
                      settings(cache_namespace=namespace))
     rows = {f"text {i}": Embedded(np.full(4, i, np.float32), i, False) for i in range(6)}
     redis.Redis.from_url(private_redis.url).mset({tier.key(t): pack(e) for t, e in rows.items()})
