@@ -22,7 +22,14 @@ from transformers.utils import logging as hf_logging
 from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
 from services.embedder.backends.model_source import model_revision, resolve
 from services.embedder.backends.onnx_export import OUTPUTS, PACKED_INPUTS, Variant, ensure_export
-from services.embedder.backends.packing import Layout, lay_out, pack_rows, pool_texts, worth_packing
+from services.embedder.backends.packing import (
+    Layout,
+    lay_out,
+    one_per_row,
+    pack_rows,
+    pool_texts,
+    worth_packing,
+)
 from shared.embedding_identity import EmbeddingIdentity
 from shared.settings import EmbedderSettings
 
@@ -99,8 +106,8 @@ class OnnxBackend(SentenceFromFeatures):
         out = np.empty((len(batch), self.info.feature_dimension), dtype=np.float32)
         for start in range(0, len(order), self._micro_batch):
             rows = order[start:start + self._micro_batch]
-            one_per_row = [range(r, r + 1) for r in range(len(rows))]
-            out[rows] = self._run(lay_out([texts[i] for i in rows], one_per_row, self._pad_id))
+            out[rows] = self._run(lay_out([texts[i] for i in rows], one_per_row(len(rows)),
+                                          self._pad_id))
         return out
 
     def _run(self, layout: Layout) -> np.ndarray:

@@ -46,6 +46,11 @@ def pack_rows(lengths: Sequence[int], budget: int) -> list[range]:
     return rows
 
 
+def one_per_row(count: int) -> list[range]:
+    """The padded plan: each of ``count`` texts in a row of its own."""
+    return [range(text, text + 1) for text in range(count)]
+
+
 @dataclass(frozen=True)
 class Layout:
     """A batch laid out in rows: (rows, width) arrays named as a model's inputs; padding has

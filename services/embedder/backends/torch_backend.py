@@ -27,6 +27,7 @@ from services.embedder.backends.packing import (
     PACKABLE_MODEL_TYPES,
     Layout,
     lay_out,
+    one_per_row,
     pack_rows,
     pool_texts,
     worth_packing,
@@ -126,13 +127,9 @@ class TorchBackend(SentenceFromFeatures):
 
     @torch.inference_mode()
     def _padded(self, batch: list[Tokens]) -> np.ndarray:
-        width = max(len(t.ids) for t in batch)
-        ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, tokens in enumerate(batch):
-            ids[row, : len(tokens.ids)] = torch.tensor(tokens.ids, dtype=torch.long)
-            mask[row, : len(tokens.ids)] = 1
-        ids, mask = ids.to(self._device), mask.to(self._device)
+        layout = lay_out([t.ids for t in batch], one_per_row(len(batch)), self._pad_id)
+        ids, mask = (torch.from_numpy(a).to(self._device) for a in (layout.input_ids,
+                                                                    layout.attention_mask))
         out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         return _unit_rows(pool(out.last_hidden_state.float(), mask, self._pooling),
                           pool(out.hidden_states[0].float(), mask, "mean"))
