@@ -54,7 +54,8 @@ def compare(lossy: str, exact: str = "onnx") -> dict[str, Any]:
     from services.embedder.backends import load_backend
     from shared.settings import EmbedderSettings
 
-    accuracy = {name: head_accuracy(load_backend(EmbedderSettings(backend=name)))
+    accuracy = {name: head_accuracy(load_backend(EmbedderSettings(backend=name,
+                                                                  concurrent_batches=1)))
                 for name in (exact, lossy)}
     return {"head_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
             "head_accuracy_delta": round(accuracy[lossy] - accuracy[exact], 4),

@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,71 +102,91 @@ def write_bodies(path: Path, phrases: list[str]) -> Path:
 # --- phase 1: the in-process ceiling (runs in its own process) -----------------------------
 
 
-def texts_per_second(backend: Any, texts: list[str], batch_size: int, sort_all: bool) -> float:
+def texts_per_second(backend: Any, texts: list[str], batch_size: int, sort_all: bool,
+                     workers: int = 1) -> float:
     """Tokenize + forward ``texts`` in batches, as the service's batcher does; texts/s.
 
     ``sort_all``: sort every text by token count first (least padding, the ideal); otherwise
-    batches are taken in the given order and sorted only within themselves.
+    batches are taken in the given order and sorted only within themselves. ``workers``
+    threads take the batches in turn and run them at once, as the engine's workers do.
     """
     start = time.perf_counter()
     if sort_all:
         tokens = sorted(backend.tokenize(texts), key=lambda t: len(t.ids))
-        for i in range(0, len(tokens), batch_size):
-            backend.forward(tokens[i:i + batch_size])
+        batches = [tokens[i:i + batch_size] for i in range(0, len(tokens), batch_size)]
     else:
-        for i in range(0, len(texts), batch_size):
-            batch = sorted(backend.tokenize(texts[i:i + batch_size]), key=lambda t: len(t.ids))
+        batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    todo = iter(batches)  # next() on a list iterator is atomic under the GIL
+
+    def work() -> None:
+        for batch in todo:
+            if not sort_all:
+                batch = sorted(backend.tokenize(batch), key=lambda t: len(t.ids))
             backend.forward(batch)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return len(texts) / (time.perf_counter() - start)
 
 
-def measure_raw(n_texts: int, small_batch: int, backend_name: str) -> dict[str, Any]:
+def measure_raw(n_texts: int, connections: int, backend_name: str) -> dict[str, Any]:
     """The model alone, no HTTP and no queue (run in its own process by the bench).
 
-    Two figures: length-sorted batches of the service's max batch size (the ceiling), and
-    batches of ``small_batch`` random phrases: the most the batcher can gather when
-    ``small_batch`` clients each send one phrase. Torch fp32 is measured in the same run, as
-    the reference ceiling (``raw_tps_torch``).
+    The model runs as the service runs it (``EMBEDDER_CONCURRENT_BATCHES`` x
+    ``EMBEDDER_THREADS``, zeros filled in from the cores: ``backends.concurrency``), on two
+    kinds of batches: length-sorted batches of the service's max batch size (the ceiling), and
+    batches of random phrases, each worker's share of ``connections`` one-phrase clients: the
+    most the batcher can gather. Torch fp32 is measured in the same run, the same way, as the
+    reference ceiling (``raw_tps_torch``).
     """
     import torch
 
-    from services.embedder.backends import load_backend
+    from services.embedder.backends import concurrency, load_backend
     from shared.settings import EmbedderSettings
 
-    # threads=0: the machine's ceiling uses all cores, whatever EMBEDDER_THREADS the service has.
-    settings = EmbedderSettings(threads=0, backend=backend_name)
+    settings = EmbedderSettings(backend=backend_name)
     backend = load_backend(settings)  # the service's own path; warms up
-    packed = load_backend(EmbedderSettings(threads=0, backend="torch"))  # packed on CPU
-    padded = load_backend(EmbedderSettings(threads=0, backend="torch", packing="off"))
+    split = concurrency(settings, backend.info.device)
+    packed, padded = (load_backend(settings.model_copy(update={  # torch packs on CPU
+        "backend": "torch", "packing": packing, "threads": split.threads,
+        "concurrent_batches": split.batches})) for packing in ("auto", "off"))
     texts = load_phrases()[:n_texts]
     batch_size = settings.max_batch_size
+    small_batch = -(-connections // split.batches)
     for model in (backend, packed, padded):  # untimed: first full-size batch
         model.forward(model.tokenize(texts[:batch_size]))
+
+    def rate(model: Any, size: int, sort_all: bool, some: list[str] = texts) -> float:
+        return texts_per_second(model, some, size, sort_all, workers=split.batches)
+
     # Torch's ceiling is the best of its two paths on length-sorted batches: with almost no
     # padding left to save, plain padded batches are the classic upper bound.
-    sorted_tps = {"packed": texts_per_second(packed, texts, batch_size, sort_all=True),
-                  "padded": texts_per_second(padded, texts, batch_size, sort_all=True)}
+    sorted_tps = {"packed": rate(packed, batch_size, True),
+                  "padded": rate(padded, batch_size, True)}
     torch_tps = max(sorted_tps.values())
-    raw_tps = torch_tps if backend.info.backend == "torch" else texts_per_second(
-        backend, texts, batch_size, sort_all=True)
-    small_tps = texts_per_second(backend, texts[:max(small_batch * 32, 512)], small_batch,
-                                 sort_all=False)
+    raw_tps = torch_tps if backend.info.backend == "torch" else rate(backend, batch_size, True)
+    small_tps = rate(backend, small_batch, False, texts[:max(small_batch * 32, 512)])
     return {"raw_tps": raw_tps, "raw_tps_torch": torch_tps, "raw_texts": len(texts),
             "backend": backend.info.backend, "identity": backend.info.identity,
             "raw_sorted_padded_tps": round(sorted_tps["padded"], 1),
             "raw_sorted_packed_tps": round(sorted_tps["packed"], 1),
             "raw_batch_size": batch_size,
             "raw_small_batch_tps": small_tps, "raw_small_batch_size": small_batch,
+            "concurrent_batches": split.batches, "threads_per_batch": split.threads,
             "torch_version": torch.__version__, "raw_torch_threads": torch.get_num_threads(),
             "device": backend.info.device, "dtype": backend.info.dtype,
             "model": backend.info.model_id, "max_batch_size": batch_size,
-            "max_wait_ms": settings.max_wait_ms, "packing": settings.packing}
+            "max_wait_ms": settings.max_wait_ms, "packing": settings.packing,
+            "pack_tokens": settings.pack_tokens}
 
 
-def run_raw_subprocess(n_texts: int, small_batch: int, backend: str) -> dict[str, Any]:
+def run_raw_subprocess(n_texts: int, connections: int, backend: str) -> dict[str, Any]:
     """Phase 1 in a child process, so the bench process never loads torch or holds its threads."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--raw-only", "--backend", backend,
-           "--raw-texts", str(n_texts), "--connections", str(small_batch)]
+           "--raw-texts", str(n_texts), "--connections", str(connections)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
@@ -680,7 +701,8 @@ def main() -> None:
     figures.update(info)
     figures.update({key: raw[key] for key in ("torch_version", "raw_torch_threads", "device",
                                               "dtype", "model", "identity", "max_batch_size",
-                                              "max_wait_ms")})
+                                              "max_wait_ms", "concurrent_batches",
+                                              "threads_per_batch", "pack_tokens")})
     if not raw["identity"].endswith(":fp32"):  # lossy: what it costs a head
         log("measuring a head's accuracy on its vectors against fp32 (untimed)")
         figures["head_accuracy_delta"] = head_accuracy_delta(raw["backend"])

@@ -68,7 +68,7 @@ def load_embeddings() -> dict[str, tuple[np.ndarray, list[str]]]:
             if backend is None:
                 from services.embedder.backends import load_backend
                 from shared.settings import EmbedderSettings
-                backend = load_backend(EmbedderSettings())
+                backend = load_backend(EmbedderSettings(concurrent_batches=1))
             lower = backend.info.lowercase
             prepared = [normalize(clean(t), lowercase=lower) for t in texts]
             vectors = np.concatenate([backend.features(backend.tokenize(prepared[i:i + 128]))

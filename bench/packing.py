@@ -4,10 +4,12 @@ Run from the repository root (hold the CPU to yourself: other work moves the fig
 
     .venv/bin/python bench/packing.py [--backend torch|onnx|onnx-int8] [--texts 1024] [--rounds 3]
 
-Measures one embedder backend (default torch) with no HTTP and no queue, on all cores:
+Measures one embedder backend (default torch) with no HTTP and no queue, one batch at a time
+on all cores:
 
-1. texts/s, padded (``EMBEDDER_PACKING=off``) against packed (``on``, rows of about 256 tokens), for
-   batches of 1, 16 and 32 random CLINC150 phrases and for length-sorted batches of 128.
+1. texts/s, padded (``EMBEDDER_PACKING=off``) against packed (``on``, rows of about
+   ``EMBEDDER_PACK_TOKENS`` tokens, 128 by default), for batches of 1, 16 and 32 random
+   CLINC150 phrases and for length-sorted batches of 128.
    ``packed`` is the service's own path, which pads batches with little padding to save;
    ``packed_forced`` packs every batch, to show why that threshold exists.
 2. the row token budget (``EMBEDDER_PACK_TOKENS``) swept on batches of 64 random phrases.
@@ -43,7 +45,7 @@ from shared.settings import EmbedderSettings
 
 BATCHES = (1, 16, 32)
 SORTED_BATCH = 128
-BUDGETS = (128, 256, 384, 512, 768)
+BUDGETS = (64, 128, 256, 384, 512)
 BUDGET_BATCH = 64
 SINGLE_TEXTS = 256  # one text per forward pass is slow: fewer texts for that row
 T = TypeVar("T")
@@ -53,10 +55,12 @@ def log(message: str) -> None:
     print(f"[packing] {message}", file=sys.stderr, flush=True)
 
 
-def backend(name: str, packs: Literal["on", "off"], pack_tokens: int = 256) -> Backend:
-    """The service's backend as the settings build it, on all cores (``threads=0``)."""
-    return load_backend(EmbedderSettings(threads=0, backend=name, packing=packs,
-                                         pack_tokens=pack_tokens))
+def backend(name: str, packs: Literal["on", "off"], pack_tokens: int | None = None) -> Backend:
+    """The service's backend as the settings build it, one batch at a time on all cores."""
+    settings = EmbedderSettings(concurrent_batches=1, backend=name, packing=packs)
+    if pack_tokens is not None:
+        settings = settings.model_copy(update={"pack_tokens": pack_tokens})
+    return load_backend(settings)
 
 
 def tps(model: Backend, texts: list[str], batch: int, sort_all: bool = False) -> float:

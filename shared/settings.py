@@ -63,7 +63,13 @@ class EmbedderSettings(ServiceSettings):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: fp16 on CUDA
-    threads: int = Field(0, ge=0, description="CPU threads of the model runtime; 0 = all cores")
+    # On CPU the model runs ``concurrent_batches`` batches at once, each on ``threads`` threads:
+    # 0 and 0 = one single-threaded batch per core (bench/RESULTS.md: 1.2-1.3x one batch on
+    # all cores, in the service and in-process). On CUDA one batch at a time.
+    threads: int = Field(0, ge=0, description="CPU threads of each batch's forward pass; "
+                                              "0 = the cores over concurrent_batches")
+    concurrent_batches: int = Field(0, ge=0, description="batches run at once on CPU, each "
+                                                         "on its own thread; 0 = cores/threads")
     # auto: torch fp16 on CUDA; on CPU ONNX Runtime fp32 (exact, 1-2.8x torch), torch if the export
     # fails. onnx-int8 is lossy (its own embedding identity). fake: hash vectors, API tests only.
     backend: Literal["auto", "torch", "onnx", "onnx-int8", "fake"] = "auto"
@@ -75,7 +81,7 @@ class EmbedderSettings(ServiceSettings):
     # Padding-free forward passes (torch and ONNX): several texts per row, each attending only
     # to itself. auto = on CPU for BERT-family models (see bench/RESULTS.md).
     packing: Literal["auto", "on", "off"] = "auto"
-    pack_tokens: int = Field(256, ge=16, description="about this many tokens per packed row")
+    pack_tokens: int = Field(128, ge=16, description="about this many tokens per packed row")
 
     # Dynamic micro-batching.
     max_batch_size: int = Field(128, ge=1)

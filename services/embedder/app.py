@@ -80,6 +80,7 @@ async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | No
         app.state.service = EmbeddingService(engine, cache, settings)
         log.info("embedder ready", extra={"model": model.info.model_id,
                                           "identity": model.info.identity,
+                                          "concurrent_batches": engine.concurrent_batches,
                                           "redis": bool(settings.redis_url),
                                           "lru_size": settings.lru_size})
     except Exception as exc:

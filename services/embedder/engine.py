@@ -1,12 +1,15 @@
 """Dynamic micro-batching: many concurrent requests, one forward pass.
 
-Requests put their texts on a bounded queue and await a future. One worker thread takes
-what is waiting and, under load, waits (at most ``max_wait_ms``) until about half as many
-texts as the last batch had are there: the clients just answered need a moment to send
-their next request, and without the wait batches alternate between one text and the rest.
-A lone client never waits. Then it sorts by token length to cut
-padding, cuts batches under ``max_batch_size`` and ``max_batch_tokens``, runs the backend and
-resolves the futures on the event loop. The event loop never runs the model, and a full
+Requests put their texts on a bounded queue and await a future. Worker threads, one per
+batch the model runs at once (:func:`~services.embedder.backends.concurrency`: one per core
+on CPU), take turns at the queue: the one whose turn it is takes what is waiting and, under
+load, waits (at most ``max_wait_ms``) until about half as many texts as the last batch had
+are there: the clients just answered need a moment to send their next request, and without
+the wait batches alternate between one text and the rest. A lone client never waits. With
+several workers, one takes at most its share of the texts in the engine, so the others find
+work at once instead of idling until its batch is answered. Then it sorts by token length to
+cut padding, cuts batches under ``max_batch_size`` and ``max_batch_tokens``, runs the backend
+and resolves the futures on the event loop. The event loop never runs the model, and a full
 queue answers :class:`Overloaded` at once instead of growing.
 """
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.embedder import metrics
-from services.embedder.backends import Backend, Tokens
+from services.embedder.backends import Backend, Tokens, concurrency
 from shared.errors import Overloaded, Unavailable
 from shared.settings import EmbedderSettings
 
@@ -78,16 +81,28 @@ class BatchingEngine:
         self._rate = 100.0  # texts/s, smoothed: sizes Retry-After
         self._last_batch = 0
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="embedder-batcher", daemon=True)
+        self._workers = concurrency(settings, backend.info.device).batches
+        self._gathering = threading.Lock()  # whose turn it is to take texts from the queue
+        self._carry: list[_Item] = []  # texts the last batch had no room for (tokenized)
+        self._threads = [threading.Thread(target=self._run, name=f"embedder-batcher-{n}",
+                                          daemon=True) for n in range(self._workers)]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Finish what is queued, then end the worker thread."""
+        """Finish what is queued, then end the worker threads."""
         self._stopping = True
         self._queue.put(None)
-        self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def concurrent_batches(self) -> int:
+        """Worker threads: batches the model runs at once."""
+        return self._workers
 
     @property
     def pending(self) -> int:
@@ -116,32 +131,44 @@ class BatchingEngine:
     # --- worker thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        carry: list[_Item] = []
         while True:
-            items = self._gather(carry)
-            if items is None:
+            with self._gathering:  # one worker at a time takes texts; what it leaves, any takes
+                batch = self._next_batch()
+            if batch is None:
                 return
-            todo = [it for it in items if it.tokens is None]
-            if todo:
-                for item, tokens in zip(todo, self.backend.tokenize([it.text for it in todo]),
-                                        strict=True):
-                    item.tokens = tokens
-            items.sort(key=lambda it: len(it.tokenized.ids))
-            batch, carry = self._cut(items)
-            self._last_batch = len(batch)
             self._forward(batch)
 
-    def _gather(self, carry: list[_Item]) -> list[_Item] | None:
-        """Block for the first text, then take what arrives within ``max_wait`` (under load)."""
-        items = list(carry)
+    def _next_batch(self) -> list[_Item] | None:
+        """The next batch, tokenized and length-sorted; None when stopping."""
+        items = self._gather()
+        if items is None:
+            return None
+        todo = [it for it in items if it.tokens is None]
+        if todo:
+            for item, tokens in zip(todo, self.backend.tokenize([it.text for it in todo]),
+                                    strict=True):
+                item.tokens = tokens
+        items.sort(key=lambda it: len(it.tokenized.ids))
+        batch, self._carry = self._cut(items)
+        self._last_batch = len(batch)
+        return batch
+
+    def _gather(self) -> list[_Item] | None:
+        """What the last batch left, else block for the first text; then take what arrives
+        within ``max_wait`` (under load)."""
+        items, self._carry = self._carry, []
         if not items:
             first = self._queue.get()
-            if first is None:
+            if first is None:  # stopping: the next worker thread sees it too
+                self._queue.put(None)
                 return None
             items.append(first)
-        target = min(self._max_batch, self._last_batch // 2)  # 0 or 1: do not wait
+        limit = self._max_batch
+        if self._workers > 1:  # leave the other workers their share of the texts in the engine
+            limit = min(limit, max(1, -(-self._pending // self._workers)))
+        target = min(limit, self._last_batch // 2)  # 0 or 1: do not wait
         deadline = time.perf_counter() + self._max_wait_s
-        while len(items) < self._max_batch:
+        while len(items) < limit:
             try:
                 timeout = deadline - time.perf_counter()
                 if len(items) >= target or timeout <= 0:
@@ -179,32 +206,33 @@ class BatchingEngine:
         metrics.FORWARD_SECONDS.observe(elapsed)
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.BATCH_TOKENS.observe(len(batch) * len(tokens[-1].ids))
-        self._rate = 0.8 * self._rate + 0.2 * (len(batch) / max(elapsed, 1e-6))
+        rate = self._workers * len(batch) / max(elapsed, 1e-6)  # all workers, roughly
+        self._rate = 0.8 * self._rate + 0.2 * rate
         self._finish(batch, rows, None)
 
     def _finish(self, batch: list[_Item], rows: np.ndarray | None,
                 error: Exception | None) -> None:
         """Fill the batch's tickets; resolve the completed ones with one wake-up per loop."""
-        with self._lock:
-            self._pending -= len(batch)
         metrics.QUEUE_DEPTH.dec(len(batch))
         done: dict[asyncio.AbstractEventLoop, list[_Ticket]] = {}
-        for row, item in enumerate(batch):
-            ticket = item.ticket
-            if ticket.remaining == 0:  # failed already, with an earlier item of its request
-                continue
-            if error is not None:
-                ticket.remaining = 0
-                done.setdefault(ticket.loop, []).append(ticket)
-                continue
-            assert rows is not None and item.tokens is not None
-            features = rows[row].copy()  # a row view would pin the whole batch in the cache
-            features.flags.writeable = False
-            ticket.results[item.index] = Embedded(features, len(item.tokens.ids),
-                                                  item.tokens.truncated)
-            ticket.remaining -= 1
-            if ticket.remaining == 0:
-                done.setdefault(ticket.loop, []).append(ticket)
+        with self._lock:  # another worker thread may hold other texts of the same tickets
+            self._pending -= len(batch)
+            for row, item in enumerate(batch):
+                ticket = item.ticket
+                if ticket.remaining == 0:  # failed already, with an earlier item of its request
+                    continue
+                if error is not None:
+                    ticket.remaining = 0
+                    done.setdefault(ticket.loop, []).append(ticket)
+                    continue
+                assert rows is not None and item.tokens is not None
+                features = rows[row].copy()  # a row view would pin the whole batch in the cache
+                features.flags.writeable = False
+                ticket.results[item.index] = Embedded(features, len(item.tokens.ids),
+                                                      item.tokens.truncated)
+                ticket.remaining -= 1
+                if ticket.remaining == 0:
+                    done.setdefault(ticket.loop, []).append(ticket)
         for loop, tickets in done.items():
             loop.call_soon_threadsafe(_settle, tickets, error)
 

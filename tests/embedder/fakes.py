@@ -21,10 +21,20 @@ class SlowBackend(FakeBackend):
         self.lengths: list[list[int]] = []
         self.release = threading.Event()
         self.release.set()
+        self.running = 0
+        self.most_running = 0  # the most forward passes seen at once
+        self._count = threading.Lock()
 
     def features(self, batch: list[Tokens]) -> np.ndarray:
-        self.release.wait(10)
-        time.sleep(self.delay_s)
+        with self._count:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        try:
+            self.release.wait(10)
+            time.sleep(self.delay_s)
+        finally:
+            with self._count:
+                self.running -= 1
         self.widths.append(max(len(t.ids) for t in batch))
         self.lengths.append([len(t.ids) for t in batch])
         return super().features(batch)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 import numpy as np
 import pytest
 
 from services.embedder.app import create_app
-from services.embedder.backends import Backend
+from services.embedder.backends import Tokens
 from services.embedder.engine import BatchingEngine
 from shared.contracts import EmbeddingResponse
 from shared.errors import Overloaded
 from tests.conftest import clinc_texts, running, settings
+from tests.embedder.conftest import BackendFactory
 from tests.embedder.fakes import SlowBackend
 
 pytestmark = pytest.mark.anyio
@@ -87,11 +89,16 @@ async def test_engine_alone_refuses_when_full() -> None:
 
 
 @pytest.mark.model
-async def test_batched_results_equal_per_text_results(real_backend: Backend) -> None:
-    """The real model: a text's vector does not depend on what it was batched with."""
+@pytest.mark.parametrize("name", ["onnx", "torch"])
+async def test_batched_results_equal_per_text_results(model_backend: BackendFactory,
+                                                      name: str) -> None:
+    """The real model, two batches at once: a text's vector does not depend on what it was
+    batched with, nor on the batch running beside it."""
+    real_backend = model_backend(name)
     texts = clinc_texts("val.csv", 48)
     alone = np.stack([real_backend.forward(real_backend.tokenize([t]))[0] for t in texts])
-    app = create_app(settings(lru_size=0, max_wait_ms=20), backend=real_backend)
+    app = create_app(settings(lru_size=0, max_wait_ms=20, concurrent_batches=2),
+                     backend=real_backend)
     async with running(app) as client:
         responses = await embed_each(client, texts)
         one_batch = EmbeddingResponse.model_validate(
@@ -100,3 +107,73 @@ async def test_batched_results_equal_per_text_results(real_backend: Backend) -> 
     assert (served * alone).sum(1).min() >= 0.99999
     assert (one_batch * alone).sum(1).min() >= 0.99999
     np.testing.assert_allclose(served, alone, atol=2e-5)
+
+
+async def test_workers_run_batches_at_once() -> None:
+    backend = SlowBackend(delay_s=0.05)
+    app = create_app(settings(concurrent_batches=2, max_wait_ms=5), backend=backend)
+    async with running(app) as client:
+        backend.forward_calls.clear()
+        texts = [f"phrase number {i}" for i in range(60)]
+        responses = await embed_each(client, texts)
+    assert all(r.status_code == 200 for r in responses)
+    assert sum(backend.forward_calls) == 60
+    assert backend.most_running == 2
+    for text, response in zip(texts, responses, strict=True):
+        expected = backend.forward(backend.tokenize([text]))[0]
+        np.testing.assert_array_equal(
+            EmbeddingResponse.model_validate(response.json()).matrix()[0], expected)
+
+
+async def test_a_request_split_between_workers_keeps_its_order() -> None:
+    """50 texts, two workers: each takes at most its share (25), and the answer is in order."""
+    backend = SlowBackend(delay_s=0.05)
+    engine = BatchingEngine(backend, settings(concurrent_batches=2, max_wait_ms=0))
+    texts = [f"text {i}" for i in range(50)]
+    answer = asyncio.ensure_future(engine.embed(texts))
+    await asyncio.sleep(0)  # every text queued before the workers start: no race with them
+    engine.start()
+    try:
+        embedded = await answer
+    finally:
+        await asyncio.to_thread(engine.stop)
+    assert sorted(backend.forward_calls) == [25, 25]
+    assert backend.most_running == 2
+    expected = backend.features(backend.tokenize(texts))
+    np.testing.assert_array_equal(np.stack([e.features for e in embedded]), expected)
+
+
+async def test_stop_ends_every_worker() -> None:
+    engine = BatchingEngine(SlowBackend(delay_s=0.0), settings(concurrent_batches=3))
+    others = set(threading.enumerate())
+    engine.start()
+    workers = set(threading.enumerate()) - others
+    assert len(workers) == 3
+    assert len(await engine.embed(["a", "b", "c"])) == 3
+    await asyncio.to_thread(engine.stop)
+    assert not [t for t in workers if t.is_alive()]
+
+
+async def test_texts_a_batch_had_no_room_for_go_to_any_worker() -> None:
+    """Two workers; the first takes a short and a long text, and the token budget leaves the
+    long one for later. While it runs the short one (slowly), the other worker runs the third
+    text and waits for more: the long text must not wait behind it."""
+
+    class SlowOnShort(SlowBackend):
+        def features(self, batch: list[Tokens]) -> np.ndarray:
+            self.delay_s = 0.3 if batch[0].ids == short.ids else 0.01
+            return super().features(batch)
+
+    backend = SlowOnShort()
+    [short] = backend.tokenize(["short"])
+    long = " ".join(f"word{i}" for i in range(10))  # 2 x 10 tokens > the budget of 16
+    engine = BatchingEngine(backend, settings(concurrent_batches=2, max_batch_size=8,
+                                              max_batch_tokens=16, max_wait_ms=0))
+    answer = asyncio.ensure_future(engine.embed(["short", long, "third"]))
+    await asyncio.sleep(0)
+    engine.start()
+    try:
+        assert len(await asyncio.wait_for(answer, 5)) == 3
+    finally:
+        await asyncio.to_thread(engine.stop)
+    assert backend.forward_calls == [1, 1, 1]

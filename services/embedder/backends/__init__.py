@@ -14,6 +14,7 @@ lexical view lifts the trained head's test weighted F1 from 0.9564 to 0.9639 (be
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,6 +73,26 @@ class SentenceFromFeatures:
 
     def forward(self, batch: list[Tokens]) -> np.ndarray:
         return self.features(batch)[:, :self.info.dimension]
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How the model uses the CPU: ``batches`` forward passes at once (the engine's worker
+    threads), each on ``threads`` runtime threads."""
+
+    batches: int
+    threads: int
+
+
+def concurrency(settings: EmbedderSettings, device: str) -> Concurrency:
+    """``EMBEDDER_CONCURRENT_BATCHES`` x ``EMBEDDER_THREADS``, zeros filled in from the cores
+    this process may use: by default one single-threaded batch per core, so no runtime thread
+    waits at a barrier for a partner the event loop has taken. On CUDA one batch at a time."""
+    if device == "cuda":
+        return Concurrency(1, settings.threads)
+    cores = len(os.sched_getaffinity(0))
+    batches = settings.concurrent_batches or max(1, cores // (settings.threads or 1))
+    return Concurrency(batches, settings.threads or max(1, cores // batches))
 
 
 def load_backend(settings: EmbedderSettings) -> Backend:

@@ -6,6 +6,7 @@ Only for API-shape and plumbing tests. Claims about the real model are tested wi
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 
@@ -20,12 +21,13 @@ class FakeBackend(SentenceFromFeatures):
                               identity="fake-embedder@0:fp32")
         self.forward_calls: list[int] = []  # batch sizes, so tests can see the batching
         self._vocab: dict[str, int] = {}
+        self._vocab_lock = threading.Lock()  # the engine's workers tokenize at once
 
     def tokenize(self, texts: list[str]) -> list[Tokens]:
         out = []
         for text in texts:
-            words = text.split()
-            ids = [self._vocab.setdefault(w, len(self._vocab) + 1) for w in words]
+            with self._vocab_lock:
+                ids = [self._vocab.setdefault(w, len(self._vocab) + 1) for w in text.split()]
             limit = self.info.max_tokens
             out.append(Tokens(ids=ids[:limit], truncated=len(ids) > limit))
         return out

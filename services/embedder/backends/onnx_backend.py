@@ -19,7 +19,7 @@ import onnxruntime as ort
 from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
+from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens, concurrency
 from services.embedder.backends.model_source import model_revision, resolve
 from services.embedder.backends.onnx_export import OUTPUTS, PACKED_INPUTS, Variant, ensure_export
 from services.embedder.backends.packing import (
@@ -59,8 +59,9 @@ class OnnxBackend(SentenceFromFeatures):
         hf_logging.disable_progress_bar()
         tokenizer = AutoTokenizer.from_pretrained(source.location)
         config = AutoConfig.from_pretrained(source.location)
+        threads = concurrency(settings, "cpu").threads
         options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.threads  # 0: ONNX Runtime's default (cores)
+        options.intra_op_num_threads = threads  # 1: each run on its caller's thread
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: its warnings are not ours to act on
@@ -88,7 +89,7 @@ class OnnxBackend(SentenceFromFeatures):
                                         "max_tokens": info.max_tokens,
                                         "micro_batch": settings.onnx_micro_batch,
                                         "packing": backend._pack_tokens or "off",
-                                        "threads": settings.threads or os.cpu_count(),
+                                        "threads": threads,
                                         "pid": os.getpid(),
                                         "seconds": round(time.perf_counter() - start, 2)})
         return backend

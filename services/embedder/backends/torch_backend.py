@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
+from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens, concurrency
 from services.embedder.backends.model_source import model_revision, resolve
 from services.embedder.backends.packing import (
     PACKABLE_MODEL_TYPES,
@@ -64,8 +64,8 @@ class TorchBackend(SentenceFromFeatures):
         dtype_name = settings.dtype
         if dtype_name == "auto":
             dtype_name = "float16" if device == "cuda" else "float32"
-        if device == "cpu" and settings.threads:
-            torch.set_num_threads(settings.threads)
+        if device == "cpu":  # per forward pass: the engine runs several at once
+            torch.set_num_threads(concurrency(settings, device).threads)
         hf_logging.disable_progress_bar()  # one JSON log line says it loaded; no bars in logs
         tokenizer = AutoTokenizer.from_pretrained(source.location)
         model = AutoModel.from_pretrained(source.location, dtype=_DTYPES[dtype_name])
