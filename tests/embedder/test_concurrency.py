@@ -29,3 +29,10 @@ def test_zeros_are_filled_in_from_the_cores(four_cores: None, batches: int, thre
 
 def test_cuda_runs_one_batch_at_a_time(four_cores: None) -> None:
     assert concurrency(settings(concurrent_batches=3), "cuda").batches == 1
+
+
+def test_without_an_affinity_call_the_cores_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no ``os.sched_getaffinity``: the machine's core count stands in."""
+    monkeypatch.delattr("os.sched_getaffinity")
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    assert concurrency(settings(), "cpu") == Concurrency(3, 1)

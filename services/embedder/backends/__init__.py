@@ -90,7 +90,9 @@ def concurrency(settings: EmbedderSettings, device: str) -> Concurrency:
     waits at a barrier for a partner the event loop has taken. On CUDA one batch at a time."""
     if device == "cuda":
         return Concurrency(1, settings.threads)
-    cores = len(os.sched_getaffinity(0))
+    # The cores this process may run on (a container's CPU set); macOS has no affinity call.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
     batches = settings.concurrent_batches or max(1, cores // (settings.threads or 1))
     return Concurrency(batches, settings.threads or max(1, cores // batches))
 
