@@ -5,31 +5,31 @@
 # A plain Python base is enough: the CUDA torch wheel brings the CUDA runtime libraries as pip
 # packages (nvidia-*), and the NVIDIA container toolkit mounts the host's driver at run time.
 #
-# TORCH_INDEX_URL: PyPI's torch 2.13.0 Linux wheel is built for CUDA 13.0 (needs a host driver
-# >= 580). For older drivers build with a CUDA 12.x index, e.g.
-#   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-# (pick one that carries 2.13.0 for your driver).
+# requirements/cuda.txt locks PyPI's torch 2.13.0 Linux wheel, built for CUDA 13.0 (needs a host
+# driver >= 580). For an older driver, lock a CUDA 12.x build of the same release instead (the
+# README's "Installs" section says how) and build with --build-arg LOCK=requirements/<yours>.txt.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a self-contained venv in /opt/venv ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
-ARG TORCH_INDEX_URL=https://pypi.org/simple
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-# torch first and alone (a few GB): its own layer, so source edits don't re-download it.
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}"
+ARG LOCK=requirements/cuda.txt
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_PYTHON=/opt/venv/bin/python
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The pinned installer (uv), hash-checked, outside the venv the image ships.
+COPY requirements ./requirements
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/uv.txt \
+ && python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# The dependencies first (torch's CUDA build is a few GB), each at the version and hash of the
+# lock, in their own layer so source edits don't re-download them.
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv pip install --constraints "${LOCK}" --verify-hashes -r pyproject.toml --extra embedder
+COPY README.md ./
 COPY shared ./shared
 COPY services ./services
-# The extra's torch==2.13.0 is already met by the CUDA build, so pip keeps it.
-# DL3013 (unpinned pip install): this is the project itself; its pins live in pyproject.toml.
-# hadolint ignore=DL3013
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install '.[embedder]'
+RUN uv pip install --no-deps --build-constraints "${LOCK}" .
 
 # --- runtime --------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

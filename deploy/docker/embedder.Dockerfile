@@ -8,23 +8,26 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a self-contained venv in /opt/venv ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-# torch first and alone, from the CPU index: PyPI's Linux wheel is the CUDA build (GBs more).
-# Its own layer, so source edits don't re-download it.
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_PYTHON=/opt/venv/bin/python
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The pinned installer (uv), hash-checked, outside the venv the image ships.
+COPY requirements ./requirements
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/uv.txt \
+ && python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# The dependencies first, each at the version and hash of requirements/cpu.txt (the lock CI
+# tested), in their own layer so source edits don't re-download them. torch's CPU build
+# (2.13.0+cpu) is on PyTorch's CPU index: PyPI's Linux wheel is the CUDA build (GBs more).
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv pip install --constraints requirements/cpu.txt --verify-hashes \
+      --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match \
+      -r pyproject.toml --extra embedder
+COPY README.md ./
 COPY shared ./shared
 COPY services ./services
 # Not editable: the package lands in the venv, so the runtime stage needs no /src.
-# The extra's torch==2.13.0 is already met by 2.13.0+cpu, so pip keeps the CPU build.
-# DL3013 (unpinned pip install): this is the project itself; its pins live in pyproject.toml.
-# hadolint ignore=DL3013
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install '.[embedder]'
+RUN uv pip install --no-deps --build-constraints requirements/cpu.txt .
 
 # --- runtime --------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -2,8 +2,8 @@
 # One image recipe for the light services (no torch): classifier, trainer, gateway.
 #   docker build -f deploy/docker/service.Dockerfile --build-arg SERVICE=gateway \
 #     --build-arg PORT=8000 -t polyhead/gateway:0.1.0 .
-# The trainer needs torch for fitting: build it with --build-arg EXTRAS=trainer --build-arg
-# TORCH_CPU=1 (torch's CPU wheel). A service without services/<name>/app.py and
+# The trainer needs torch for fitting: build it with --build-arg EXTRAS=trainer (torch's CPU
+# build, as the lock says). A service without services/<name>/app.py and
 # deploy/gunicorn/<name>.py stops the build at the check below. The embedder has its own
 # Dockerfiles (it needs the model).
 #
@@ -15,23 +15,25 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # --- build: a self-contained venv in /opt/venv ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 ARG EXTRAS=""
-ARG TORCH_CPU=0
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-# torch first and alone, from the CPU index: PyPI's Linux wheel is the CUDA build (GBs more).
-RUN --mount=type=cache,target=/root/.cache/pip \
-    if [ "${TORCH_CPU}" = 1 ]; then \
-      pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; \
-    fi
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_PYTHON=/opt/venv/bin/python
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The pinned installer (uv), hash-checked, outside the venv the image ships.
+COPY requirements ./requirements
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/uv.txt \
+ && python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# The dependencies first, each at the version and hash of requirements/cpu.txt (the lock CI
+# tested), in their own layer. The trainer's torch is the CPU build (2.13.0+cpu), on PyTorch's
+# CPU index: PyPI's Linux wheel is the CUDA build (GBs more).
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv pip install --constraints requirements/cpu.txt --verify-hashes \
+      --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match \
+      -r pyproject.toml ${EXTRAS:+--extra "${EXTRAS}"}
+COPY README.md ./
 COPY shared ./shared
 COPY services ./services
-# DL3013 (unpinned pip install): this is the project itself; its pins live in pyproject.toml.
-# hadolint ignore=DL3013
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".${EXTRAS:+[${EXTRAS}]}"
+RUN uv pip install --no-deps --build-constraints requirements/cpu.txt .
 
 # --- runtime --------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 import shared
 from services.embedder.backends import Backend, load_backend
@@ -73,7 +73,9 @@ async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | No
         if settings.redis_url:
             timeout = settings.redis_timeout_ms / 1000
             client = Redis.from_url(settings.redis_url, socket_timeout=timeout,
-                                    socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+                                    socket_connect_timeout=timeout,
+                                    # the asyncio Retry: redis-py 8.2 warns on the sync one
+                                    retry=Retry(NoBackoff(), 0))
             redis = RedisTier(client, model.info.identity, model.info.feature_dimension,
                               settings)
         cache = PhraseCache(settings.lru_size, redis)

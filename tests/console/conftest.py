@@ -23,7 +23,7 @@ from shared.settings import ClassifierSettings, EmbedderClientSettings, GatewayS
 from tests.conftest import ROOT, ServerThread, clinc_rows, pg_schema, to_csv
 from tests.trainer.helpers import trainer_app, trainer_settings
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/browser
+CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/packages
 
 
 @pytest.fixture(scope="package")
