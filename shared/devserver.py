@@ -17,4 +17,5 @@ def main(service: str, default_port: int) -> None:
     args = parser.parse_args()
     # The app is named by its import string: shared code never imports a service.
     uvicorn.run(f"services.{service}.app:create_app", factory=True, host=args.host,
-                port=args.port, log_config=None, access_log=False)
+                port=args.port, log_config=None, access_log=False,
+                proxy_headers=False)  # forwarded headers are the app's to judge (the gateway's)

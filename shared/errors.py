@@ -119,7 +119,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONBytes:
 
 
 async def _database_down(_: Request, exc: Exception) -> JSONBytes:
-    """A lost or refused database connection is a dependency outage: 503, not a 500."""
+    """A lost or refused database connection, a statement cancelled by its timeout or no free
+    connection in the pool is a dependency outage: 503 with Retry-After, not a 500."""
     log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
     return error_response(503, "service_unavailable",
                           "the database is unavailable; retry shortly",
@@ -128,8 +129,11 @@ async def _database_down(_: Request, exc: Exception) -> JSONBytes:
 
 async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
     log.exception("unhandled error", exc_info=exc)
+    # Answered outside the request-id middleware: the id goes in the header here.
+    request_id = current_request_id()
     return error_response(500, "server_error",
-                          "internal error; the request id identifies it in the service logs")
+                          "internal error; the request id identifies it in the service logs",
+                          headers={"X-Request-ID": request_id} if request_id else None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -138,4 +142,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_down)
     app.add_exception_handler(sqlalchemy.exc.InterfaceError, _database_down)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _database_down)  # no free connection
     app.add_exception_handler(Exception, _unexpected)

@@ -42,6 +42,8 @@ def common(service: str, default_bind: str, default_workers: int = 1) -> dict[st
         "graceful_timeout": 30,
         "keepalive": 75,  # above typical load-balancer idle timeouts (60 s)
         "accesslog": None,  # request metrics and app logs cover it, cheaper
+        # Forwarded headers are the app's to judge (the gateway's GATEWAY_TRUSTED_PROXIES).
+        "forwarded_allow_ips": "",
         "wsgi_app": f"services.{service}.app:create_app()",
         "on_starting": on_starting,
     }

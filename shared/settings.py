@@ -218,8 +218,16 @@ class GatewaySettings(ServiceSettings):
                               validation_alias=_env("GATEWAY_", "DATABASE_URL"))
     classifier_urls: str = Field("http://127.0.0.1:8002", validation_alias=_env(
         "GATEWAY_", "CLASSIFIER_URLS"), description="comma-separated classifier replicas")
-    routes_refresh_s: float = Field(2.0, gt=0, description="how often to ask who serves what")
-    dead_for_s: float = Field(5.0, gt=0, description="skip a failed replica this long")
+    discover_classifiers: bool = Field(True, description="resolve each classifier URL's host "
+                                       "to every replica's address (a headless Service)")
+    routes_refresh_s: float = Field(2.0, gt=0, description="how often to find the replicas "
+                                    "and ask who serves what")
+    ejection_s: float = Field(5.0, gt=0, validation_alias=AliasChoices(
+        "GATEWAY_EJECTION_S", "GATEWAY_DEAD_FOR_S"), description="an ejected replica sits out "
+        "this long times its ejections in a row (GATEWAY_DEAD_FOR_S: its old name, deprecated)")
+    max_ejection_s: float = Field(60.0, gt=0, description="the longest an ejection lasts")
+    eject_after_5xx: int = Field(5, ge=1, description="5xx answers in a row, without "
+                                 "Retry-After and not about one model, that eject a replica")
     timeout_s: float = Field(10.0, gt=0)
     max_texts_per_request: int = Field(64, ge=1)
     max_chars_per_text: int = Field(2000, ge=1)
@@ -231,6 +239,9 @@ class GatewaySettings(ServiceSettings):
     auth_failure_limit: str | None = Field("20/minute", description="failed authentications "
                                            "(unknown keys) per client address before 429s; "
                                            "empty: unlimited")
+    trusted_proxies: str = Field("127.0.0.1,::1", description="addresses and networks (comma-"
+                                 "separated, CIDR allowed; * for any) whose X-Forwarded-For "
+                                 "and X-Forwarded-Proto are believed: the ingress's pods")
     redis_url: str | None = Field(None, validation_alias=_env("GATEWAY_", "REDIS_URL"),
                                   description="rate-limit counters shared by all gateways")
     docs: bool | None = Field(None, description="serve /docs and /openapi.json without a key; "
@@ -257,6 +268,12 @@ class GatewaySettings(ServiceSettings):
     log_ship_s: float = Field(0.5, gt=0, description="how often the shipper looks for records")
     log_retry_s: float = Field(1.0, gt=0, description="pause after the database failed")
     log_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    log_drain_s: float = Field(20.0, ge=0, description="at shutdown, keep shipping the log "
+                               "this long while the database is down before leaving the rest "
+                               "on disk")
+    log_direct_max_bytes: int = Field(64 * 1024 * 1024, ge=4096, description="records waiting "
+                                      "to be written to the database directly while the local "
+                                      "log cannot be written; past it, dropped and counted")
     log_retention_days: int | None = Field(None, ge=1, description="drop raw inference rows "
                                            "(whole daily partitions) older than this; unset: keep")
 

@@ -111,7 +111,7 @@ class HeadSet:
         except Exception:
             log.exception("could not load pinned %s v%d", model, version)
             raise Unavailable(f"model {model!r} v{version} could not be loaded; retry shortly",
-                              retry_after_s=5) from None
+                              param="version", retry_after_s=5) from None
         with self._pinned_lock:
             self._pinned[(model, version)] = served
             while len(self._pinned) > self.pinned_heads:

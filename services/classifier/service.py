@@ -103,5 +103,6 @@ class ClassifierService:
             served.head.check_embedder(embeddings.model, int(embeddings.vectors.shape[1]),
                                        embeddings.identity)
         except HeadMismatch as exc:
-            raise Unavailable(f"model {served.model!r} v{served.version}: {exc}") from None
+            raise Unavailable(f"model {served.model!r} v{served.version}: {exc}",
+                              param="model") from None  # this model's trouble, not the replica's
         return embeddings

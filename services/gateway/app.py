@@ -17,6 +17,7 @@ import anyio
 import httpx
 from fastapi import FastAPI, Request
 from sqlalchemy import Engine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import shared
 from services.gateway.admin import router as admin_router
@@ -25,6 +26,7 @@ from services.gateway.candidates import router as candidates_router
 from services.gateway.console import router as console_router
 from services.gateway.inference_log import InferenceLog, SqlSink
 from services.gateway.me import router as me_router
+from services.gateway.outliers import OutlierDetector
 from services.gateway.ratelimit import RateLimits
 from services.gateway.replicas import Replicas
 from services.gateway.review_router import router as review_router
@@ -65,7 +67,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_s, connect=2.0),
                                  limits=httpx.Limits(max_connections=256,
                                                      max_keepalive_connections=64))
-        replicas = Replicas(settings.classifiers(), http, settings.dead_for_s)
+        outliers = OutlierDetector(ejection_s=settings.ejection_s,
+                                   max_ejection_s=settings.max_ejection_s,
+                                   eject_after_5xx=settings.eject_after_5xx)
+        replicas = Replicas(settings.classifiers(), http, outliers,
+                            discover=settings.discover_classifiers)
         app.state.replicas, app.state.inference_log = replicas, inference_log
         app.state.http, app.state.settings = http, settings
         app.state.service = PredictService(settings, replicas, http, inference_log)
@@ -89,16 +95,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await anyio.to_thread.run_sync(inference_log.stop)
             engine.dispose()
 
-    return build_app(service="gateway", title="polyhead", version=shared.__version__,
-                     description="The public API: predictions from every classifier head, "
-                                 "each one logged; feedback for retraining.",
-                     lifespan=lifespan,
-                     routers=[router, admin_router, candidates_router, me_router, review_router,
-                              *([console_router] if settings.console else [])],
-                     readiness=_readiness,
-                     max_body_bytes=settings.max_body_bytes,
-                     body_limits={"/v1/jobs": settings.max_upload_bytes},
-                     docs=settings.public_docs())
+    app = build_app(service="gateway", title="polyhead", version=shared.__version__,
+                    description="The public API: predictions from every classifier head, "
+                                "each one logged; feedback for retraining.",
+                    lifespan=lifespan,
+                    routers=[router, admin_router, candidates_router, me_router, review_router,
+                             *([console_router] if settings.console else [])],
+                    readiness=_readiness,
+                    max_body_bytes=settings.max_body_bytes,
+                    body_limits={"/v1/jobs": settings.max_upload_bytes},
+                    docs=settings.public_docs())
+    # Outermost: behind the trusted proxies, the caller's own address is the client's (the
+    # failed-authentication limit counts per address); anyone else's forwarded headers are
+    # ignored. The servers themselves trust none (shared/gunicorn.py, shared/devserver.py).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    return app
 
 
 def _inference_log(settings: GatewaySettings, engine: Engine) -> InferenceLog:
@@ -109,6 +120,8 @@ def _inference_log(settings: GatewaySettings, engine: Engine) -> InferenceLog:
                         ship_every_s=settings.log_ship_s, retry_s=settings.log_retry_s,
                         fsync_ms=settings.log_fsync_ms,
                         segment_bytes=settings.log_segment_bytes,
+                        direct_max_bytes=settings.log_direct_max_bytes,
+                        drain_s=settings.log_drain_s,
                         required=settings.log_required, maintain=maintain)
 
 
@@ -128,13 +141,15 @@ async def _watch_rollouts(watch: RolloutWatch, period_s: float) -> None:
 
 
 def _readiness(request: Request) -> Readiness:
+    """Whether this gateway can serve: started (routes asked for once). Never whether the
+    classifiers or the database are up: every gateway would turn unready at once, for every
+    model, and the load balancer would have none left. The checks say how they are."""
     replicas: Replicas | None = getattr(request.app.state, "replicas", None)
     if replicas is None or not replicas.refreshed:
         return Readiness(status="not_ready", checks={"classifiers": "not asked yet"})
-    alive = replicas.alive()
-    checks = {"classifiers": f"{len(alive)} of {len(replicas.urls)} up",
+    checks = {"classifiers": f"{len(replicas.urls)} found, {len(replicas.ejected())} ejected",
               "models": str(len(replicas.models()))}
     inference_log: InferenceLog | None = request.app.state.inference_log
     if inference_log is not None:
         checks["inference_log"] = inference_log.state()
-    return Readiness(status="ready" if alive else "not_ready", checks=checks)
+    return Readiness(status="ready", checks=checks)

@@ -7,9 +7,9 @@ many leading characters of *the hash of its guess* match a stored hash, but stee
 that way would need a preimage, and knowing a hash does not give the key. So a constant-time
 comparison would protect nothing here, and there is none.
 
-Guessing costs a database query per unknown key: the gateway limits failed authentications
-per client address (:mod:`services.gateway.ratelimit`); an address over that limit is answered
-from the cache only, so it can still use keys seen before but costs no more queries.
+An unknown key costs one indexed query (its answer is cached like any other); failed
+authentications are limited per client address (:mod:`services.gateway.ratelimit`), and a
+valid key is never refused for them.
 
 Lookups are cached for ``ttl_s`` so a request costs no database query; a revoked key stops
 working within that time. While the database is down, keys seen before keep working (their
@@ -49,10 +49,6 @@ class Client:
 
 class UnknownKey(Unauthorized):
     """A key that no row matches (or a revoked one): a failed authentication."""
-
-
-class NotCached(Exception):
-    """The key's answer is not cached, and the caller may not cost a database query."""
 
 
 def hash_key(key: str) -> str:
@@ -103,30 +99,26 @@ class KeyStore:
             self._cache.clear()
         return True
 
-    def authenticate(self, authorization: str | None, scope: str | None, *,
-                     may_query: bool = True) -> Client:
-        """The client behind ``authorization`` if it has ``scope`` (any key when ``None``):
-        :class:`Unauthorized`
-        (:class:`UnknownKey` for a key that matches nothing), :class:`Forbidden`, or, with
-        ``may_query=False`` and no cached answer, :class:`NotCached`."""
+    def authenticate(self, authorization: str | None, scope: str | None) -> Client:
+        """The client behind ``authorization`` if it has ``scope`` (any key when ``None``);
+        else :class:`Unauthorized` (:class:`UnknownKey` for a key that matches nothing) or
+        :class:`Forbidden`."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthorized("missing API key: send Authorization: Bearer <key>")
         key = authorization[7:].strip()
-        client = self._client(hash_key(key), may_query)
+        client = self._client(hash_key(key))
         if client is None:
             raise UnknownKey("unknown or revoked API key")
         if scope is not None and scope not in client.scopes:
             raise Forbidden(f"this key ({client.name}) lacks the {scope!r} scope")
         return client
 
-    def _client(self, digest: str, may_query: bool = True) -> Client | None:
+    def _client(self, digest: str) -> Client | None:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
         if cached is not None and now - cached[0] <= self.ttl_s:
             return cached[1]
-        if not may_query:
-            raise NotCached
         try:
             client = self._lookup(digest)
         except SQLAlchemyError as exc:

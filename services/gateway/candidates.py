@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.gateway.comparison import MAX_WINDOW
-from services.gateway.reports import candidate_report, inference_database
+from services.gateway.reports import candidate_report
 from services.gateway.router import AdminClient, RegistryDep
 from services.gateway.windows import window
 from shared.app import error_responses
@@ -94,6 +94,4 @@ def compare(name: str, registry: RegistryDep, client: AdminClient,
     one over 7 days or dates out of range; 503 the database is unavailable.
     """
     start, end = window(start, end, default=timedelta(days=1), longest=MAX_WINDOW)
-    with inference_database():
-        return JSONBytes(candidate_report(registry.sessions, registry, name, start, end,
-                                          version))
+    return JSONBytes(candidate_report(registry.sessions, registry, name, start, end, version))

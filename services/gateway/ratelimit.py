@@ -1,12 +1,14 @@
 """Rate limits (the ``limits`` library): per key, and on failed authentications per address.
 
 Each key may carry its own limit (``polyhead keys create app --rate-limit 100/second``);
-keys without one get ``GATEWAY_RATE_LIMIT`` (none by default). Unknown keys cost a database
-query each, so they are counted per client address (``GATEWAY_AUTH_FAILURE_LIMIT``): an
-address over that limit gets 429 with ``Retry-After`` for any key not already in the key cache,
-without a query. Counters live in Redis when the gateway has ``REDIS_URL`` (shared by every
-gateway replica), in memory otherwise. Limits are a safety valve, not a dependency: if Redis
-fails, requests pass and a warning is logged.
+keys without one get ``GATEWAY_RATE_LIMIT`` (none by default). Keys that match nothing are
+counted per client address (``GATEWAY_AUTH_FAILURE_LIMIT``; the address is the caller's behind
+the proxies in ``GATEWAY_TRUSTED_PROXIES``): over that limit, such a key is answered 429 with
+``Retry-After`` instead of 401. A valid key is never refused for what others sent, not even
+from the same address: it is always looked up (one indexed query, its answer cached), so a
+flood of bad keys behind one proxy or NAT locks no one out. Counters live in Redis when the
+gateway has ``REDIS_URL`` (shared by every gateway replica), in memory otherwise. Limits are
+a safety valve, not a dependency: if Redis fails, requests pass and a warning is logged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from services.gateway.auth import Client, KeyStore, NotCached, UnknownKey
+from services.gateway.auth import Client, KeyStore, UnknownKey
 from shared.errors import Overloaded
 
 log = logging.getLogger(__name__)
@@ -40,27 +42,18 @@ class RateLimits:
     def authenticate(self, keys: KeyStore, authorization: str | None, scope: str | None,
                      address: str) -> Client:
         """The caller's client (see :meth:`KeyStore.authenticate`) within the key's own rate
-        limit. A key the cache does not know is looked up only while ``address`` is within the
-        limit on failed authentications (429 otherwise); a cached key costs no extra counter."""
+        limit; 429 for an unknown key from an address over the failed-authentication limit."""
         try:
-            client = keys.authenticate(authorization, scope, may_query=False)
-        except NotCached:
-            client = self._look_up(keys, authorization, scope, address)
+            client = keys.authenticate(authorization, scope)
+        except UnknownKey:
+            failures = self.auth_failures
+            if failures is not None and not self._hit(failures, "auth-failures", address):
+                raise Overloaded(f"too many failed authentications from {address}; retry "
+                                 "later", retry_after_s=self._retry_after(
+                                     failures, "auth-failures", address)) from None
+            raise
         self.check(client)
         return client
-
-    def _look_up(self, keys: KeyStore, authorization: str | None, scope: str | None,
-                 address: str) -> Client:
-        failures = self.auth_failures
-        if failures is not None and not self._test(failures, "auth-failures", address):
-            raise Overloaded(f"too many failed authentications from {address}; retry later",
-                             retry_after_s=self._retry_after(failures, "auth-failures", address))
-        try:
-            return keys.authenticate(authorization, scope)
-        except UnknownKey:
-            if failures is not None:
-                self._hit(failures, "auth-failures", address)
-            raise
 
     def check(self, client: Client) -> None:
         """Count one request for ``client``; raise :class:`Overloaded` when over its limit."""
@@ -73,10 +66,6 @@ class RateLimits:
     def _hit(self, item: RateLimitItem, *keys: str) -> bool:
         """Count one; False when over the limit (True while the storage is failing)."""
         return self._safely(lambda: self.limiter.hit(item, *keys))
-
-    def _test(self, item: RateLimitItem, *keys: str) -> bool:
-        """Whether one more would be within the limit, counting nothing."""
-        return self._safely(lambda: self.limiter.test(item, *keys))
 
     def _safely(self, call: Callable[[], bool]) -> bool:
         if time.monotonic() < self._skip_until:

@@ -10,8 +10,6 @@ whole hours. The same figures, per hour, are the ``inference_hourly`` view.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,24 +26,11 @@ from shared.db.models import (
     InferenceRollupLatency,
 )
 from shared.db.rollups import hour_of, percentile
-from shared.errors import Conflict, PolyheadError, Unavailable
+from shared.errors import Conflict
 from shared.registry import Registry
 
 _SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_embed_ms",
          "sum_head_ms", "feedback", "feedback_correct")
-
-
-@contextmanager
-def inference_database() -> Iterator[None]:
-    """Around a route's read of the inference log: polyhead's own errors pass as they are,
-    any other failure is the database's (503, retry shortly), never a 500."""
-    try:
-        yield
-    except PolyheadError:
-        raise
-    except Exception as exc:
-        raise Unavailable("the inference database is unavailable; retry shortly",
-                          retry_after_s=5) from exc
 
 
 def whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from services.gateway.auth import Client, KeyStore
 from services.gateway.feedback import store_feedback
 from services.gateway.ratelimit import RateLimits
-from services.gateway.reports import inference_database, model_report, whole_hours
+from services.gateway.reports import model_report, whole_hours
 from services.gateway.series import Step, model_series
 from services.gateway.service import PredictService
 from services.gateway.windows import window
@@ -34,7 +34,7 @@ from shared.contracts.training import (
     PromoteRequest,
     RollbackRequest,
 )
-from shared.errors import NotFound, PolyheadError, Unavailable
+from shared.errors import NotFound
 from shared.registry import Registry
 from shared.responses import JSONBytes
 
@@ -157,15 +157,10 @@ async def feedback(inference_id: str, body: FeedbackRequest, registry: RegistryD
         raise NotFound(f"unknown inference {inference_id[:64]!r}", param="inference_id")
     deadline = time.monotonic() + FEEDBACK_WAIT_S
     while True:
-        try:
-            stored = await anyio.to_thread.run_sync(lambda: store_feedback(
-                registry.sessions, inference_id, body.label, client=client.name,
-                new_label=body.new_label))
-        except PolyheadError:
-            raise
-        except Exception as exc:
-            raise Unavailable("the inference database is unavailable; retry shortly",
-                              retry_after_s=5) from exc
+        # The database down is a 503 (shared.errors); anything else a logged 500.
+        stored = await anyio.to_thread.run_sync(lambda: store_feedback(
+            registry.sessions, inference_id, body.label, client=client.name,
+            new_label=body.new_label))
         if stored is not None:
             return stored
         if time.monotonic() >= deadline:
@@ -208,8 +203,7 @@ def report(name: str, registry: RegistryDep, client: AdminClient,
     buckets. Dates out of range (the default ``from`` is a day before ``to``) answer 422.
     """
     start, end = window(start, end, default=timedelta(days=1), rounded=whole_hours)
-    with inference_database():
-        return JSONBytes(model_report(registry.sessions, registry, name, start, end))
+    return JSONBytes(model_report(registry.sessions, registry, name, start, end))
 
 
 @router.get("/v1/reports/models/{name}/series", tags=["admin"])
@@ -236,6 +230,4 @@ def report_series(name: str, registry: RegistryDep, client: AdminClient,
     buckets, 503 the database down.
     """
     start, end = window(start, end, default=timedelta(days=1), rounded=whole_hours)
-    with inference_database():
-        return JSONBytes(model_series(registry.sessions, registry, name, start, end, step,
-                                      version))
+    return JSONBytes(model_series(registry.sessions, registry, name, start, end, step, version))

@@ -77,11 +77,13 @@ class PredictService:
         return ClassifyResponse.model_validate_json(answer)
 
     async def _forward(self, model: str, path: str, body: dict[str, Any]) -> bytes:
-        """POST ``body`` to ``path`` on a replica serving ``model``; its 200 answer's bytes."""
-        urls = self.replicas.candidates(model)
+        """POST ``body`` to ``path`` on a replica serving ``model``; its 200 answer's bytes.
+        What each answer tells outlier detection: :mod:`services.gateway.outliers`."""
+        urls = self.replicas.order(model)
         if not urls:
             known = ", ".join(self.replicas.models()) or "none yet"
             raise NotFound(f"unknown model {model!r}; known models: {known}", param="model")
+        outliers = self.replicas.outliers
         last = "unreachable"
         for url in urls:
             try:
@@ -89,19 +91,22 @@ class PredictService:
                                                 headers=outgoing_headers())
             except httpx.TransportError as exc:
                 log.warning("classifier replica %s is unreachable: %r", url, exc)
-                self.replicas.mark_dead(url)
+                outliers.transport_failed(url, exc)
                 continue
-            if response.status_code == 200:
+            status, param = response.status_code, _error_param(response)
+            if status >= 500 and param is None and "retry-after" not in response.headers:
+                outliers.answered_5xx(url, status)  # says the replica itself is broken
+            else:
+                outliers.responded(url)
+            if status == 200:
                 return response.content
-            if response.status_code == 404 and _about_version(response):
+            if status == 404 and param == "version":
                 raise NotFound(_message(response), param="version")  # the model is served
-            if response.status_code in (404, 429) or response.status_code >= 500:
+            if status in (404, 429) or status >= 500:
                 # Not served there (any more), overloaded, or broken: the next replica may do.
-                if response.status_code != 404:
-                    self.replicas.mark_dead(url)
                 last = _message(response)
                 log.warning("classifier replica %s answered HTTP %d for model %r: %s", url,
-                            response.status_code, model, last)
+                            status, model, last)
                 continue
             raise InvalidInput(_message(response))
         # Which replicas failed and how is in the log lines above (with the request id).
@@ -123,12 +128,16 @@ class PredictService:
                 for p, text, i in zip(result.predictions, texts, ids, strict=True)]
 
 
-def _about_version(response: httpx.Response) -> bool:
-    """A 404 about the version asked for (the replica serves the model: it knows)."""
+def _error_param(response: httpx.Response) -> str | None:
+    """The ``param`` of a polyhead error answer ("model", "version"...): the error is about
+    that part of the request, not about the replica."""
+    if response.status_code < 400:
+        return None
     try:
-        return bool(response.json()["error"]["param"] == "version")
+        param = response.json()["error"]["param"]
     except (ValueError, KeyError, TypeError):
-        return False
+        return None
+    return param if isinstance(param, str) else None
 
 
 def _message(response: httpx.Response) -> str:

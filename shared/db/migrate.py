@@ -25,6 +25,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = alembic_config()
     with engine.begin() as connection:
         if is_postgres(engine):
+            # A migration may rewrite a big table: no statement timeout for it (or its lock).
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

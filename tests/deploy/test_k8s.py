@@ -3,6 +3,7 @@ following our rules: probes, resources, non-root, pinned images, PDBs for what s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,41 @@ def test_every_pod_has_a_writable_prometheus_multiproc_dir() -> None:
 def test_the_secret_carries_the_internal_token() -> None:
     secret = next(d for _, d in DOCS if d["kind"] == "Secret")
     assert "POLYHEAD_INTERNAL_TOKEN" in secret["stringData"]
+
+
+def _doc(kind: str, name: str) -> dict[str, Any]:
+    return next(d for _, d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_gateways_see_the_classifier_pods_one_by_one() -> None:
+    """CLASSIFIER_URLS names a headless Service of the classifier pods: each gateway ejects a
+    broken replica alone (a Service's one virtual IP would hide which one is broken)."""
+    url = _doc("ConfigMap", "polyhead-config")["data"]["CLASSIFIER_URLS"]
+    host = url.split("//")[1].split(":")[0]
+    service = _doc("Service", host)
+    assert service["spec"]["clusterIP"] == "None"
+    classifier_pods = _doc("Deployment", "classifier")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= classifier_pods.items()
+
+
+def test_the_gateway_believes_forwarded_headers_from_its_proxies_only() -> None:
+    trusted = _doc("ConfigMap", "polyhead-config")["data"]["GATEWAY_TRUSTED_PROXIES"]
+    assert trusted and "*" not in trusted
+
+
+def test_the_ingress_matches_the_nginx_config_the_topology_tests_run() -> None:
+    """deploy/nginx/gateway.conf plays the Ingress in tests/topology: same timeouts, retries
+    and body size as the Ingress's annotations."""
+    annotations = _doc("Ingress", "gateway")["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    conf = (K8S.parent / "nginx" / "gateway.conf").read_text()
+    directives = dict(re.findall(r"^\s*((?:proxy|client)_[a-z_]+)\s+([^;]+);", conf, re.M))
+    for annotation, directive, unit in [
+            ("proxy-connect-timeout", "proxy_connect_timeout", "s"),
+            ("proxy-read-timeout", "proxy_read_timeout", "s"),
+            ("proxy-send-timeout", "proxy_send_timeout", "s"),
+            ("proxy-next-upstream", "proxy_next_upstream", ""),
+            ("proxy-next-upstream-tries", "proxy_next_upstream_tries", ""),
+            ("proxy-next-upstream-timeout", "proxy_next_upstream_timeout", "s"),
+            ("proxy-body-size", "client_max_body_size", "")]:
+        assert directives[directive] == annotations[prefix + annotation] + unit, annotation

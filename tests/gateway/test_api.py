@@ -19,6 +19,7 @@ from shared.clients.embedder import AsyncEmbedderClient
 from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade
 from shared.db.models import Inference
+from shared.registry import Registry
 from shared.settings import ClassifierSettings, EmbedderClientSettings, GatewaySettings
 from tests.classifier.helpers import publish
 from tests.conftest import PostgresOutage, ServerThread, clinc_rows, free_port, running
@@ -166,6 +167,29 @@ async def test_dead_replica_is_skipped(stack: dict[str, Any]) -> None:
             response = await client.post("/v1/models/intents/predict", json={"text": "hi"},
                                          headers=auth(stack["predict"]))
             assert response.status_code == 200, response.text
+
+
+async def test_a_broken_version_fails_alone_and_every_gateway_stays_ready(
+        stack: dict[str, Any], tmp_path: Path) -> None:
+    """Requests pinned to a version whose artifact is gone get 503 (on every replica); the
+    production version answers, the replica is not ejected, and /ready stays 200."""
+    registry = Registry(session_factory(stack["engine"]))
+    lost = registry.register("intents", write=lambda v: f"file://{tmp_path}/lost/{v}",
+                             head_type="logreg", embedder_model="m", embedder_dim=384,
+                             num_classes=4, train_rows=80, weighted_f1=0.9, metrics={},
+                             params={}, data_fingerprint="", job_id=None).version
+    app = gateway(stack)
+    headers = auth(stack["predict"])
+    async with running(app) as client:
+        for _ in range(10):
+            pinned = await client.post("/v1/models/intents/predict", headers=headers,
+                                       json={"text": "hi", "version": lost})
+            assert pinned.status_code == 503 and "retry-after" in pinned.headers, pinned.text
+            production = await client.post("/v1/models/intents/predict", headers=headers,
+                                           json={"text": "hi"})
+            assert production.status_code == 200, production.text
+            assert (await client.get("/ready")).status_code == 200
+        assert app.state.replicas.ejected() == []
 
 
 async def test_database_outage_during_traffic(stack: dict[str, Any],

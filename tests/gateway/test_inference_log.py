@@ -5,6 +5,7 @@ disk lose nothing silently (appended + direct = shipped + quarantined + dropped)
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -89,6 +90,39 @@ def test_postgres_outage_loses_nothing(engine: Engine, tmp_path: Path,
     assert log.state() == "ok" and rolled_up(engine) == 400
 
 
+def test_stop_keeps_shipping_through_a_short_outage(engine: Engine, tmp_path: Path,
+                                                     postgres_outage: PostgresOutage) -> None:
+    """A gateway stopped while the database blinks (a rolling restart of both) still ships
+    all it answered before it exits."""
+    log = started(engine, tmp_path / "log", drain_s=30)
+    postgres_outage.stop()
+    for i in range(0, 100, 10):
+        log.append([record(j) for j in range(i, i + 10)])
+    back = threading.Timer(2.0, postgres_outage.start)
+    back.start()
+    log.stop()
+    back.join()
+    assert count(engine) == 100 and log.shipper is not None and log.shipper.pending == 0
+    assert not list((tmp_path / "log").iterdir())
+
+
+def test_a_gateway_scaled_down_during_an_outage_is_shipped_by_the_other(
+        engine: Engine, tmp_path: Path, postgres_outage: PostgresOutage) -> None:
+    """Two gateways share one log root; one is stopped for good while PostgreSQL is down: the
+    other claims what it left and ships it when the database is back."""
+    root = tmp_path / "log"
+    staying, leaving = started(engine, root), started(engine, root, drain_s=0.5)
+    postgres_outage.stop()
+    leaving.append([record(i) for i in range(50)])
+    staying.append([record(i) for i in range(50, 60)])
+    leaving.stop()
+    assert leaving.shipper is not None and leaving.shipper.pending == 50
+    postgres_outage.start()
+    wait_for(lambda: count(engine) == 60, timeout_s=30)
+    staying.stop()
+    assert len(list(root.iterdir())) == 0
+
+
 def test_a_dead_processs_folder_is_claimed_and_shipped_once(engine: Engine,
                                                              tmp_path: Path) -> None:
     root = tmp_path / "log"
@@ -161,6 +195,20 @@ def test_an_unwritable_log_dir_writes_to_the_database(engine: Engine, tmp_path: 
     assert log.state().startswith("local log unwritable")
     log.stop()
     assert log.stats["direct"] == 5 and not log.stats["dropped"]
+
+
+def test_what_waits_for_the_database_is_bounded_in_bytes(tmp_path: Path) -> None:
+    """The local log unwritable and the database not taking writes yet: records wait in
+    memory up to ``direct_max_bytes``, then are dropped and counted, never held unbounded."""
+    (tmp_path / "file").write_text("not a folder")
+    dead = make_engine("postgresql://root@127.0.0.1:1/none")
+    log = InferenceLog(SqlSink(dead), tmp_path / "file" / "log", direct_max_bytes=8192)
+    for i in range(100):  # not started: nothing drains, as if every write hung
+        log.append([record(i, input_text="t" * 500)])
+    waiting = log._direct.qsize()
+    assert 0 < waiting < 20 and log._direct_bytes <= 8192
+    assert log.stats["dropped"] == 100 - waiting
+    dead.dispose()
 
 
 def test_required_answers_503_when_nothing_can_take_the_record(tmp_path: Path) -> None:

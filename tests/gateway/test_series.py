@@ -192,4 +192,4 @@ async def test_a_database_down_answers_503(tmp_path: Path) -> None:
         response = await client.get(SERIES)
     assert response.status_code == 503
     assert response.json()["error"]["message"] == (
-        "the inference database is unavailable; retry shortly")
+        "the database is unavailable; retry shortly")

@@ -1,5 +1,5 @@
 """Guessing keys at the gateway: failed authentications are limited per client address (429
-with Retry-After, no database query once over), and only the exact key works."""
+with Retry-After), a valid key is never refused for them, and only the exact key works."""
 
 from __future__ import annotations
 
@@ -86,19 +86,28 @@ async def test_failed_authentications_are_limited_per_address(
         guesses = [await guesser.get("/v1/models", headers=bearer(f"ph_{uuid.uuid4().hex}"))
                    for _ in range(3)]
         assert [g.status_code for g in guesses] == [401, 401, 401]
-        before = key_queries.count
         over = [await guesser.get("/v1/models", headers=bearer(f"ph_{uuid.uuid4().hex}"))
                 for _ in range(5)]
         assert {o.status_code for o in over} == {429}
         assert 1 <= int(over[0].headers["retry-after"]) <= 60
         assert "too many failed authentications" in over[0].json()["error"]["message"]
-        # Over the limit, an unseen key costs no query: refused as well, even a valid one...
-        assert (await guesser.get("/v1/models", headers=bearer(fresh))).status_code == 429
-        assert key_queries.count == before
-        # ...but a key this gateway already knows keeps working from that address,
+        # A valid key is never refused for what was sent before, not even from that address:
+        # an unseen one costs one lookup, a known one none.
+        before = key_queries.count
+        assert (await guesser.get("/v1/models", headers=bearer(fresh))).status_code == 200
+        assert key_queries.count == before + 1
         assert (await guesser.get("/v1/models", headers=bearer(good))).status_code == 200
-        # other addresses are not affected, and a missing key is not a guess.
-        assert (await other.get("/v1/models", headers=bearer(fresh))).status_code == 200
+        assert (await guesser.get("/v1/models", headers=bearer(fresh))).status_code == 200
+        assert key_queries.count == before + 1
+        # A repeated unknown key is answered from the cache: no query either.
+        repeated = f"ph_{uuid.uuid4().hex}"
+        await guesser.get("/v1/models", headers=bearer(repeated))
+        before = key_queries.count
+        assert (await guesser.get("/v1/models", headers=bearer(repeated))).status_code == 429
+        assert key_queries.count == before
+        # Other addresses are not affected, and a missing key is not a guess.
+        assert (await other.get("/v1/models", headers=bearer(f"ph_{uuid.uuid4().hex}"))
+                ).status_code == 401
         assert (await other.get("/v1/models")).status_code == 401
         for _ in range(5):
             assert (await guesser.get("/v1/models")).status_code == 401

@@ -5,8 +5,8 @@
 ``inference-log-sync`` fsyncs every ``fsync_ms`` and rotates full segments,
 ``inference-log-ship`` runs the :class:`.Shipper`, and ``inference-log-direct`` writes
 records straight to the database when the local log cannot be written (disk full, no
-permission). Only if that fails too is a record dropped, and counted; with ``required`` such a
-prediction answers 503 instead.
+permission); what waits for it is bounded in bytes (``direct_max_bytes``). Only if that fails
+too is a record dropped, and counted; with ``required`` such a prediction answers 503 instead.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ log = logging.getLogger(__name__)
 class InferenceLog:
     def __init__(self, sink: Sink, root: Path, *, batch: int = 2000, ship_every_s: float = 0.5,
                  retry_s: float = 1.0, fsync_ms: float = 200, segment_bytes: int = 16 << 20,
-                 required: bool = False, direct_queue: int = 10_000,
+                 required: bool = False, direct_max_bytes: int = 64 << 20,
                  maintain: Callable[[], object] | None = None,
-                 maintain_every_s: float = 3600) -> None:
+                 maintain_every_s: float = 3600, drain_s: float = 20.0) -> None:
         self.sink, self.root, self.required = sink, root, required
         self.ship_every_s, self.retry_s, self.fsync_s = ship_every_s, retry_s, fsync_ms / 1000
         self.maintain, self.maintain_every_s = maintain, maintain_every_s
+        self.drain_s = drain_s
         self.stats: Counter[str] = Counter()
         self.local_error: str | None = None  # why the local log cannot be written, if it can't
         self.writer: SegmentWriter | None = None
@@ -53,7 +54,9 @@ class InferenceLog:
             self.writer = SegmentWriter(folder.path, segment_bytes)
             self.shipper = Shipper(folder, self.writer, sink, batch=batch, stats=self.stats)
             self._adopt_spool_files()
-        self._direct: queue.Queue[list[Record]] = queue.Queue(maxsize=max(1, direct_queue))
+        self._direct: queue.Queue[list[bytes]] = queue.Queue()
+        self._direct_bytes, self.direct_max_bytes = 0, direct_max_bytes
+        self._direct_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=target, name=f"inference-log-{name}",
                                           daemon=True)
@@ -82,12 +85,17 @@ class InferenceLog:
             self._count("refused", len(records))
             raise Unavailable("this prediction could not be logged, and the log is required; "
                               "retry shortly", retry_after_s=1)
-        try:
-            self._direct.put_nowait(records)
-        except queue.Full:
+        payloads = [encode(r) for r in records]
+        size = sum(map(len, payloads))
+        with self._direct_lock:
+            taken = self._direct_bytes + size <= self.direct_max_bytes
+            if taken:
+                self._direct_bytes += size
+                self._direct.put_nowait(payloads)
+        if not taken:
             self._count("dropped", len(records))
-            log.error("inference log: %d records dropped (local log failing, database "
-                      "writes backed up)", len(records))
+            log.error("inference log: %d records dropped (local log failing, %d bytes of "
+                      "database writes waiting already)", len(records), self._direct_bytes)
 
     def _local_failed(self, exc: OSError) -> None:
         if self.local_error is None:
@@ -123,14 +131,23 @@ class InferenceLog:
             thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Ship what can be shipped, fsync the rest, and hand over what is left on disk."""
+        """Fsync, then ship until everything is in the database or ``drain_s`` has passed (a
+        database down for a moment during a rolling restart costs nothing), and hand over what
+        is left on disk: to whoever starts next on this folder, or to any live gateway sharing
+        the log's root (:mod:`.folders`)."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout_s)
         if self.writer is not None:
             self.writer.close()
         if self.shipper is not None:
-            self.shipper.ship()  # the last appends, now whole and synced
+            deadline = time.monotonic() + self.drain_s
+            while not _supervised("shipper", self.shipper.ship) \
+                    and time.monotonic() + self.retry_s < deadline:
+                time.sleep(self.retry_s)
+            if self.shipper.pending:
+                log.warning("inference log: %d records left on disk in %s at exit; shipped by "
+                            "the next gateway on this log", self.shipper.pending, self.root)
             self.shipper.finish()
 
     def _sync_loop(self) -> None:
@@ -161,17 +178,20 @@ class InferenceLog:
     def _direct_loop(self) -> None:
         while not (self._stop.is_set() and self._direct.empty()):
             try:
-                records = self._direct.get(timeout=0.2)
+                payloads = self._direct.get(timeout=0.2)
             except queue.Empty:
                 continue
             try:
-                self.sink.write([encode(r) for r in records])
+                self.sink.write(payloads)
             except (SinkDown, SinkRejected) as exc:
-                self._count("dropped", len(records))
+                self._count("dropped", len(payloads))
                 log.error("inference log: %d records dropped: local log failing (%s) and the "
-                          "database refused them (%s)", len(records), self.local_error, exc)
+                          "database refused them (%s)", len(payloads), self.local_error, exc)
             else:
-                self._count("direct", len(records))
+                self._count("direct", len(payloads))
+            finally:
+                with self._direct_lock:
+                    self._direct_bytes -= sum(map(len, payloads))
 
     # State ---------------------------------------------------------------------------------
 
@@ -187,9 +207,11 @@ class InferenceLog:
         return "ok"
 
 
-def _supervised(name: str, step: Callable[[], object]) -> None:
+def _supervised(name: str, step: Callable[[], object]) -> object:
+    """``step()``'s result; None after a bug, which must not end the thread: logged, counted."""
     try:
-        step()
+        return step()
     except Exception:  # a bug must not end the thread: log, count, go on
         log.exception("inference log: %s failed; carrying on", name)
         metrics.ERRORS.labels("shipper" if name != "sync" else "local_write").inc()
+        return None
