@@ -228,7 +228,9 @@ class GatewaySettings(ServiceSettings):
     max_ejection_s: float = Field(60.0, gt=0, description="the longest an ejection lasts")
     eject_after_5xx: int = Field(5, ge=1, description="5xx answers in a row, without "
                                  "Retry-After and not about one model, that eject a replica")
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="calls to the trainer")
+    try_timeout_s: float = Field(3.0, gt=0, description="one classifier replica's time to "
+                                 "answer before the next is tried and it is ejected (hung)")
     max_texts_per_request: int = Field(64, ge=1)
     max_chars_per_text: int = Field(2000, ge=1)
     max_body_bytes: int = Field(256 * 1024, ge=1024)

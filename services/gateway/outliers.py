@@ -10,8 +10,10 @@ replica is busy:
   nothing: the request only goes on to the next replica.
 
 An ejected replica sits out ``ejection_s`` times the number of its ejections in a row (at most
-``max_ejection_s``), then is half-open: it gets traffic again, an answer that says nothing
-against it ends the episode, and one more failure ejects it again, for longer.
+``max_ejection_s``), then must pass a probe (its ``GET /v1/heads``, asked at every routes
+refresh) before it gets traffic again: a replica that is still down, or booting, never costs a
+request its timeout. Back in rotation it is half-open: an answer that says nothing against it
+ends the episode, one more failure ejects it again, for longer.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class _Health:
     failures_in_a_row: int = 0  # 5xx without Retry-After, not about a model
     ejections_in_a_row: int = 0
     ejected_until: float = 0.0
+    probed: bool = True  # False from an ejection until a probe after its time succeeds
 
 
 class OutlierDetector:
@@ -44,7 +47,13 @@ class OutlierDetector:
 
     def is_ejected(self, url: str) -> bool:
         health = self._health.get(url)
-        return health is not None and health.ejected_until > self.clock()
+        return health is not None and (health.ejected_until > self.clock() or not health.probed)
+
+    def probe_succeeded(self, url: str) -> None:
+        """The replica answered its probe: back in rotation if its time out is over."""
+        health = self._health.get(url)
+        if health is not None and health.ejected_until <= self.clock():
+            health.probed = True
 
     def responded(self, url: str) -> None:
         """An answer that says nothing against the replica (a 200, a 4xx, overload, an error
@@ -70,12 +79,14 @@ class OutlierDetector:
         self._health = {url: self._health[url] for url in urls if url in self._health}
 
     def _eject(self, url: str, reason: str, why: str) -> None:
-        if self.is_ejected(url):
+        health = self._health.get(url)
+        if health is not None and health.ejected_until > self.clock():
             return  # requests in flight when it broke do not lengthen its time out
         health = self._health.setdefault(url, _Health())
         health.ejections_in_a_row += 1
         health.failures_in_a_row = 0
         seconds = min(self.ejection_s * health.ejections_in_a_row, self.max_ejection_s)
         health.ejected_until = self.clock() + seconds
+        health.probed = False
         EJECTIONS.labels(reason).inc()
         log.warning("classifier replica %s ejected for %.0f s: %s", url, seconds, why)

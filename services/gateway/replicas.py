@@ -1,9 +1,10 @@
 """Which classifier replica serves which model, asked of the replicas themselves.
 
 Every ``routes_refresh_s`` the gateway finds the replicas (:mod:`services.gateway.discovery`)
-and asks each of them at once for its ``GET /v1/heads``. A request for a model goes to the
-replicas serving it in round-robin order, the ones that outlier detection ejected
-(:mod:`services.gateway.outliers`) last: a model is never left without a replica to try.
+and asks each of them at once for its ``GET /v1/heads`` (which is also the probe an ejected
+replica must pass). A request for a model goes to the replicas serving it in round-robin
+order, the ones that outlier detection ejected (:mod:`services.gateway.outliers`) last: a
+model is never left without a replica to try.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class Replicas:
         try:
             response = await self.http.get(f"{url}/v1/heads", timeout=2.0)
             response.raise_for_status()
-            return [str(head["model"]) for head in response.json()["data"]]
+            models = [str(head["model"]) for head in response.json()["data"]]
+            self.outliers.probe_succeeded(url)  # the probe an ejected replica must pass
+            return models
         except httpx.TransportError as exc:
             self.outliers.transport_failed(url, exc)
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:

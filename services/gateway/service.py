@@ -33,6 +33,8 @@ class PredictService:
                  inference_log: InferenceLog | None) -> None:
         self.settings, self.replicas, self.http = settings, replicas, http
         self.inference_log = inference_log
+        # One replica's time to answer before the next is tried (a hung host is ejected).
+        self._try_timeout = httpx.Timeout(settings.try_timeout_s, connect=2.0)
 
     def check(self, texts: list[str]) -> None:
         check_texts(texts, max_texts=self.settings.max_texts_per_request,
@@ -88,7 +90,8 @@ class PredictService:
         for url in urls:
             try:
                 response = await self.http.post(f"{url}{path}", json=body,
-                                                headers=outgoing_headers())
+                                                headers=outgoing_headers(),
+                                                timeout=self._try_timeout)
             except httpx.TransportError as exc:
                 log.warning("classifier replica %s is unreachable: %r", url, exc)
                 outliers.transport_failed(url, exc)

@@ -160,3 +160,20 @@ def test_the_ingress_matches_the_nginx_config_the_topology_tests_run() -> None:
             ("proxy-next-upstream-timeout", "proxy_next_upstream_timeout", "s"),
             ("proxy-body-size", "client_max_body_size", "")]:
         assert directives[directive] == annotations[prefix + annotation] + unit, annotation
+
+
+@pytest.mark.parametrize("name", ["gateway", "classifier"])
+def test_a_pod_leaves_its_endpoints_before_it_stops(name: str) -> None:
+    """preStop pauses while the endpoints drop the pod; the grace period then covers gunicorn's
+    graceful stop and, for the gateway, the inference log's drain (README: the loss table)."""
+    from shared.gunicorn import common
+    from shared.settings import GatewaySettings
+
+    kind = "StatefulSet" if name == "gateway" else "Deployment"
+    pod = _doc(kind, name)["spec"]["template"]["spec"]
+    command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pause = int(command[1])
+    drain = GatewaySettings.model_fields["log_drain_s"].default if name == "gateway" else 0
+    needed = pause + common(name, "0.0.0.0:1")["graceful_timeout"] + drain
+    assert pod.get("terminationGracePeriodSeconds", 30) >= needed

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -118,7 +119,8 @@ async def test_5xx_in_a_row_eject_then_half_open(
         tmp_path: Path, replicas: tuple[ScriptedReplica, ScriptedReplica]) -> None:
     broken, other = replicas
     broken.answers["fine"] = (500, {}, None)
-    app = gateway(tmp_path, broken.url, other.url, eject_after_5xx=3, ejection_s=10.0)
+    app = gateway(tmp_path, broken.url, other.url, eject_after_5xx=3, ejection_s=10.0,
+                  routes_refresh_s=0.1)
     async with running(app) as client:
         assert set(await predict(client, "fine", 6)) == {200}  # the other one answers each
         assert app.state.replicas.ejected() == [broken.url]
@@ -126,9 +128,12 @@ async def test_5xx_in_a_row_eject_then_half_open(
         assert calls == 3
         assert set(await predict(client, "fine", 10)) == {200}
         assert broken.calls == calls  # ejected: tried last, so not at all
-        # Ten seconds on: half-open, it gets traffic again; one more 500 ejects it for 20 s.
+        # Ten seconds on, it passes its probe (GET /v1/heads) at the next routes refresh and
+        # is half-open: it gets traffic again, and one more 500 ejects it for 20 s.
         now = [time.monotonic() + 10.5]
         app.state.replicas.outliers.clock = lambda: now[0]
+        while app.state.replicas.ejected():
+            await anyio.sleep(0.05)
         assert set(await predict(client, "fine", 2)) == {200}
         assert broken.calls == calls + 1
         assert app.state.replicas.ejected() == [broken.url]
@@ -136,6 +141,8 @@ async def test_5xx_in_a_row_eject_then_half_open(
         assert app.state.replicas.ejected() == [broken.url]  # 20 s this time
         now[0] += 10.0
         broken.answers.clear()
+        while app.state.replicas.ejected():
+            await anyio.sleep(0.05)
         assert set(await predict(client, "fine", 4)) == {200}
         assert broken.calls >= calls + 2 and app.state.replicas.ejected() == []
 
@@ -175,6 +182,7 @@ def test_ejections_grow_with_each_episode_up_to_the_cap() -> None:
         while detector.is_ejected("r"):
             detector.transport_failed("r", ConnectionError())  # in flight: no longer
             clock[0] += 0.5
+            detector.probe_succeeded("r")  # a routes refresh: it answers its GET /v1/heads
         lengths.append(clock[0] - start)
     assert lengths == [5.0, 10.0, 12.0, 12.0]
     detector.responded("r")  # half-open, and it answered: the episode is over
@@ -183,4 +191,23 @@ def test_ejections_grow_with_each_episode_up_to_the_cap() -> None:
     detector.answered_5xx("r", 502)
     assert detector.is_ejected("r")
     clock[0] += 5.0
-    assert not detector.is_ejected("r")  # the first length again
+    assert detector.is_ejected("r")  # its time is over, but it has not passed a probe yet
+    detector.probe_succeeded("r")
+    assert not detector.is_ejected("r")  # after the first length again
+
+
+def test_a_replica_is_probed_before_it_gets_traffic_again() -> None:
+    clock = [0.0]
+    detector = OutlierDetector(ejection_s=5.0, max_ejection_s=60.0, eject_after_5xx=5,
+                               clock=lambda: clock[0])
+    detector.transport_failed("r", ConnectionError())
+    detector.probe_succeeded("r")  # too early: its time out is not over
+    clock[0] = 6.0
+    assert detector.is_ejected("r")
+    detector.transport_failed("r", TimeoutError())  # the probe of a host still booting
+    clock[0] = 12.0
+    detector.probe_succeeded("r")
+    assert detector.is_ejected("r")  # 10 s this time
+    clock[0] = 16.5
+    detector.probe_succeeded("r")
+    assert not detector.is_ejected("r")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -60,28 +59,23 @@ def test_connections_carry_keepalives_and_timeouts(pg_url: str) -> None:
         engine.dispose()
 
 
-@pytest.fixture
-def held(pg_url: str) -> Iterator[list[Session]]:
-    """Sessions a test fills with the gateway's connections."""
-    sessions: list[Session] = []
-    yield sessions
-    for session in sessions:
-        session.close()
-
-
-async def test_no_free_connection_answers_503_in_seconds(pg_url: str, tmp_path: Path,
-                                                         held: list[Session]) -> None:
+async def test_no_free_connection_answers_503_in_seconds(pg_url: str, tmp_path: Path) -> None:
     app = gateway(pg_url, tmp_path)
     async with running(app) as client:
         sessions = app.state.registry.sessions
         engine: Engine = sessions.kw["bind"]
-        for _ in range(engine.pool.size() + engine.pool._max_overflow):  # type: ignore[attr-defined]  # QueuePool's
-            session = sessions()
-            session.execute(text("SELECT 1"))
-            held.append(session)
-        start = time.monotonic()
-        response = await client.get(REPORT)
-        assert time.monotonic() - start < 10
+        held: list[Session] = []
+        try:
+            for _ in range(engine.pool.size() + engine.pool._max_overflow):  # type: ignore[attr-defined]  # QueuePool's
+                session = sessions()
+                session.execute(text("SELECT 1"))
+                held.append(session)
+            start = time.monotonic()
+            response = await client.get(REPORT)
+            assert time.monotonic() - start < 10
+        finally:
+            for session in held:  # back to the pool before the app disposes of it
+                session.close()
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "5"
         assert response.json()["error"]["message"] == "the database is unavailable; retry shortly"

@@ -94,7 +94,8 @@ async def test_unreachable_embedder_is_a_fast_unavailable() -> None:
 
 async def test_not_ready_embedder_is_retried_then_unavailable() -> None:
     app = create_app(settings(model="/nonexistent"))
-    async with LifespanManager(app) as manager:
+    # The start-up imports transformers before it finds no model: seconds on a cold process.
+    async with LifespanManager(app, startup_timeout=60) as manager:
         client = AsyncEmbedderClient(EmbedderClientSettings(url="http://e", retries=1),
                                      transport=httpx.ASGITransport(app=manager.app))
         async with client:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from services.cluster.proxy import Nginx
 from services.gateway.auth import KeyStore
 from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade
-from tests.conftest import pg_schema
+from tests.conftest import free_port, pg_schema
 from tests.faults.stack import Service
-from tests.topology.proxy import Nginx
 
 
 @dataclass
@@ -36,7 +36,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             "DATABASE_URL": db, "GATEWAY_CLASSIFIER_URLS": "http://127.0.0.1:9",
             "GATEWAY_LOG_DIR": str(work / "log"), "GATEWAY_AUTH_FAILURE_LIMIT": "5/minute",
             "GATEWAY_TRUSTED_PROXIES": "127.0.0.1"}, work).start()
-        nginx = Nginx([f"127.0.0.1:{gateway.port}"], work).start()
+        port = free_port()
+        nginx = Nginx("gateway.conf", f"127.0.0.1:{port}", [f"127.0.0.1:{gateway.port}"],
+                      work / "nginx").start()
         try:
             yield Edge(nginx, gateway, KeyStore(session_factory(engine)))
         finally:

@@ -1,0 +1,2 @@
+"""polyhead as a small cluster on one Linux machine (``scripts/cluster``): see
+:mod:`services.cluster.cluster`."""
