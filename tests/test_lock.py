@@ -12,7 +12,7 @@ import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, script_module
 
 LOCKS = ("cpu", "cuda")
 # What scripts/lock resolves for: these markers decide which requirements apply.
@@ -84,11 +84,7 @@ def test_the_installer_is_pinned_with_hashes() -> None:
 
 @pytest.fixture(scope="module")
 def lock_drift() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lock_drift", ROOT / "scripts/lock_drift.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("scripts/lock_drift.py")
 
 
 def test_drift_lists_what_differs_from_the_lock(lock_drift: ModuleType) -> None:

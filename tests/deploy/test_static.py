@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, script_module
 
 
 def tool(name: str) -> str:
@@ -23,11 +22,7 @@ def tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def check_static() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_static", ROOT / "deploy/check_static.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("deploy/check_static.py")
 
 
 def test_our_rules_pass(check_static: ModuleType) -> None:
