@@ -8,6 +8,7 @@ dropped: ``drain`` sends a gateway no new request (what a pod leaving its endpoi
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from services.cluster.processes import end
 from services.cluster.proxy import DEPLOY_NGINX
 
 TEMPLATE = DEPLOY_NGINX.parent / "haproxy" / "gateway.cfg"
@@ -87,10 +89,5 @@ class HAProxy:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            end(self._proc, signal.SIGTERM)
             self._proc = None

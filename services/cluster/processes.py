@@ -11,6 +11,16 @@ from services.cluster.network import Host
 from shared.http import NotReady, wait_ready
 
 
+def end(proc: subprocess.Popen[bytes], sig: int, timeout_s: float = 10) -> int:
+    """Send ``sig``, wait ``timeout_s`` for the exit, SIGKILL after; the exit code."""
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 class Program:
     """``argv`` on ``host``; ``ready_url``'s ``/ready`` (if any) answers 200 once it serves."""
 

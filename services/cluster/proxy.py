@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from services.cluster.processes import end
+
 DEPLOY_NGINX = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 
 
@@ -63,10 +65,5 @@ class Nginx:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.send_signal(signal.SIGQUIT)  # graceful
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            end(self._proc, signal.SIGQUIT)  # nginx's graceful stop
             self._proc = None
