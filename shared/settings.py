@@ -231,6 +231,10 @@ class GatewaySettings(ServiceSettings):
     timeout_s: float = Field(10.0, gt=0, description="calls to the trainer")
     try_timeout_s: float = Field(3.0, gt=0, description="one classifier replica's time to "
                                  "answer before the next is tried and it is ejected (hung)")
+    predict_deadline_s: float = Field(4.0, gt=0, description="a prediction is answered, or "
+                                      "refused with 503 and Retry-After, within this many "
+                                      "seconds however many replicas are tried; the edge's "
+                                      "timeout for predictions (5 s) must exceed it")
     max_texts_per_request: int = Field(64, ge=1)
     max_chars_per_text: int = Field(2000, ge=1)
     max_body_bytes: int = Field(256 * 1024, ge=1024)

@@ -22,6 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 from services.classifier.metrics import record_candidate, record_candidate_failure
 from shared import rollout_failures
 from shared.artifacts import ArtifactStore
@@ -185,4 +187,8 @@ class HeadSet:
         return self._read(self.registry.version(name, version).artifact_uri)
 
     def _read(self, artifact_uri: str) -> Head:
-        return Head.from_files(self.store.read_version(artifact_uri, HEAD_FILES))
+        """The head at ``artifact_uri``, run once on a row of zeros: its first request does not
+        pay for lazy set-up (XGBoost's import and booster), nor does a restarted replica's."""
+        head = Head.from_files(self.store.read_version(artifact_uri, HEAD_FILES))
+        head.predict(np.zeros((1, head.input_dim), dtype=np.float32))
+        return head

@@ -3,6 +3,7 @@ Service in front of the embedders. Runs in the machine's own namespace."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -32,9 +33,12 @@ class Nginx:
             raise RuntimeError("nginx is not installed (apt-get install nginx; scripts/packages)")
         self.prefix.mkdir(parents=True, exist_ok=True)
         self._write()
+        # Workers as root when the master is (else nginx's default user, nobody, which cannot
+        # enter a private prefix: a body larger than its buffers goes to a file there).
+        main = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
         with open(self.prefix / "stderr.log", "ab") as stderr:
             self._proc = subprocess.Popen([binary, "-p", str(self.prefix), "-c",
-                                           str(self.config), "-g", "daemon off;"], stderr=stderr)
+                                           str(self.config), "-g", main], stderr=stderr)
         deadline = time.monotonic() + 10
         while True:
             try:

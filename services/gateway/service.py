@@ -33,8 +33,6 @@ class PredictService:
                  inference_log: InferenceLog | None) -> None:
         self.settings, self.replicas, self.http = settings, replicas, http
         self.inference_log = inference_log
-        # One replica's time to answer before the next is tried (a hung host is ejected).
-        self._try_timeout = httpx.Timeout(settings.try_timeout_s, connect=2.0)
 
     def check(self, texts: list[str]) -> None:
         check_texts(texts, max_texts=self.settings.max_texts_per_request,
@@ -75,25 +73,40 @@ class PredictService:
         return ClusterResponse.model_validate_json(answer)
 
     async def _classify(self, model: str, body: dict[str, Any]) -> ClassifyResponse:
-        answer = await self._forward(model, f"/v1/classify/{model}", body)
+        answer = await self._forward(model, f"/v1/classify/{model}", body,
+                                     deadline_s=self.settings.predict_deadline_s)
         return ClassifyResponse.model_validate_json(answer)
 
-    async def _forward(self, model: str, path: str, body: dict[str, Any]) -> bytes:
+    async def _forward(self, model: str, path: str, body: dict[str, Any],
+                       deadline_s: float | None = None) -> bytes:
         """POST ``body`` to ``path`` on a replica serving ``model``; its 200 answer's bytes.
-        What each answer tells outlier detection: :mod:`services.gateway.outliers`."""
+        Each replica gets ``try_timeout_s``; all of them together ``deadline_s`` (a
+        prediction's, so that the edge may take a gateway that answers nothing in time for a
+        stuck one). What each answer tells outlier detection: :mod:`services.gateway.outliers`.
+        """
         urls = self.replicas.order(model)
         if not urls:
             known = ", ".join(self.replicas.models()) or "none yet"
             raise NotFound(f"unknown model {model!r}; known models: {known}", param="model")
         outliers = self.replicas.outliers
         last = "unreachable"
+        give_up_at = time.monotonic() + (deadline_s or float("inf"))
         for url in urls:
+            try_s = min(self.settings.try_timeout_s, give_up_at - time.monotonic())
+            if try_s <= 0:
+                last = f"no answer within {deadline_s:g} s"
+                break
             try:
                 response = await self.http.post(f"{url}{path}", json=body,
                                                 headers=outgoing_headers(),
-                                                timeout=self._try_timeout)
+                                                timeout=httpx.Timeout(try_s, connect=2.0))
             except httpx.TransportError as exc:
                 log.warning("classifier replica %s is unreachable: %r", url, exc)
+                cut_short = (isinstance(exc, httpx.TimeoutException)
+                             and try_s < self.settings.try_timeout_s)
+                if cut_short:  # says nothing against the replica: the deadline is up
+                    last = f"no answer within {deadline_s:g} s"
+                    break
                 outliers.transport_failed(url, exc)
                 continue
             status, param = response.status_code, _error_param(response)

@@ -144,13 +144,23 @@ def test_the_gateway_believes_forwarded_headers_from_its_proxies_only() -> None:
     assert trusted and "*" not in trusted
 
 
-def test_the_ingress_matches_the_nginx_config_the_topology_tests_run() -> None:
-    """deploy/nginx/gateway.conf plays the Ingress in tests/topology: same timeouts, retries
-    and body size as the Ingress's annotations."""
-    annotations = _doc("Ingress", "gateway")["metadata"]["annotations"]
+def _nginx_directives(block: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s*((?:proxy|client)_[a-z_]+)\s+([^;]+);", block, re.M))
+
+
+@pytest.mark.parametrize(("ingress", "location"), [
+    ("gateway", "location / {"),
+    ("gateway-predict", "location ~ ^/v1/models/[^/]+/predict$ {")])
+def test_the_ingresses_match_the_nginx_config_the_topology_tests_run(ingress: str,
+                                                                     location: str) -> None:
+    """deploy/nginx/gateway.conf plays the Ingresses in tests/topology: same timeouts, retries
+    and body size for each path as its Ingress's annotations."""
+    annotations = _doc("Ingress", ingress)["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"
     conf = (K8S.parent / "nginx" / "gateway.conf").read_text()
-    directives = dict(re.findall(r"^\s*((?:proxy|client)_[a-z_]+)\s+([^;]+);", conf, re.M))
+    server = re.sub(r"\n\s*location [^{]*\{[^}]*\}", "", conf)  # what every location inherits
+    block = conf[conf.index(location):]
+    directives = _nginx_directives(server) | _nginx_directives(block[:block.index("}")])
     for annotation, directive, unit in [
             ("proxy-connect-timeout", "proxy_connect_timeout", "s"),
             ("proxy-read-timeout", "proxy_read_timeout", "s"),
@@ -160,6 +170,20 @@ def test_the_ingress_matches_the_nginx_config_the_topology_tests_run() -> None:
             ("proxy-next-upstream-timeout", "proxy_next_upstream_timeout", "s"),
             ("proxy-body-size", "client_max_body_size", "")]:
         assert directives[directive] == annotations[prefix + annotation] + unit, annotation
+    path = _doc("Ingress", ingress)["spec"]["rules"][0]["http"]["paths"][0]["path"]
+    assert path == "/" or f"^{path}$" in location
+
+
+def test_the_edge_waits_longer_for_a_prediction_than_the_gateway_takes() -> None:
+    """Only a stuck gateway makes the edge ask another for a prediction, never a slow model."""
+    from shared.settings import GatewaySettings
+
+    deadline = GatewaySettings.model_fields["predict_deadline_s"].default
+    predict = _doc("Ingress", "gateway-predict")["metadata"]["annotations"]
+    assert float(predict["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > deadline
+    haproxy = (K8S.parent / "haproxy" / "gateway.cfg").read_text()
+    timeout = re.search(r"set-timeout server (\d+)s if predict", haproxy)
+    assert timeout and float(timeout.group(1)) > deadline
 
 
 @pytest.mark.parametrize("name", ["gateway", "classifier"])

@@ -32,6 +32,7 @@ class ScriptedReplica:
 
     def __init__(self, models: list[str]) -> None:
         self.answers: dict[str, tuple[int, dict[str, str], str | None]] = {}
+        self.delay_s = 0.0  # before each classify's answer (a hung host: longer than a try)
         self.calls = 0
         app = FastAPI()
 
@@ -47,6 +48,7 @@ class ScriptedReplica:
         @app.post("/v1/classify/{model}")
         async def classify(model: str) -> JSONResponse:
             self.calls += 1
+            await anyio.sleep(self.delay_s)
             status, headers, param = self.answers.get(model, (200, {}, None))
             if status == 200:
                 return JSONResponse(ANSWER | {"model": model})
@@ -158,6 +160,22 @@ async def test_a_success_between_5xx_starts_the_count_again(
             flaky.answers.clear()
             assert await predict(client, "fine", 1) == [200]
         assert app.state.replicas.ejected() == []
+
+
+async def test_a_prediction_answers_within_its_deadline(
+        tmp_path: Path, replicas: tuple[ScriptedReplica, ScriptedReplica]) -> None:
+    """Both replicas hung: the first costs a whole try and is ejected, the second only what is
+    left of the deadline (no evidence against it), then a 503 with Retry-After: the edge's
+    timeout for predictions means a stuck gateway, never a slow model."""
+    for replica in replicas:
+        replica.delay_s = 2.0
+    app = gateway(tmp_path, *(r.url for r in replicas), try_timeout_s=1.0,
+                  predict_deadline_s=1.5)
+    async with running(app) as client:
+        answer = await client.post("/v1/models/fine/predict", json={"text": "hi"})
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+        assert "no answer within 1.5 s" in answer.json()["error"]["message"]
+        assert len(app.state.replicas.ejected()) == 1
 
 
 async def test_readiness_never_follows_the_classifiers(tmp_path: Path) -> None:

@@ -96,3 +96,15 @@ def test_the_request_id_goes_through(edge: Edge) -> None:
     assert sent.headers["x-request-id"] == "abc-123"
     assert len(made.headers["x-request-id"]) >= 16  # nginx's own, or the gateway's
 
+
+
+def test_a_body_nginx_keeps_on_disk_goes_through(edge: Edge) -> None:
+    """A body larger than nginx's memory buffers (a training CSV) is spooled to a file under
+    its prefix: its workers can write there (else nginx answers 500 itself)."""
+    key = edge.keys.create(f"big-{uuid.uuid4().hex[:6]}", ["predict"])
+    texts = ["a phrase of some length to classify"] * 30_000
+    with client_at("127.0.0.6", edge.nginx.url) as client:
+        answer = client.post("/v1/models/clinc/predict", json={"texts": texts},
+                             headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code in (413, 422), answer.text  # the gateway's answer, not nginx's
+    assert answer.json()["error"]["message"]
