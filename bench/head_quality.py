@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from services.trainer.scope import nonsense_texts, prototypes
+from services.trainer.in_scope import nonsense_texts, prototypes
 
 DATA = ROOT / "data" / "clinc150"
 CACHE = ROOT / "bench" / ".cache"
@@ -477,8 +477,8 @@ def nonsense(x, y, xt, yt, xo, xn, xm, n) -> None:
     """Keyboard mashes: a third term or a gate from the cosine to embeddings of random letter
     strings (``xn``, the trainer's :func:`nonsense_texts`), on top of the kept score; the
     0.3% rule as the trainer applies it; ``xm``: the ``MASHES``, counted, never chosen on."""
-    from services.trainer.scope import _own_gaps
-    from shared.scope import nonsense_gap
+    from services.trainer.in_scope import _own_gaps
+    from shared.in_scope import nonsense_gap
 
     folds = StratifiedKFold(5, shuffle=True, random_state=0).split(x, y)
     logits_oof, near = np.zeros((len(y), n), dtype=np.float32), np.zeros(len(y), np.float32)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu_share import cpu_seconds
 from bench.serving import fresh_schema, phase, stack_env, start, training_csv
 from loadtests.phrases import PhraseConfig, PhraseGenerator
-from services.cli import follow
+from services.cli.trainer_api import follow
 from services.gateway.auth import KeyStore
 from shared.db import session_factory
 from shared.db.models import Inference

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.cpu_share import cpu_seconds
 from loadtests.phrases import PhraseConfig, PhraseGenerator
-from services.cli import follow
+from services.cli.trainer_api import follow
 from services.gateway.auth import KeyStore
 from shared.db import make_engine, session_factory
 from shared.db.migrate import upgrade

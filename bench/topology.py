@@ -27,7 +27,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from services.cli import follow
+from services.cli.trainer_api import follow
 from services.cluster.cluster import Cluster
 from services.cluster.scenarios import SCENARIOS, Workload, wait_served
 from services.gateway.auth import KeyStore

@@ -40,7 +40,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from services.cli import follow
+from services.cli.trainer_api import follow
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import EmbedderClient
 from shared.heads import HEAD_FILES, Head
@@ -159,9 +159,9 @@ def main() -> None:
                                          "method"),
                                      "memory_bytes": report.get("memory_bytes"),
                                      "timings": report.get("timings"),
-                                     "candidates": {
+                                     "screened": {
                                          k: (v["weighted_f1"], v["fit_seconds"])
-                                         for k, v in report.get("candidates", {}).items()},
+                                         for k, v in report.get("screened", {}).items()},
                                      **evaluate(head, embedder)}
                 print(json.dumps(results[scenario]), flush=True)
     finally:

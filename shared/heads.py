@@ -24,7 +24,7 @@ import numpy as np
 
 from shared.contracts.embeddings import SENTENCE_LEXICAL, FeatureSet
 from shared.embedding_identity import accepts
-from shared.scope import Scope
+from shared.in_scope import InScopeScore
 
 HeadType = Literal["logreg", "mlp", "xgboost"]
 # 2 added the optional in-scope score ("scope"), 3 its optional nonsense gate, 4 the input
@@ -60,7 +60,7 @@ class Head:
     # Abstain below this: on the scope's score when there is a scope, else on the top
     # probability (a threshold the user fixed, or a head saved before scopes existed).
     threshold: float | None = None
-    scope: Scope | None = None
+    in_scope_score: InScopeScore | None = None
     # shared.embedding_identity of the training vectors; None: saved before identities
     # existed, taken as the exact (fp32) embeddings of embedder_model.
     embedder_identity: str | None = None
@@ -90,11 +90,11 @@ class Head:
     def prototype_owners(self) -> np.ndarray:
         """The label index of each scope prototype: stored since format 4; before, the label
         the head predicts for it (its prototypes are centres of that label's rows)."""
-        if self.scope is None:
+        if self.in_scope_score is None:
             raise ValueError("the head has no in-scope score, so no prototypes")
         if self.prototype_labels is not None:
             return self.prototype_labels
-        return np.asarray(self.predict_proba(self.scope.prototypes).argmax(axis=1))
+        return np.asarray(self.predict_proba(self.in_scope_score.prototypes).argmax(axis=1))
 
     def check_embedder(self, model: str, dim: int, identity: str | None = None) -> None:
         """Refuse vectors of another model, dimension or (when known) embedding identity."""
@@ -124,9 +124,9 @@ class Head:
 
     def in_scope(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """The score the threshold applies to (higher: more in scope)."""
-        if self.scope is None:
+        if self.in_scope_score is None:
             return np.asarray(probs.max(axis=1))
-        return self.scope.score(self.sentence(x), probs)
+        return self.in_scope_score.score(self.sentence(x), probs)
 
     def predict(self, x: np.ndarray, top_k: int = 3) -> list[HeadPrediction]:
         probs = self.predict_proba(x)
@@ -161,14 +161,14 @@ class Head:
                 "threshold": self.threshold, "layers": len(self.layers),
                 "embedder_identity": self.embedder_identity, "cleaning": "shared.text.clean",
                 "features": self.features, "input_dim": self.input_dim,
-                "scope": self.scope.meta() if self.scope is not None else None}
+                "scope": self.in_scope_score.meta() if self.in_scope_score is not None else None}
         files = {"head.json": json.dumps(meta, indent=2).encode()}
         arrays: dict[str, Any] = {f"{name}{i}": a for i, (w, b) in enumerate(self.layers)
                                   for name, a in (("w", w), ("b", b))}
-        if self.scope is not None:
-            arrays["scope_prototypes"] = self.scope.prototypes.astype(np.float16)
-            if self.scope.nonsense is not None:
-                arrays["scope_nonsense"] = self.scope.nonsense.astype(np.float16)
+        if self.in_scope_score is not None:
+            arrays["scope_prototypes"] = self.in_scope_score.prototypes.astype(np.float16)
+            if self.in_scope_score.nonsense is not None:
+                arrays["scope_nonsense"] = self.in_scope_score.nonsense.astype(np.float16)
             if self.prototype_labels is not None:
                 arrays["scope_prototype_labels"] = self.prototype_labels.astype(np.int32)
         if arrays:
@@ -187,27 +187,30 @@ class Head:
         features = meta.get("features", "sentence")  # before format 4: sentence vectors alone
         if features not in FEATURE_SETS:
             raise ValueError(f"unsupported head features {features!r}")
-        layers, scope, owners = [], None, None
+        layers, in_scope_score, owners = [], None, None
         if "weights.npz" in files:
             with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as z:
                 layers = [(z[f"w{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32))
                           for i in range(meta["layers"])]
                 if meta.get("scope"):
                     nonsense = z["scope_nonsense"] if "scope_nonsense" in z.files else None
-                    scope = Scope.from_meta(meta["scope"], z["scope_prototypes"], nonsense)
+                    in_scope_score = InScopeScore.from_meta(meta["scope"], z["scope_prototypes"],
+                                                            nonsense)
                 if "scope_prototype_labels" in z.files:
                     owners = z["scope_prototype_labels"].astype(np.int64)
         return cls(kind=meta["kind"], labels=list(meta["labels"]),
                    embedder_model=meta["embedder_model"], embedder_dim=int(meta["embedder_dim"]),
                    layers=layers, booster=files.get("booster.ubj"), threshold=meta["threshold"],
-                   embedder_identity=meta.get("embedder_identity"), scope=scope,
+                   embedder_identity=meta.get("embedder_identity"),
+                   in_scope_score=in_scope_score,
                    features=features, prototype_labels=owners)
 
     @property
     def nbytes(self) -> int:
         """Memory of the served arrays (layers, scope prototypes; an XGBoost booster's size)."""
         layers = sum(w.nbytes + b.nbytes for w, b in self.layers)
-        return int(layers + len(self.booster or b"") + (self.scope.nbytes if self.scope else 0))
+        score = self.in_scope_score.nbytes if self.in_scope_score else 0
+        return int(layers + len(self.booster or b"") + score)
 
 
 HEAD_FILES = ("head.json", "weights.npz", "booster.ubj")

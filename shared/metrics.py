@@ -1,5 +1,6 @@
-"""Prometheus helpers: the request-latency middleware (with the optional access log), the
-``/metrics`` answer, and the embedder client's circuit-breaker gauge.
+"""Prometheus helpers: the request-latency histogram (observed by
+:class:`shared.web.middleware.RequestMetrics`), the ``/metrics`` exposition, collectors computed at
+scrape time, and the embedder client's circuit-breaker gauge.
 
 Metrics are module-level objects (prometheus-client's model). Under gunicorn with several
 workers, set ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates all workers.
@@ -7,13 +8,10 @@ workers, set ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates all worker
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Gauge,
@@ -22,10 +20,6 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.registry import Collector
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from shared.settings import ServiceSettings
 
 LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
 
@@ -38,8 +32,6 @@ BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 EMBEDDER_BREAKER = Gauge(
     "polyhead_embedder_breaker_state", "The embedder client's circuit breaker in this process: "
     "0 closed, 1 half-open (one trial call), 2 open (failing fast).", multiprocess_mode="livemax")
-
-access_log = logging.getLogger("polyhead.access")
 
 _EXTRA: list[Collector] = []
 
@@ -64,49 +56,13 @@ def remove_collector(collector: Collector) -> None:
             REGISTRY.unregister(collector)
 
 
-def metrics_response() -> Response:
+def exposition() -> bytes:
+    """Every metric in Prometheus's text format (``CONTENT_TYPE_LATEST``): this process's, or
+    all workers' under ``PROMETHEUS_MULTIPROC_DIR``."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
         for collector in _EXTRA:
             registry.register(collector)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-class RequestMetrics:
-    """Pure ASGI (no BaseHTTPMiddleware overhead): time every request, label by route template.
-
-    With ``access_log`` (default: the ``ACCESS_LOG`` setting, off), also log one line per
-    request on the ``polyhead.access`` logger; the request id is on it like on every line."""
-
-    def __init__(self, app: ASGIApp, service: str, access_log: bool | None = None) -> None:
-        self.app = app
-        self.service = service
-        self.access_log = ServiceSettings().access_log if access_log is None else access_log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            seconds = time.perf_counter() - start
-            HTTP_LATENCY.labels(self.service, scope["method"], path, str(status)).observe(seconds)
-            if self.access_log:
-                client = scope.get("client")
-                # The path as a repr: a decoded %0A cannot forge a second log line.
-                access_log.info("%s %s %r %d %.1f ms", client[0] if client else "-",
-                                scope["method"], scope["path"], status, seconds * 1000)
+        return generate_latest(registry)
+    return generate_latest()

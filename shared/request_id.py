@@ -1,16 +1,15 @@
 """One request id per request, accepted from the caller or made here, carried to every service.
 
-The ASGI side is asgi-correlation-id's middleware; this module fixes the header name and a
-lenient validator (callers may send their own ids, not only UUIDs), and gives the outgoing
-side (our HTTP clients) the current id.
+The ASGI side is asgi-correlation-id's middleware (:mod:`shared.web.middleware`); this module
+fixes the header name and a lenient validator (callers may send their own ids, not only UUIDs),
+and gives the outgoing side (our HTTP clients) the current id.
 """
 
 from __future__ import annotations
 
 import re
 
-from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
-from starlette.types import ASGIApp
+from asgi_correlation_id import correlation_id
 
 HEADER = "X-Request-ID"
 MAX_LENGTH = 64  # the inference log's request_id column: an id that fits everywhere it goes
@@ -21,10 +20,6 @@ def is_acceptable_id(value: str) -> bool:
     """Ids from callers are kept when short and printable; anything else is replaced by a new
     one (sent back in the response's ``X-Request-ID``) before anything logs or forwards it."""
     return bool(_SAFE_ID.match(value))
-
-
-def request_id_middleware(app: ASGIApp) -> CorrelationIdMiddleware:
-    return CorrelationIdMiddleware(app, header_name=HEADER, validator=is_acceptable_id)
 
 
 def current_request_id() -> str | None:

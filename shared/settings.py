@@ -7,12 +7,18 @@ set once without a prefix and overridden per service with the prefixed name.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
+log = logging.getLogger(__name__)
+# Old names still read (each an alias of its field), with a warning at start: old -> new.
+DEPRECATED_GATEWAY_NAMES = {"GATEWAY_SPOOL_DIR": "GATEWAY_LOG_DIR",
+                            "GATEWAY_DEAD_FOR_S": "GATEWAY_EJECTION_S"}
 
 
 def _env(prefix: str, name: str) -> AliasChoices:
@@ -97,7 +103,7 @@ class EmbedderSettings(ServiceSettings):
 
     # Phrase cache: in-process LRU in front of Redis (Redis optional).
     lru_size: int = Field(50_000, ge=0)
-    redis_url: str | None = Field(None, validation_alias=_env("EMBEDDER_", "REDIS_URL"))
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("EMBEDDER_", "REDIS_URL"))
     redis_ttl_s: int = Field(7 * 24 * 3600, ge=1)
     redis_timeout_ms: float = Field(100.0, gt=0)
     redis_retry_after_s: float = Field(2.0, ge=0, description="pause Redis use after a failure")
@@ -140,13 +146,14 @@ class TrainerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINER_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
 
-    database_url: str = Field("sqlite:///var/polyhead.db",
-                              validation_alias=_env("TRAINER_", "DATABASE_URL"))
+    database_url: SecretStr = Field(SecretStr("sqlite:///var/polyhead.db"),
+                                    validation_alias=_env("TRAINER_", "DATABASE_URL"))
     artifact_store: str = Field("var/artifacts",
                                 validation_alias=_env("TRAINER_", "ARTIFACT_STORE"),
                                 description="a folder, or an fsspec URL such as s3://bucket/heads")
-    queue_url: str | None = Field(None, validation_alias=_env("TRAINER_", "REDIS_URL"),
-                                  description="Redis for the job queue; unset = in-process worker")
+    queue_url: SecretStr | None = Field(None, validation_alias=_env("TRAINER_", "REDIS_URL"),
+                                        description="Redis for the job queue; unset = "
+                                        "in-process worker")
     queue_namespace: str = "polyhead-trainer"
     run_worker: bool | None = Field(None, description="run a worker in the API process; "
                                     "default: only when there is no queue_url")
@@ -188,8 +195,8 @@ class ClassifierSettings(ServiceSettings):
                                       populate_by_name=True)
 
     models: str = Field("*", description="comma-separated model names, or * for all")
-    database_url: str = Field("sqlite:///var/polyhead.db",
-                              validation_alias=_env("CLASSIFIER_", "DATABASE_URL"))
+    database_url: SecretStr = Field(SecretStr("sqlite:///var/polyhead.db"),
+                                    validation_alias=_env("CLASSIFIER_", "DATABASE_URL"))
     artifact_store: str = Field("var/artifacts",
                                 validation_alias=_env("CLASSIFIER_", "ARTIFACT_STORE"))
     reload_interval_s: float = Field(2.0, gt=0)
@@ -214,8 +221,8 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
 
-    database_url: str = Field("sqlite:///var/polyhead.db",
-                              validation_alias=_env("GATEWAY_", "DATABASE_URL"))
+    database_url: SecretStr = Field(SecretStr("sqlite:///var/polyhead.db"),
+                                    validation_alias=_env("GATEWAY_", "DATABASE_URL"))
     classifier_urls: str = Field("http://127.0.0.1:8002", validation_alias=_env(
         "GATEWAY_", "CLASSIFIER_URLS"), description="comma-separated classifier replicas")
     discover_classifiers: bool = Field(True, description="resolve each classifier URL's host "
@@ -248,8 +255,9 @@ class GatewaySettings(ServiceSettings):
     trusted_proxies: str = Field("127.0.0.1,::1", description="addresses and networks (comma-"
                                  "separated, CIDR allowed; * for any) whose X-Forwarded-For "
                                  "and X-Forwarded-Proto are believed: the ingress's pods")
-    redis_url: str | None = Field(None, validation_alias=_env("GATEWAY_", "REDIS_URL"),
-                                  description="rate-limit counters shared by all gateways")
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_", "REDIS_URL"),
+                                        description="rate-limit counters shared by all "
+                                        "gateways")
     docs: bool | None = Field(None, description="serve /docs and /openapi.json without a key; "
                               "default: yes except when POLYHEAD_ENV=prod")
     console: bool = Field(True, description="serve the web console at /console; false: 404")
@@ -265,7 +273,7 @@ class GatewaySettings(ServiceSettings):
     log_inferences: bool = True
     log_dir: str = Field("var/inference-log", validation_alias=AliasChoices(
         "GATEWAY_LOG_DIR", "GATEWAY_SPOOL_DIR"), description="segments of the local log; keep "
-        "it on a persistent volume")
+        "it on a persistent volume (GATEWAY_SPOOL_DIR: its old name, deprecated)")
     log_fsync_ms: float = Field(200.0, gt=0, description="group fsync of the local log: at "
                                 "most this much is lost if the machine (not the process) dies")
     log_required: bool = Field(False, description="answer 503 rather than serve a prediction "
@@ -297,6 +305,14 @@ class GatewaySettings(ServiceSettings):
             raise ValueError("GATEWAY_AUTH=false is refused when POLYHEAD_ENV=prod: without "
                              "keys every caller would get the admin scope")
         _check_internal_token(self.environment, self.internal_token)
+        return self
+
+    @model_validator(mode="after")
+    def _warn_of_old_names(self) -> GatewaySettings:
+        for old, new in DEPRECATED_GATEWAY_NAMES.items():
+            if old in os.environ and new not in os.environ:
+                log.warning("%s is deprecated and will go in a later release: call it %s",
+                            old, new)
         return self
 
     @model_validator(mode="after")

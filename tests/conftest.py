@@ -21,6 +21,7 @@ import pytest
 import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from services.embedder.backends import Backend
@@ -99,6 +100,16 @@ def script_module(relative: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def metric(exposition: str, name: str, **labels: str) -> float | None:
+    """The sum of the samples called ``name`` (``..._total``, ``..._count``, a gauge's name)
+    whose labels include ``labels``, in a /metrics answer; None when there is no such sample
+    (a metric declared but never observed prints its name and no sample)."""
+    values = [sample.value for family in text_string_to_metric_families(exposition)
+              for sample in family.samples
+              if sample.name == name and labels.items() <= sample.labels.items()]
+    return sum(values) if values else None
 
 
 def free_port() -> int:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from shared.clients import EmbedderClient
 from shared.http import NotReady, wait_ready
 from shared.settings import EmbedderClientSettings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, metric
 
 pytestmark = pytest.mark.model
 
@@ -57,5 +58,7 @@ def test_sync_client_against_gunicorn(gunicorn_embedder: str) -> None:
 def test_ops_endpoints_over_tcp(gunicorn_embedder: str) -> None:
     response = httpx.get(f"{gunicorn_embedder}/health", headers={"X-Request-ID": "e2e-1"})
     assert response.json() == {"status": "ok"} and response.headers["x-request-id"] == "e2e-1"
+    httpx.post(f"{gunicorn_embedder}/v1/embeddings", json={"input": uuid.uuid4().hex})
     metrics = httpx.get(f"{gunicorn_embedder}/metrics").text
-    assert "polyhead_embedder_forward_seconds_count" in metrics
+    forwards = metric(metrics, "polyhead_embedder_forward_seconds_count")
+    assert forwards is not None and forwards >= 1  # a text never seen: a forward pass

@@ -15,11 +15,10 @@ import anyio
 from fastapi import FastAPI, Request
 
 import shared
-from services.classifier.heads import HeadSet
+from services.classifier.head_set import HeadSet
 from services.classifier.metrics import record_loaded
 from services.classifier.router import router
 from services.classifier.service import ClassifierService
-from shared.app import build_app
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import AsyncEmbedderClient
 from shared.contracts.health import Readiness
@@ -28,6 +27,7 @@ from shared.db.migrate import upgrade
 from shared.logs import configure_logging
 from shared.registry import Registry
 from shared.settings import ClassifierSettings
+from shared.web.app import build_app
 
 log = logging.getLogger(__name__)
 

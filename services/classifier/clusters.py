@@ -12,7 +12,7 @@ texts out.
 
 Each cluster is described by its most distinctive words, class-based TF-IDF (each cluster's
 texts are one document, the unclustered texts another, English stop words dropped), and by the
-head's label whose prototypes (:mod:`shared.scope`) lie nearest the cluster's centre (each
+head's label whose prototypes (:mod:`shared.in_scope`) lie nearest the cluster's centre (each
 prototype's label: :meth:`shared.heads.Head.prototype_owners`). No FastAPI here.
 """
 
@@ -50,7 +50,7 @@ def cluster_texts(texts: list[str], rows: np.ndarray, head: Head
     unclustered = [i for i, c in enumerate(assignment) if sizes[c] == 1]
     documents = [" ".join(texts[i] for i in np.flatnonzero(assignment == c)) for c in grouped]
     words = keywords([*documents, " ".join(texts[i] for i in unclustered)])
-    owners = head.prototype_owners() if head.scope is not None else None
+    owners = head.prototype_owners() if head.in_scope_score is not None else None
     groups = []
     for c, described in zip(grouped, words, strict=False):
         members = np.flatnonzero(assignment == c)
@@ -90,8 +90,8 @@ def nearest_label(centre: np.ndarray, head: Head, owners: np.ndarray | None,
     """The label whose prototypes lie nearest ``centre`` and the cosine to the nearest one
     (``owners``: each prototype's label index); for a head without prototypes, its top label
     for ``mean_row`` (the members' mean features row) and no similarity."""
-    if head.scope is None or owners is None:
+    if head.in_scope_score is None or owners is None:
         return head.labels[int(head.predict_proba(mean_row[None]).argmax())], None
-    cosines = head.scope.prototypes @ centre
+    cosines = head.in_scope_score.prototypes @ centre
     best = int(cosines.argmax())
     return head.labels[int(owners[best])], round(float(cosines[best]), 4)

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from services.classifier.service import ClassifierService
-from shared.app import error_responses
 from shared.contracts.classify import ClassifyRequest, ClassifyResponse, LoadedHead, LoadedHeadList
 from shared.contracts.explain import ExplainRequest, ExplainResponse
 from shared.contracts.review import ClusterRequest, ClusterResponse
+from shared.web.app import error_responses
 
 router = APIRouter(tags=["classify"], responses=error_responses(404))
 

@@ -11,9 +11,9 @@ import anyio
 
 from services.classifier.clusters import cluster_texts
 from services.classifier.explain import explanation, variants, words_of
-from services.classifier.heads import HeadSet, Served
+from services.classifier.head_set import HeadSet, Served
 from services.classifier.metrics import record_classification, record_explanation
-from services.classifier.rollout import predict, route, text_predictions
+from services.classifier.routing import predict, route, text_predictions
 from shared.clients.embedder import AsyncEmbedderClient, Embeddings
 from shared.contracts.classify import ClassifyResponse, Timings
 from shared.contracts.explain import ExplainResponse
@@ -43,7 +43,7 @@ class ClassifierService:
                        version: int | None = None,
                        routing_key: str | None = None) -> ClassifyResponse:
         """Production's answer, or the pinned ``version``'s, or the canary's (see
-        :mod:`services.classifier.rollout`); a shadow predicts on the same embeddings."""
+        :mod:`services.classifier.routing`); a shadow predicts on the same embeddings."""
         start = time.perf_counter()
         # This request keeps these heads, whatever reloads.
         chosen = await route(self.heads, model, version, routing_key)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from services.demo import train_demo
+    from services.cli.demo import train_demo
     from services.gateway.auth import KeyStore
     from shared.db import make_engine, session_factory
 

@@ -23,10 +23,10 @@ from services.embedder.cache import PhraseCache, RedisTier
 from services.embedder.engine import BatchingEngine
 from services.embedder.router import router
 from services.embedder.service import EmbeddingService
-from shared.app import build_app
 from shared.contracts.health import Readiness
 from shared.logs import configure_logging
 from shared.settings import EmbedderSettings
+from shared.web.app import build_app
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | No
         redis = None
         if settings.redis_url:
             timeout = settings.redis_timeout_ms / 1000
-            client = Redis.from_url(settings.redis_url, socket_timeout=timeout,
+            client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=timeout,
                                     socket_connect_timeout=timeout,
                                     # the asyncio Retry: redis-py 8.2 warns on the sync one
                                     retry=Retry(NoBackoff(), 0))

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from services.embedder.service import EmbeddingService, Result
-from shared.app import error_responses
 from shared.contracts.embeddings import (
     SENTENCE_LEXICAL,
     EmbeddingRequest,
@@ -20,7 +19,8 @@ from shared.contracts.embeddings import (
     ModelList,
 )
 from shared.errors import Unavailable
-from shared.responses import JSONBytes
+from shared.web.app import error_responses
+from shared.web.responses import JSONBytes
 
 router = APIRouter(tags=["embeddings"], responses=error_responses(404))
 

@@ -20,26 +20,31 @@ from sqlalchemy import Engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import shared
-from services.gateway.admin import router as admin_router
 from services.gateway.auth import KeyStore
-from services.gateway.candidates import router as candidates_router
 from services.gateway.console import router as console_router
 from services.gateway.inference_log import InferenceLog, SqlSink
-from services.gateway.me import router as me_router
 from services.gateway.outliers import OutlierDetector
 from services.gateway.ratelimit import RateLimits
 from services.gateway.replicas import Replicas
-from services.gateway.review_router import router as review_router
 from services.gateway.rollout_watch import RolloutWatch
-from services.gateway.router import router
+from services.gateway.routes import (
+    candidates,
+    feedback,
+    me,
+    models,
+    predict,
+    reports,
+    review,
+    training,
+)
 from services.gateway.service import PredictService
-from shared.app import build_app
 from shared.contracts.health import Readiness
 from shared.db import make_engine, partitions, session_factory
 from shared.db.migrate import upgrade
 from shared.logs import configure_logging
 from shared.registry import Registry
 from shared.settings import GatewaySettings
+from shared.web.app import build_app
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     description="The public API: predictions from every classifier head, "
                                 "each one logged; feedback for retraining.",
                     lifespan=lifespan,
-                    routers=[router, admin_router, candidates_router, me_router, review_router,
+                    routers=[predict.router, models.router, feedback.router, reports.router,
+                             training.router, candidates.router, review.router, me.router,
                              *([console_router] if settings.console else [])],
                     readiness=_readiness,
                     max_body_bytes=settings.max_body_bytes,

@@ -17,9 +17,9 @@ import numpy as np
 from sqlalchemy import ColumnElement, Integer, Select, and_, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
+from shared.candidate_policy import wilson
 from shared.db.models import Inference
 from shared.db.rollups import ABSTAINED
-from shared.rollout_policy import wilson
 
 MAX_WINDOW = timedelta(days=7)
 TOP_LABELS = 10

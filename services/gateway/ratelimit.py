@@ -20,6 +20,7 @@ from collections.abc import Callable
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
+from pydantic import SecretStr
 
 from services.gateway.auth import Client, KeyStore, UnknownKey
 from shared.errors import Overloaded
@@ -28,10 +29,12 @@ log = logging.getLogger(__name__)
 
 
 class RateLimits:
-    def __init__(self, default: str | None, redis_url: str | None = None,
+    def __init__(self, default: str | None, redis_url: SecretStr | str | None = None,
                  pause_s: float = 2.0, auth_failures: str | None = "20/minute") -> None:
         self.default = parse(default) if default else None
         self.auth_failures = parse(auth_failures) if auth_failures else None
+        if isinstance(redis_url, SecretStr):
+            redis_url = redis_url.get_secret_value()
         options = {"socket_timeout": 0.1, "socket_connect_timeout": 0.1} if redis_url else {}
         self.storage = storage_from_string(redis_url or "memory://", **options)
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)

@@ -25,12 +25,9 @@ from shared.db.models import (
     InferenceRollupLabel,
     InferenceRollupLatency,
 )
-from shared.db.rollups import hour_of, percentile
+from shared.db.rollups import ROLLUP_SUMS, hour_of, percentile
 from shared.errors import Conflict
 from shared.registry import Registry
-
-_SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_embed_ms",
-         "sum_head_ms", "feedback", "feedback_correct")
 
 
 def whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -49,14 +46,14 @@ def model_report(sessions: sessionmaker[Session], registry: Registry, name: str,
     with sessions() as s:
         per_version = s.execute(
             select(InferenceRollup.model_version,
-                   *[func.sum(getattr(InferenceRollup, c)) for c in _SUMS])
+                   *[func.sum(getattr(InferenceRollup, c)) for c in ROLLUP_SUMS])
             .where(InferenceRollup.model_name == name, InferenceRollup.hour >= start,
                    InferenceRollup.hour < end)
             .group_by(InferenceRollup.model_version)).all()
         labels = _counts(s, InferenceRollupLabel, InferenceRollupLabel.label, name, start, end)
         buckets = _counts(s, InferenceRollupLatency, InferenceRollupLatency.le_ms, name, start,
                           end)
-    sums = {c: sum(float(row[i] or 0) for row in per_version) for i, c in enumerate(_SUMS, 1)}
+    sums = {c: sum(float(row[i] or 0) for row in per_version) for i, c in enumerate(ROLLUP_SUMS, 1)}
     volume, timed, feedback = int(sums["inferences"]), sums["timed"], int(sums["feedback"])
     report: dict[str, Any] = {
         "model": name, "from": start.isoformat(), "to": end.isoformat(), "volume": volume,

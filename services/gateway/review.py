@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select
 
 from services.gateway.feedback import INFERENCE_ID, label_rows
 from services.gateway.service import PredictService
-from services.gateway.windows import window
+from services.gateway.time_windows import window
 from shared.contracts.review import (
     ReviewCluster,
     ReviewLabelRequest,

@@ -1,4 +1,4 @@
-"""The rollout watcher: applies each candidate's policy (:mod:`shared.rollout_policy`) every
+"""The rollout watcher: applies each candidate's policy (:mod:`shared.candidate_policy`) every
 ``GATEWAY_ROLLOUT_CHECK_S``, promoting or withdrawing it through the registry with the reason
 in the alias history. No FastAPI here.
 
@@ -22,12 +22,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.gateway import comparison
-from shared import rollout_failures
+from shared import candidate_failures
+from shared.candidate_policy import Decision, Figures, decide
 from shared.contracts.rollout import Candidate
 from shared.db.models import Inference
 from shared.db.types import utcnow
 from shared.registry import Registry
-from shared.rollout_policy import Decision, Figures, decide
 
 log = logging.getLogger(__name__)
 ACTOR = "rollout-watch"
@@ -65,7 +65,7 @@ class RolloutWatch:
                     log.info("rollout watch: %s %s v%d (%s)", decision.action, name,
                              candidate.version, decision.reason)
             if self.retention is not None:
-                rollout_failures.prune(self.sessions, before=utcnow() - self.retention)
+                candidate_failures.prune(self.sessions, before=utcnow() - self.retention)
             return decisions
 
     def figures(self, name: str, candidate: Candidate, started: datetime) -> Figures:
@@ -87,6 +87,6 @@ class RolloutWatch:
             requests = s.execute(comparison.count(rows)).scalar_one()
             p99 = comparison.percentiles(s, Inference.total_ms, rows,
                                          (0.99,))["p99"]
-            failed = rollout_failures.since(s, name, candidate.version, recent)
+            failed = candidate_failures.since(s, name, candidate.version, recent)
         return Figures(mine, theirs, requests=requests, failures=failed.get("predict", 0),
                        load_failures=failed.get("load", 0), p99_ms=p99)

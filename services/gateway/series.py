@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.gateway.drift import ALARM, production_of, shares, training_counts
 from services.gateway.reports import whole_hours
 from shared.db.models import InferenceRollup, InferenceRollupLabel, InferenceRollupLatency
-from shared.db.rollups import ABSTAINED, percentile
+from shared.db.rollups import ABSTAINED, ROLLUP_SUMS, percentile
 from shared.db.types import UTCDateTime
 from shared.errors import InvalidInput, NotFound
 from shared.registry import Registry
@@ -31,10 +31,6 @@ from shared.registry import Registry
 Step = Literal["hour", "day"]
 STEPS: dict[Step, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 400
-_SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_embed_ms",
-         "sum_head_ms", "feedback", "feedback_correct")
-
-
 def whole_buckets(start: datetime, end: datetime, step: Step | None
                   ) -> tuple[datetime, datetime, Step]:
     """The window in whole buckets of ``step`` (UTC) and the step: when none is given, hours
@@ -72,14 +68,14 @@ def model_series(sessions: sessionmaker[Session], registry: Registry, name: str,
     window = _Window(name, start, end, step, version, {b: i for i, b in enumerate(buckets)})
     with sessions() as s:
         sums, _ = window.matrices(s, InferenceRollup, (),
-                                  [func.sum(getattr(InferenceRollup, c)) for c in _SUMS])
+                                  [func.sum(getattr(InferenceRollup, c)) for c in ROLLUP_SUMS])
         labels, names = window.matrices(s, InferenceRollupLabel, (InferenceRollupLabel.label,),
                                         [func.sum(InferenceRollupLabel.inferences)])
         latency, bounds = window.matrices(s, InferenceRollupLatency,
                                           (InferenceRollupLatency.le_ms,),
                                           [func.sum(InferenceRollupLatency.inferences)])
     n = len(buckets)
-    empty = _Tables(np.zeros((n, len(_SUMS))), np.zeros((n, len(names))),
+    empty = _Tables(np.zeros((n, len(ROLLUP_SUMS))), np.zeros((n, len(names))),
                     np.zeros((n, len(bounds))))
     shown = sorted(set(sums) | ({version} if version is not None else set()))
     trained = {v.version: training_counts(v) for v in model.versions}
@@ -157,7 +153,8 @@ def _bucket(s: Session, hour: Any, step: Step) -> Any:
 
 class _Tables(NamedTuple):
     """One version's (or all versions') matrices, a row per bucket: the sums (columns
-    ``_SUMS``), label counts and latency histogram (columns: the labels and bounds found)."""
+    ``ROLLUP_SUMS``), label counts and latency histogram (columns: the labels and bounds
+    found)."""
 
     sums: np.ndarray
     labels: np.ndarray
@@ -168,7 +165,7 @@ def _figures(tables: _Tables, names: list[str], bounds: list[float],
              trained: dict[str, int]) -> dict[str, Any]:
     """The figures per bucket of ``tables``; drift against the ``trained`` label counts."""
     sums, labels, latency = tables
-    column = {c: sums[:, i] for i, c in enumerate(_SUMS)}
+    column = {c: sums[:, i] for i, c in enumerate(ROLLUP_SUMS)}
     volume, timed, feedback = column["inferences"], column["timed"], column["feedback"]
     answered = [i for i, k in enumerate(names) if k != ABSTAINED]
     psi = (shares(trained, [names[i] for i in answered], labels[:, answered])[2]

@@ -12,7 +12,7 @@ import httpx
 
 from services.gateway.inference_log import InferenceLog
 from services.gateway.replicas import Replicas
-from services.gateway.rollout import shadow_records
+from services.gateway.shadow_rows import shadow_records
 from shared.contracts.classify import ClassifyResponse
 from shared.contracts.explain import ExplainResponse
 from shared.contracts.gateway import Prediction, PredictResponse

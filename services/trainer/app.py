@@ -23,12 +23,12 @@ from services.trainer.pipeline import Runtime
 from services.trainer.queue import declare, in_process_worker, make_broker
 from services.trainer.router import router
 from services.trainer.runtime import build_runtime
-from shared.app import build_app
 from shared.clients.embedder import EmbedderClient
 from shared.contracts.health import Readiness
 from shared.logs import configure_logging
 from shared.metrics import add_collector, remove_collector
 from shared.settings import TrainerSettings
+from shared.web.app import build_app
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def create_app(settings: TrainerSettings | None = None,
         app.state.runtime, app.state.broker = runtime, broker
         # Readiness pings the queue with a short timeout of its own (never hangs /ready).
         app.state.queue_probe = redis.Redis.from_url(
-            settings.queue_url, socket_timeout=1, socket_connect_timeout=1
+            settings.queue_url.get_secret_value(), socket_timeout=1, socket_connect_timeout=1
         ) if settings.queue_url else None
         app.state.actor = declare(broker, runtime, settings)
         worker = in_process_worker(broker) if run_worker else None

@@ -24,9 +24,9 @@ from sqlalchemy import Engine
 
 from services.trainer import evaluate
 from services.trainer.dataset import Dataset, DatasetError, parse
+from services.trainer.in_scope import nonsense_texts
 from services.trainer.jobs import JobStore, attempts
 from services.trainer.promotion import Decision, decide
-from services.trainer.scope import nonsense_texts
 from services.trainer.selection import select_and_fit
 from services.trainer.sources import (
     TRAINING_ROWS,
@@ -297,7 +297,7 @@ class Runtime:
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures stored on the version row (the full report is in the artifact)."""
-    keys = ("cv", "train", "train_cv_gap", "threshold", "class_weight", "candidates", "cv_folds")
+    keys = ("cv", "train", "train_cv_gap", "threshold", "class_weight", "screened", "cv_folds")
     summary = {k: report[k] for k in keys if k in report}
     summary["class_counts"] = report["data"]["class_counts"]  # the baseline for drift reports
     if report["options"]["oos_label"] is not None:  # a label feedback may give, too

@@ -28,7 +28,8 @@ ACTOR = "train"
 
 def make_broker(settings: TrainerSettings) -> dramatiq.Broker:
     if settings.queue_url:
-        return RedisBroker(url=settings.queue_url, namespace=settings.queue_namespace,
+        return RedisBroker(url=settings.queue_url.get_secret_value(),
+                           namespace=settings.queue_namespace,
                            heartbeat_timeout=settings.queue_heartbeat_timeout_ms,
                            maintenance_chance=settings.queue_maintenance_chance)
     return StubBroker()

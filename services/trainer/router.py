@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.pipeline import Runtime
 from services.trainer.sources import feedback_dataset, production_training
-from shared.app import error_responses
 from shared.artifacts import ArtifactError
 from shared.contracts.training import (
     MODEL_NAME,
@@ -32,9 +31,10 @@ from shared.contracts.training import (
     Version,
 )
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
-from shared.internal_auth import InternalToken
 from shared.messages import describe
-from shared.responses import JSONBytes
+from shared.web.app import error_responses
+from shared.web.deps import InternalToken
+from shared.web.responses import JSONBytes
 
 # PostgreSQL integers are 32-bit: a bigger number is refused (422) before any query.
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -187,7 +187,8 @@ def get_version(name: str, version: VersionNumber, runtime: RuntimeDep) -> Versi
 
 @router.get("/v1/models/{name}/versions/{version}/report", tags=["registry"])
 def get_report(name: str, version: VersionNumber, runtime: RuntimeDep) -> JSONBytes:
-    """The full training report: per-class table, confusion matrix, candidates, timings."""
+    """The full training report: per-class table, confusion matrix, the head kinds screened,
+    timings."""
     row = runtime.registry.version(name, version)
     try:
         report = runtime.store.read_version(row.artifact_uri, ("report.json",)).get("report.json")

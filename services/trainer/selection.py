@@ -1,11 +1,11 @@
-"""Choose and fit a head: screen candidates on one fold, cross-validate the winner, fit it on
+"""Choose and fit a head: screen the head kinds on one fold, cross-validate the winner, fit it on
 everything, fit its in-scope score and abstain threshold. All within a time budget.
 
 Why screening: on CLINC150 (150 classes) logistic regression fits in ~5 s, an MLP in ~9 s and
-XGBoost in minutes (one tree per class per round), so ``auto`` compares candidates on the first
+XGBoost in minutes (one tree per class per round), so ``auto`` compares the kinds on the first
 fold only, runs XGBoost only where it can win (few classes), and spends the remaining folds on
 the winner, whose out-of-fold predictions give the reported metrics, the in-scope score's
-standardisation and the threshold (:mod:`services.trainer.scope`). Logistic regression folds
+standardisation and the threshold (:mod:`services.trainer.in_scope`). Logistic regression folds
 and the final fit start from the first fold's solution, which they are close to.
 
 Heads fit on rows of ``features``: sentence vectors alone, or with the lexical vectors beside
@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from services.trainer import evaluate
 from services.trainer.fitters import FitSpec, fit, flush_tiny
-from services.trainer.scope import abstention, nearest_prototype, prototypes
+from services.trainer.in_scope import abstention, nearest_prototype, prototypes
 from shared.contracts.embeddings import FeatureSet
 from shared.contracts.training import TrainOptions
 from shared.heads import Head, HeadType
@@ -42,7 +42,7 @@ class Selected:
     oos_scores: np.ndarray | None  # the out-of-scope rows' scores by the served head
 
 
-def candidates(options: TrainOptions, n_classes: int, xgboost_max_classes: int
+def head_kinds(options: TrainOptions, n_classes: int, xgboost_max_classes: int
                ) -> tuple[list[HeadType], dict[str, str]]:
     if options.head != "auto":
         return [options.head], {}
@@ -62,13 +62,13 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
                    progress: Progress, x_nonsense: np.ndarray | None = None,
                    features: FeatureSet = "sentence") -> Selected:
     """Screen, cross-validate and fit a head as the module says, on rows ``x`` holding
-    ``features``. ``x_nonsense``: rows of :func:`services.trainer.scope.nonsense_texts`, for
+    ``features``. ``x_nonsense``: rows of :func:`services.trainer.in_scope.nonsense_texts`, for
     the in-scope score's nonsense gate (None: no gate)."""
     start = time.perf_counter()
     x = flush_tiny(x)  # once for the fits, predictions and prototypes below
     folds = list(StratifiedKFold(options.cv_folds, shuffle=True, random_state=options.seed)
                  .split(x, y))
-    kinds, skipped = candidates(options, len(labels), xgboost_max_classes)
+    kinds, skipped = head_kinds(options, len(labels), xgboost_max_classes)
     base = FitSpec(kind=kinds[0], features=features, seed=options.seed, threads=threads,
                    balanced=options.class_weight == "balanced")
     sentence = x[:, :x.shape[1] // 2] if features == "sentence+lexical" else x
@@ -80,7 +80,7 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
                           start=warm)
         return head, head.predict_proba(x[test]), facts
 
-    # 1. Screen every candidate on fold 0 (stop adding candidates once the budget is spent).
+    # 1. Screen every kind on fold 0 (stop adding kinds once the budget is spent).
     steps = len(kinds) + (options.class_weight == "auto") + options.cv_folds
     done = 0
     screen: dict[HeadType, dict[str, Any]] = {}
@@ -140,7 +140,7 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
     report = {"head_type": spec.kind, "params": spec.params(), "cv_folds": options.cv_folds,
               "cv": cv, "train": train,
               "train_cv_gap": round(train["weighted_f1"] - cv["weighted_f1"], 5),
-              "candidates": screen, "skipped": skipped, "class_weight": weighting,
+              "screened": screen, "skipped": skipped, "class_weight": weighting,
               "threshold": threshold, "final_fit": facts, "memory_bytes": final.nbytes,
               "selection_seconds": round(time.perf_counter() - start, 2),
               **evaluate.per_class(y, oof, labels)}

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from shared.contracts.rollout import Candidate, Role
-from shared.text import problem
+from shared.contracts.text import Text
 
 
 class ClassifyRequest(BaseModel):
-    texts: list[str] = Field(min_length=1, examples=[["where is my parcel", "book a table"]])
+    texts: list[Text] = Field(min_length=1, examples=[["where is my parcel", "book a table"]])
     top_k: int = Field(3, ge=1, le=50)
     version: int | None = Field(None, ge=1, le=2**31 - 1, description="answer with this version "
                                 "(pinned) instead of production or a canary")
     routing_key: str | None = Field(None, max_length=200, description="who is asking: the same "
                                     "key always gets the same side of a canary (random if none)")
-
-    @field_validator("texts", mode="before")
-    @classmethod
-    def _strings_only(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if not isinstance(item, str):
-                    raise ValueError(f"texts[{i}] is {type(item).__name__}, not a string")
-                if why := problem(item):
-                    raise ValueError(f"texts[{i}] {why}")
-        return value
 
 
 class LabelScore(BaseModel):

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.body import RequestBody
-from shared.text import problem
+from shared.contracts.text import storable_text
 
 
 class EmbeddingRequest(RequestBody):
@@ -44,16 +44,19 @@ class EmbeddingRequest(RequestBody):
     def _strings_only(cls, value: Any) -> Any:
         """Say which item is wrong, instead of pydantic's per-union-branch messages."""
         if isinstance(value, str):
-            if why := problem(value):
-                raise ValueError(f"input {why}")
-            return value
+            try:
+                return storable_text(value)
+            except ValueError as exc:
+                raise ValueError(f"input {exc}") from None
         if isinstance(value, list):
             for i, item in enumerate(value):
                 if not isinstance(item, str):
                     raise ValueError(f"input[{i}] is {type(item).__name__}, not a string "
                                      "(token arrays are not supported)")
-                if why := problem(item):
-                    raise ValueError(f"input[{i}] {why}")
+                try:
+                    storable_text(item)
+                except ValueError as exc:
+                    raise ValueError(f"input[{i}] {exc}") from None
             return value
         raise ValueError(f"input must be a string or a list of strings, not {type(value).__name__}")
 

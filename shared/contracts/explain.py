@@ -5,28 +5,17 @@ The gateway's public route and the classifier's internal one take and give the s
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from shared.contracts.body import RequestBody
 from shared.contracts.classify import LabelScore
-from shared.text import problem
+from shared.contracts.text import Text
 
 
 class ExplainRequest(RequestBody):
     """One text, explained with the production version of the model."""
 
-    text: str = Field(examples=["where is my parcel"])
-
-    @field_validator("text", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError(f"text must be a string, not {type(value).__name__}")
-        if why := problem(value):
-            raise ValueError(f"text {why}")
-        return value
+    text: Text = Field(examples=["where is my parcel"])
 
 
 class WordInfluence(BaseModel):

@@ -2,50 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.contracts.body import RequestBody
 from shared.contracts.classify import LabelScore
 from shared.contracts.rollout import Role
-from shared.text import problem
+from shared.contracts.text import Text
 
 
 class PredictRequest(RequestBody):
     """One ``text`` or a list of ``texts`` (not both)."""
 
-    text: str | None = Field(None, examples=["where is my parcel"])
-    texts: list[str] | None = Field(None, examples=[["where is my parcel", "book a table"]])
+    text: Text | None = Field(None, examples=["where is my parcel"])
+    texts: list[Text] | None = Field(None, min_length=1,
+                                     examples=[["where is my parcel", "book a table"]])
     top_k: int | None = Field(None, ge=1, le=50, description="labels in `top` (default 3)")
     version: int | None = Field(None, ge=1, le=2**31 - 1, examples=[3], description="answer "
                                 "with this version of the model (pinned) instead of production; "
                                 "404 naming the versions if it has none such")
     routing_key: str | None = Field(None, min_length=1, max_length=200, description="who to keep "
                                     "on one side of a canary (default: the API key's name)")
-
-    @field_validator("text", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"text must be a string, not {type(value).__name__}")
-        if value is not None and (why := problem(value)):
-            raise ValueError(f"text {why}")
-        return value
-
-    @field_validator("texts", mode="before")
-    @classmethod
-    def _texts(cls, value: Any) -> Any:
-        if value is None:
-            return value
-        if not isinstance(value, list) or not value:
-            raise ValueError("texts must be a non-empty list of strings")
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise ValueError(f"texts[{i}] is {type(item).__name__}, not a string")
-            if why := problem(item):
-                raise ValueError(f"texts[{i}] {why}")
-        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
@@ -75,16 +51,14 @@ class PredictResponse(BaseModel):
 
 
 class FeedbackRequest(RequestBody):
-    label: str = Field(min_length=1, max_length=200, description="the true label: one the "
-                       "predicting version knows (else 422 naming them), unless new_label")
+    label: Text = Field(min_length=1, max_length=200, description="the true label: one the "
+                        "predicting version knows (else 422 naming them), unless new_label")
     new_label: bool = Field(False, description="the label is new to the model: accept it anyway "
                             "(a retraining from feedback will learn it)")
 
     @field_validator("label")
     @classmethod
-    def _storable(cls, value: str) -> str:
-        if why := problem(value):
-            raise ValueError(f"label {why}")
+    def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("label is empty or only whitespace")
         return value

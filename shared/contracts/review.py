@@ -10,26 +10,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from shared.contracts.body import RequestBody
 from shared.contracts.gateway import FeedbackRequest
-from shared.text import problem
+from shared.contracts.text import Text
 
 MAX_REVIEW_TEXTS = 2000  # texts one review clusters, and inferences one labelling labels
 
 
 class ClusterRequest(RequestBody):
-    texts: list[str] = Field(min_length=1, max_length=MAX_REVIEW_TEXTS,
+    texts: list[Text] = Field(min_length=1, max_length=MAX_REVIEW_TEXTS,
                              examples=[["book a table for two", "reserve a table tonight"]])
-
-    @field_validator("texts")
-    @classmethod
-    def _texts(cls, value: list[str]) -> list[str]:
-        for i, text in enumerate(value):
-            if why := problem(text):
-                raise ValueError(f"texts[{i}] {why}")
-        return value
 
 
 class TextCluster(BaseModel):

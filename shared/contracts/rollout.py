@@ -19,7 +19,7 @@ Role = Literal["production", "pinned", "canary", "shadow"]
 
 
 class Policy(RequestBody):
-    """A candidate's automatic moves (:mod:`shared.rollout_policy`): promotion once
+    """A candidate's automatic moves (:mod:`shared.candidate_policy`): promotion once
     ``promote_after`` feedback rows show it not worse than production (a one-sided
     non-inferiority test at level ``alpha`` with margin ``margin``); a canary's withdrawal
     once its error rate or p99 latency over the watch window passes a bound."""

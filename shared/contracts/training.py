@@ -5,25 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.body import RequestBody
 from shared.contracts.rollout import Candidate
-from shared.text import problem
+from shared.contracts.text import Text
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 HeadChoice = Literal["auto", "logreg", "mlp", "xgboost"]
 MODEL_NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
 
-def _storable(value: str) -> str:
-    if why := problem(value):
-        raise ValueError(why)
-    return value
-
-
 # A short free-text field that ends up in the database (column names, labels).
-Label = Annotated[str, Field(max_length=200), AfterValidator(_storable)]
+Label = Annotated[Text, Field(max_length=200)]
 
 
 class TrainOptions(BaseModel):

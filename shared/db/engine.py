@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy.exc
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +32,12 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, statement_timeout_s: float | None = 30.0, **kwargs: Any) -> Engine:
-    """``statement_timeout_s``: PostgreSQL's bound on any one statement (None: none)."""
+def make_engine(url: str | SecretStr, *, statement_timeout_s: float | None = 30.0,
+                **kwargs: Any) -> Engine:
+    """``url``: a settings' ``database_url`` (a secret: it may hold a password) or a plain one.
+    ``statement_timeout_s``: PostgreSQL's bound on any one statement (None: none)."""
+    if isinstance(url, SecretStr):
+        url = url.get_secret_value()
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

@@ -1,4 +1,12 @@
-"""Tables: the model registry (models, versions, alias history) and training jobs.
+"""Every table, in four groups:
+
+- the model registry: ``models``, ``model_versions``, ``alias_events`` (production and
+  candidate moves), ``candidate_failures``;
+- training: ``training_jobs``;
+- the inference log: ``inferences`` (one row per answer, partitioned by day on PostgreSQL),
+  ``inference_feedback``, and the hourly rollups ``inference_rollups``,
+  ``inference_rollup_labels`` and ``inference_rollup_latency`` that reports read;
+- the gateway's ``api_keys``.
 
 Ops dashboards read these with plain SQL, so names are explicit and metrics are JSON(B).
 """

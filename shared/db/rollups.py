@@ -30,8 +30,9 @@ LATENCY_BUCKETS_MS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 75.
 ABSTAINED = "(abstained)"  # the label key of predictions that abstained
 _ANSWERED = "role <> 'shadow'"  # the rows the rollups count
 
-_SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed", "sum_total_ms",
-         "sum_embed_ms", "sum_head_ms", "feedback", "feedback_correct")
+# The columns of ``inference_rollups`` that add up across hours and versions: what reports sum.
+ROLLUP_SUMS = ("inferences", "abstained", "cache_hits", "sum_probability", "timed",
+               "sum_total_ms", "sum_embed_ms", "sum_head_ms", "feedback", "feedback_correct")
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -81,8 +82,8 @@ class Deltas:
         """Add the deltas to the rollup tables (upserts; call inside the rows' transaction)."""
         names = ("model_name", "model_version", "hour")
         _upsert(connection, InferenceRollup.__table__,
-                [dict(zip(names, k, strict=True)) | {c: s.get(c, 0) for c in _SUMS}
-                 for k, s in self.hourly.items()], _SUMS)
+                [dict(zip(names, k, strict=True)) | {c: s.get(c, 0) for c in ROLLUP_SUMS}
+                 for k, s in self.hourly.items()], ROLLUP_SUMS)
         _upsert(connection, InferenceRollupLabel.__table__,
                 [dict(zip((*names, "label"), k, strict=True))
                  | {"inferences": n, "sum_probability": self.label_probability[k]}

@@ -12,10 +12,10 @@ import pytest
 
 from services.classifier.clusters import Group, cluster_texts, keywords
 from services.trainer.fitters import FitSpec, fit
-from services.trainer.scope import prototypes
+from services.trainer.in_scope import prototypes
 from shared.clients.embedder import EmbedderClient
 from shared.heads import Head
-from shared.scope import Scope
+from shared.in_scope import InScopeScore
 from shared.settings import EmbedderClientSettings
 from tests.classifier.helpers import MODEL, publish
 from tests.classifier.test_api import app_for
@@ -48,8 +48,8 @@ def head_with_prototypes(embedder: EmbedderClient) -> Head:
     x = embedder.embed([t for t, _ in ROWS]).vectors
     y = np.array([labels.index(label) for _, label in ROWS])
     head, _ = fit(FitSpec(kind="logreg"), x, y, labels, embedder_model=MODEL)
-    head.scope = Scope(prototypes=prototypes(x, y, len(labels), seed=0), center=(0.0, 0.0),
-                       scale=(1.0, 1.0))
+    head.in_scope_score = InScopeScore(prototypes=prototypes(x, y, len(labels), seed=0),
+                                       center=(0.0, 0.0), scale=(1.0, 1.0))
     return head
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.classifier.app import create_app
-from services.classifier.rollout import in_share
+from services.classifier.routing import in_share
 from shared.clients.embedder import AsyncEmbedderClient, Embeddings
 from shared.contracts.rollout import Candidate
 from shared.db import make_engine, session_factory

@@ -6,6 +6,7 @@ These run on the fake backend (fast); the real model's claims are in the other t
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,7 +17,7 @@ from services.embedder.app import create_app
 from services.embedder.backends.fake import FakeBackend
 from shared.contracts import EmbeddingResponse, ErrorResponse, ModelList
 from shared.contracts.embeddings import FeaturesResponse
-from tests.conftest import running, settings
+from tests.conftest import metric, running, settings
 from tests.embedder.fakes import BrokenBackend
 
 pytestmark = pytest.mark.anyio
@@ -166,13 +167,20 @@ async def test_ops_endpoints(client: httpx.AsyncClient) -> None:
     assert ready == {"status": "ready", "checks": {"model": "loaded", "redis": "disabled"}}
     models = ModelList.model_validate((await client.get("/v1/models")).json())
     assert models.data[0].id == "fake-embedder" and models.data[0].dimension == 16
-    await client.post("/v1/embeddings", json={"input": "count me"})
+    def counts() -> tuple[float | None, ...]:
+        return (metric(metrics, "polyhead_http_request_duration_seconds_count",
+                       route="/v1/embeddings"),
+                metric(metrics, "polyhead_embedder_batch_size_count"),
+                metric(metrics, "polyhead_embedder_cache_lookups_total"))
+
     metrics = (await client.get("/metrics")).text
-    for name in ("polyhead_http_request_duration_seconds_bucket", "polyhead_embedder_batch_size",
-                 "polyhead_embedder_queue_texts", "polyhead_embedder_cache_hit_ratio",
-                 "polyhead_embedder_cache_lookups_total"):
-        assert name in metrics
-    assert 'route="/v1/embeddings"' in metrics
+    before = [n or 0.0 for n in counts()]
+    await client.post("/v1/embeddings", json={"input": f"count me {uuid.uuid4().hex}"})
+    metrics = (await client.get("/metrics")).text
+    after = counts()
+    assert all(n is not None and n > b for n, b in zip(after, before, strict=True)), after
+    for gauge in ("polyhead_embedder_queue_texts", "polyhead_embedder_cache_hit_ratio"):
+        assert metric(metrics, gauge) is not None, gauge
     schema = (await client.get("/openapi.json")).json()
     assert {"/v1/embeddings", "/v1/features"} <= set(schema["paths"])
     assert (await client.get("/docs")).status_code == 200

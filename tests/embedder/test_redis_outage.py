@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from services.embedder.app import create_app
 from shared.settings import EmbedderSettings
-from tests.conftest import RedisProcess, running, settings
+from tests.conftest import RedisProcess, metric, running, settings
 from tests.embedder.fakes import SlowBackend
 
 pytestmark = pytest.mark.anyio
@@ -37,11 +37,13 @@ async def test_redis_outage_and_recovery(private_redis: RedisProcess, namespace:
     async with running(create_app(config(private_redis, namespace), backend=backend)) as client:
         assert (await client.post("/v1/embeddings", json={"input": "before"})).status_code == 200
         private_redis.stop()
-        start = time.perf_counter()
+        failed_gets, start = get_errors(), time.perf_counter()
         for i in range(20):
             response = await client.post("/v1/embeddings", json={"input": f"during {i}"})
             assert response.status_code == 200
-        assert time.perf_counter() - start < 2.0  # at most one short timeout per pause
+        # One try (and its short timeout) per pause of redis_retry_after_s, not one a request.
+        tries = get_errors() - failed_gets
+        assert 1 <= tries <= 1 + (time.perf_counter() - start) / 0.3, tries
         assert (await client.get("/ready")).json()["checks"]["redis"] == "unavailable"
         cached = await client.post("/v1/embeddings", json={"input": "before"})
         assert cached.json()["data"][0]["cached"]  # the LRU still serves
@@ -56,7 +58,9 @@ async def test_redis_outage_and_recovery(private_redis: RedisProcess, namespace:
             await anyio.sleep(0.05)
         assert keys, "writes to Redis did not resume"
         assert (await client.get("/ready")).json()["checks"]["redis"] == "ok"
-        assert "polyhead_embedder_redis_errors_total" in (await client.get("/metrics")).text
+        errors = metric((await client.get("/metrics")).text,
+                        "polyhead_embedder_redis_errors_total", op="get")
+        assert errors is not None and errors >= failed_gets + tries  # /metrics shows the outage
 
 
 async def test_hung_redis_costs_at_most_a_timeout(private_redis: RedisProcess,
@@ -66,6 +70,7 @@ async def test_hung_redis_costs_at_most_a_timeout(private_redis: RedisProcess,
         await client.post("/v1/embeddings", json={"input": "warm the connection"})
         pid = int(redis.Redis.from_url(private_redis.url).info("server")["process_id"])
         os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing
+        failed_gets, began = get_errors(), time.perf_counter()
         try:
             timings = []
             for i in range(10):
@@ -75,8 +80,11 @@ async def test_hung_redis_costs_at_most_a_timeout(private_redis: RedisProcess,
                 assert response.status_code == 200
         finally:
             os.kill(pid, signal.SIGCONT)
-    assert max(timings) < 0.5, timings
-    assert sorted(timings)[5] < 0.05, timings  # most requests do not even try Redis
+    # A hung Redis costs a request its 50 ms timeout at most (1 s: room for a loaded machine;
+    # without the timeout it would be the socket's, minutes), and only one request per pause.
+    assert max(timings) < 1.0, timings
+    tries = get_errors() - failed_gets
+    assert 1 <= tries <= 1 + (time.perf_counter() - began) / 0.3 and tries < 10, tries
 
 
 async def test_concurrent_requests_to_a_hung_redis_share_one_timeout(

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, case, func, select
 
-from services.gateway import router
 from services.gateway.feedback import store_feedback
+from services.gateway.routes import feedback as feedback_routes
 from shared.db import session_factory
 from shared.db.models import FeedbackEvent, Inference, InferenceRollup
 from shared.db.types import utcnow
@@ -37,7 +37,7 @@ def counts(engine: Engine) -> tuple[tuple[int, int], tuple[int, int]]:
 async def test_report_accuracy_follows_feedback(published_db: Engine, any_db_url: str,
                                                 tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(router, "FEEDBACK_WAIT_S", 0.2)
+    monkeypatch.setattr(feedback_routes, "FEEDBACK_WAIT_S", 0.2)
     now = utcnow()
     right, other, abstained = (record(now - timedelta(hours=5), label="a"),
                                record(now, label="b"),

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.classifier.app import create_app as create_classifier
-from services.classifier.rollout import in_share
+from services.classifier.routing import in_share
 from services.gateway.app import create_app
 from services.gateway.auth import KeyStore
 from shared.clients.embedder import AsyncEmbedderClient

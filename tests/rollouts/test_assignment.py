@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from services.classifier.rollout import in_share
+from services.classifier.routing import in_share
 
 KEYS = [f"caller-{i}" for i in range(2000)]
 

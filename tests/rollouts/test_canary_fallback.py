@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import REGISTRY
 
-from services.classifier.heads import Served
-from services.classifier.rollout import Route, predict
+from services.classifier.head_set import Served
+from services.classifier.routing import Route, predict
 from services.trainer.fitters import FitSpec, fit
+from shared.candidate_failures import FailureCounts
 from shared.clients.embedder import Embeddings
 from shared.heads import Head
-from shared.rollout_failures import FailureCounts
 
 LABELS = ["billing", "refund"]
 

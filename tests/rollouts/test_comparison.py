@@ -14,7 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
 
-from services.cli_compare import describe
+from services.cli.compare import describe
 from services.gateway.app import create_app
 from services.gateway.reports import candidate_report
 from shared.contracts.rollout import Candidate

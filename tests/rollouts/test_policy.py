@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from shared.candidate_policy import Figures, decide, non_inferiority_p, wilson
 from shared.contracts.rollout import Candidate, Policy
-from shared.rollout_policy import Figures, decide, non_inferiority_p, wilson
 
 
 def candidate(mode: str = "canary", **policy: Any) -> Candidate:

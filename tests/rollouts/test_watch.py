@@ -12,11 +12,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, text
 
 from services.gateway.rollout_watch import RolloutWatch
+from shared.candidate_failures import FailureCounts, record
 from shared.contracts.rollout import Candidate, Policy
 from shared.db.models import AliasEvent, CandidateFailure
 from shared.db.types import utcnow
 from shared.registry import Registry
-from shared.rollout_failures import FailureCounts, record
 from tests.rollouts.rows import give_feedback, registry_with, row, shadow_of, ship
 
 

@@ -13,7 +13,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
-from services import cli
+from services.cli import main as cli
 from services.gateway.app import create_app as create_gateway
 from services.gateway.auth import KeyStore
 from shared.db import make_engine, session_factory

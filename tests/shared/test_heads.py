@@ -11,7 +11,7 @@ import pytest
 
 from services.trainer.fitters import FitSpec, fit
 from shared.heads import Head, HeadMismatch, softmax
-from shared.scope import NONSENSE_SCORE, Scope
+from shared.in_scope import NONSENSE_SCORE, InScopeScore
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +89,8 @@ def _scoped_head() -> tuple[Head, np.ndarray]:
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     head, _ = fit(FitSpec(kind="logreg"), x, y, ["a", "b", "c"], embedder_model="m")
     prototypes = np.stack([x[y == c].mean(0) for c in range(3)])
-    head.scope = Scope(prototypes=prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True),
-                       center=(0.9, 0.95), scale=(0.05, 0.02))
+    unit = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
+    head.in_scope_score = InScopeScore(prototypes=unit, center=(0.9, 0.95), scale=(0.05, 0.02))
     head.threshold = -3.0
     return head, x
 
@@ -106,7 +106,7 @@ def test_an_in_scope_score_round_trips_as_plain_arrays() -> None:
     assert meta["format_version"] == 4 and meta["scope"]["prototypes"] == 3
     assert meta["scope"]["nonsense"] is None  # no gate: "scope_nonsense" is not written
     loaded = Head.from_files(files)
-    assert loaded.scope is not None and loaded.threshold == -3.0
+    assert loaded.in_scope_score is not None and loaded.threshold == -3.0
     probs = head.predict_proba(x)
     np.testing.assert_array_equal(loaded.in_scope(x, probs), head.in_scope(x, probs))
     assert loaded.predict(x) == head.predict(x)
@@ -116,12 +116,12 @@ def test_an_in_scope_score_round_trips_as_plain_arrays() -> None:
     format_2 = meta | {"format_version": 2,
                        "scope": {k: v for k, v in meta["scope"].items() if k != "nonsense"}}
     before_gate = Head.from_files(dict(files, **{"head.json": json.dumps(format_2).encode()}))
-    assert before_gate.scope is not None and before_gate.scope.nonsense is None
+    assert before_gate.in_scope_score is not None and before_gate.in_scope_score.nonsense is None
     np.testing.assert_array_equal(before_gate.in_scope(x, probs), head.in_scope(x, probs))
     old = dict(files, **{"head.json": json.dumps(
         {k: v for k, v in meta.items() if k != "scope"} | {"format_version": 1}).encode()})
     legacy = Head.from_files(old)
-    assert legacy.scope is None  # threshold on the top probability, as format 1 meant
+    assert legacy.in_scope_score is None  # threshold on the top probability, as format 1 meant
     assert [p.abstained for p in legacy.predict(x)] == [False] * len(x)
 
 
@@ -142,15 +142,16 @@ def test_the_nonsense_gate_round_trips_and_stops_what_is_nearer_nonsense() -> No
     """A text nearer the stored nonsense rows than any prototype, by more than the margin,
     scores NONSENSE_SCORE and abstains, before and after a save and load."""
     head, x = _scoped_head()
-    assert head.scope is not None
+    assert head.in_scope_score is not None
     rng = np.random.default_rng(1)  # stand-ins for embeddings of random letter strings:
-    mash = -head.scope.prototypes.sum(axis=0) + 0.1 * rng.normal(size=(6, 8))  # unlike a, b, c
+    # unlike a, b, c:
+    mash = -head.in_scope_score.prototypes.sum(axis=0) + 0.1 * rng.normal(size=(6, 8))
     mash /= np.linalg.norm(mash, axis=1, keepdims=True)
     mash /= np.linalg.norm(mash, axis=1, keepdims=True)
-    head.scope = replace(head.scope, nonsense=mash, nonsense_margin=0.0)
+    head.in_scope_score = replace(head.in_scope_score, nonsense=mash, nonsense_margin=0.0)
     head.threshold = NONSENSE_SCORE / 2  # far below any typical score: only the gate abstains
     loaded = Head.from_files(head.to_files())
-    assert loaded.scope is not None and loaded.scope.nonsense_margin == 0.0
+    assert loaded.in_scope_score is not None and loaded.in_scope_score.nonsense_margin == 0.0
     assert loaded.nbytes == head.nbytes == sum(a.nbytes for layer in head.layers for a in layer) \
         + 3 * 8 * 4 + 6 * 8 * 4
     for served in (head, loaded):
@@ -175,8 +176,8 @@ def test_a_features_head_takes_whole_rows_and_scores_scope_on_the_sentence_part(
     wide, _ = fit(FitSpec(kind="logreg", features="sentence+lexical"), rows, y, head.labels,
                   embedder_model="m")
     assert (wide.embedder_dim, wide.input_dim, wide.layers[0][0].shape) == (8, 16, (16, 3))
-    assert wide.scope is None
-    wide.scope, wide.threshold = head.scope, head.threshold
+    assert wide.in_scope_score is None
+    wide.in_scope_score, wide.threshold = head.in_scope_score, head.threshold
     wide.prototype_labels = np.arange(3)
     meta = json.loads(wide.to_files()["head.json"])
     assert (meta["format_version"], meta["features"], meta["input_dim"]) == (
@@ -185,8 +186,8 @@ def test_a_features_head_takes_whole_rows_and_scores_scope_on_the_sentence_part(
     assert loaded.features == "sentence+lexical" and loaded.prototype_owners().tolist() == [0, 1, 2]
     probs = loaded.predict_proba(rows)
     assert (probs.argmax(1) == y).mean() > 0.9
-    assert head.scope is not None
-    np.testing.assert_array_equal(loaded.in_scope(rows, probs), head.scope.score(x, probs))
+    assert head.in_scope_score is not None
+    np.testing.assert_array_equal(loaded.in_scope(rows, probs), head.in_scope_score.score(x, probs))
     assert loaded.predict(rows) == wide.predict(rows)
     with pytest.raises(HeadMismatch, match="sentence\\+lexical"):
         loaded.predict_proba(x)

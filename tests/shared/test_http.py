@@ -32,14 +32,16 @@ def test_anything_else_gives_none() -> None:
 
 def test_wait_ready_returns_once_the_service_answers_200() -> None:
     app = FastAPI()
-    answers = iter([503, 503, 200])
+    answers: list[int] = []  # what /ready answers next; 200 once empty
 
     @app.get("/ready")
     def ready() -> Response:
-        return Response(status_code=next(answers, 200))
+        return Response(status_code=answers.pop(0) if answers else 200)
 
-    with ServerThread(app) as server:  # its __enter__ waits with wait_ready, 200 on the 3rd try
-        wait_ready(server.url, timeout_s=5)
+    with ServerThread(app) as server:  # its own start waits with wait_ready: ready now
+        answers.extend([503, 503])
+        wait_ready(server.url, timeout_s=5, interval_s=0.01)
+        assert answers == []  # it asked again after each 503, until the 200
 
 
 def test_wait_ready_gives_up_after_the_timeout() -> None:

@@ -35,7 +35,7 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
 
         report = job["report"]
         assert report["cv"]["weighted_f1"] > 0.85 and report["cv_folds"] == 5
-        assert set(report["candidates"]) == {"logreg", "mlp", "xgboost"}  # 6 classes: all tried
+        assert set(report["screened"]) == {"logreg", "mlp", "xgboost"}  # 6 classes: all tried
         # 25 rows per label: balanced class weights would be the same fit, so it is not tried.
         assert report["class_weight"] == {
             "mode": "auto", "note": "labels equally frequent: balanced weights change nothing",
@@ -81,7 +81,7 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
             "data.json"} <= set(files)
     head = Head.from_files(store.read_version(version["artifact_uri"], HEAD_FILES))
     head.check_embedder("sentence-transformers/all-MiniLM-L6-v2", 384)
-    assert head.scope is not None and head.threshold == threshold["threshold"]
+    assert head.in_scope_score is not None and head.threshold == threshold["threshold"]
     assert (head.features, head.input_dim) == ("sentence+lexical", 768)
     assert head.prototype_owners().tolist() == np.repeat(np.arange(6), 8).tolist()
     with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as embedder:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from services.cli import print_report
+from services.cli.train import print_report
 from shared.artifacts import ArtifactStore
 from shared.contracts.training import Job
 from shared.db import make_engine

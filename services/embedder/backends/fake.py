@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens
+from services.embedder.backends.base import ModelInfo, SentenceFromFeatures, Tokens
 
 
 class FakeBackend(SentenceFromFeatures):

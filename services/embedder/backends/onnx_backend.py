@@ -19,7 +19,7 @@ import onnxruntime as ort
 from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens, concurrency
+from services.embedder.backends.base import ModelInfo, SentenceFromFeatures, Tokens, concurrency
 from services.embedder.backends.model_source import model_revision, resolve
 from services.embedder.backends.onnx_export import OUTPUTS, PACKED_INPUTS, Variant, ensure_export
 from services.embedder.backends.packing import (

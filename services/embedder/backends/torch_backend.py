@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from services.embedder.backends import ModelInfo, SentenceFromFeatures, Tokens, concurrency
+from services.embedder.backends.base import ModelInfo, SentenceFromFeatures, Tokens, concurrency
 from services.embedder.backends.model_source import model_revision, resolve
 from services.embedder.backends.packing import (
     PACKABLE_MODEL_TYPES,

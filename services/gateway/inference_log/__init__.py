@@ -9,7 +9,7 @@ file (:mod:`.dead_letter`); everything is counted (:mod:`.metrics`). What each f
 lose is in the README ("The inference log").
 """
 
-from services.gateway.inference_log.log import InferenceLog
+from services.gateway.inference_log.appender import InferenceLog
 from services.gateway.inference_log.sink import Sink, SinkDown, SinkRejected, SqlSink
 
 __all__ = ["InferenceLog", "Sink", "SinkDown", "SinkRejected", "SqlSink"]

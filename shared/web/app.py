@@ -12,15 +12,16 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from shared.api_docs import install_api_docs
 from shared.contracts.errors import ErrorResponse
 from shared.contracts.health import Health, Readiness
-from shared.errors import install_error_handlers
-from shared.http import BodySizeLimit, RefuseNul
-from shared.metrics import RequestMetrics, metrics_response
-from shared.request_id import request_id_middleware
-from shared.responses import JSONBytes
+from shared.metrics import exposition
+from shared.web.api_docs import install_api_docs
+from shared.web.errors import install_error_handlers
+from shared.web.middleware import BodySizeLimit, RefuseNul, RequestMetrics, request_id_middleware
+from shared.web.responses import JSONBytes
 
 ReadinessCheck = Callable[[Request], Readiness]
 
@@ -80,8 +81,8 @@ def _ops_router(readiness: ReadinessCheck) -> APIRouter:
         return JSONBytes(state.model_dump(), status_code=200 if state.status == "ready" else 503)
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Any:
+    async def metrics() -> Response:
         """Prometheus exposition format."""
-        return metrics_response()
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -1,4 +1,4 @@
-"""Fit a head's in-scope score (:class:`shared.scope.Scope`) and its abstain threshold.
+"""Fit a head's in-scope score (:class:`shared.in_scope.InScopeScore`) and its abstain threshold.
 
 The score's two terms are measured on out-of-fold predictions (each fold's head and prototypes
 never saw the rows they score), so their mean and spread, and the threshold, describe texts
@@ -7,7 +7,7 @@ highest one that costs at most ``max_accuracy_drop`` of held-out in-scope accura
 abstains first on the in-scope texts the head gets wrong anyway. Out-of-scope rows, when the
 data has some, measure the recall that threshold reaches.
 
-The score's nonsense gate (:mod:`shared.scope`) compares each text with embeddings of
+The score's nonsense gate (:mod:`shared.in_scope`) compares each text with embeddings of
 :func:`nonsense_texts`; its margin is the largest gap of a correctly answered held-out text,
 so the gate costs no held-out accuracy, except for texts that look more like random letters
 than the median random string does (on CLINC150's imbalanced training set, one: "what the
@@ -22,7 +22,7 @@ import numpy as np
 
 from shared.contracts.training import TrainOptions
 from shared.heads import Head
-from shared.scope import NONSENSE_SCORE, Scope, nonsense_gap
+from shared.in_scope import NONSENSE_SCORE, InScopeScore, nonsense_gap
 
 PROTOTYPES_PER_LABEL = 8
 SCORE = ("top probability + cosine to the nearest label prototype, each standardised on "
@@ -42,7 +42,7 @@ def nonsense_texts(count: int = 400, *, seed: int = 0) -> list[str]:
 def prototypes(x: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int,
                per_label: int = PROTOTYPES_PER_LABEL) -> np.ndarray:
     """Up to ``per_label`` unit-length spherical k-means centres of each label's rows (all of
-    its rows when it has no more), rounded through float16 as :class:`Scope` stores them."""
+    its rows when it has no more), rounded through float16 as :class:`InScopeScore` stores them."""
     rng = np.random.default_rng(seed)
     out = []
     for c in range(n_classes):
@@ -66,19 +66,19 @@ def nearest_prototype(x: np.ndarray, bank: np.ndarray) -> np.ndarray:
     return (x @ bank.T).max(axis=1)
 
 
-def fit_scope(bank: np.ndarray, oof_terms: np.ndarray) -> Scope:
+def fit_in_scope_score(bank: np.ndarray, oof_terms: np.ndarray) -> InScopeScore:
     """The scope over ``bank`` prototypes, standardised by out-of-fold in-scope ``oof_terms``
     (rows of top probability and nearest-prototype cosine)."""
     spread = np.maximum(oof_terms.std(axis=0), 1e-6)
-    return Scope(prototypes=bank, center=(float(oof_terms[:, 0].mean()),
+    return InScopeScore(prototypes=bank, center=(float(oof_terms[:, 0].mean()),
                                           float(oof_terms[:, 1].mean())),
                  scale=(float(spread[0]), float(spread[1])))
 
 
-def gate_nonsense(scope: Scope, x_nonsense: np.ndarray, x: np.ndarray, nearest: np.ndarray,
+def gate_nonsense(scope: InScopeScore, x_nonsense: np.ndarray, x: np.ndarray, nearest: np.ndarray,
                   correct: np.ndarray) -> np.ndarray:
     """Give ``scope`` its nonsense gate over rows ``x_nonsense``, its margin the largest gap
-    (:func:`shared.scope.nonsense_gap`) of a correctly answered held-out row of ``x``
+    (:func:`shared.in_scope.nonsense_gap`) of a correctly answered held-out row of ``x``
     (``nearest``: their out-of-fold nearest-prototype cosines), leaving out rows with a larger
     gap than the median random string's own (those are stopped, at their cost in accuracy).
     Returns which held-out rows the gate stops."""
@@ -154,16 +154,17 @@ def abstention(final: Head, options: TrainOptions, x: np.ndarray, y: np.ndarray,
             "method": "fixed", "score": "top probability"}, oof.max(axis=1), oos_top
     terms = np.stack([oof.max(axis=1), nearest], axis=1)
     n_labels = len(final.labels)
-    final.scope = fit_scope(prototypes(final.sentence(x), y, n_labels, seed=options.seed), terms)
+    bank = prototypes(final.sentence(x), y, n_labels, seed=options.seed)
+    final.in_scope_score = fit_in_scope_score(bank, terms)
     final.prototype_labels = np.repeat(np.arange(n_labels), np.minimum(
         np.bincount(y, minlength=n_labels), PROTOTYPES_PER_LABEL))  # as prototypes() makes them
-    in_scores = final.scope.standardised(terms)
+    in_scores = final.in_scope_score.standardised(terms)
     gate: dict[str, Any] = {}
     if x_nonsense is not None and len(x_nonsense):
-        stopped = gate_nonsense(final.scope, final.sentence(x_nonsense), final.sentence(x),
+        stopped = gate_nonsense(final.in_scope_score, final.sentence(x_nonsense), final.sentence(x),
                                 nearest, correct)
         in_scores[stopped] = NONSENSE_SCORE
-        gate = {"nonsense_gate": {"margin": round(final.scope.nonsense_margin, 5),
+        gate = {"nonsense_gate": {"margin": round(final.in_scope_score.nonsense_margin, 5),
                                   "in_scope_stopped_rate": round(float(stopped.mean()), 5)}}
     oos_scores = (final.in_scope(x_oos, final.predict_proba(x_oos)) if x_oos is not None
                   else None)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from services.cli.trainer_api import follow
 from shared.internal_auth import env_internal_headers
 
-CLINC = Path(__file__).resolve().parents[1] / "data" / "clinc150"
+CLINC = Path(__file__).resolve().parents[2] / "data" / "clinc150"
 DEMO_CSV = CLINC / "train.csv"
 OOS_CSVS = (CLINC / "oos_train.csv", CLINC / "oos_val.csv")
 OOS_LABEL = "oos"
@@ -56,7 +57,6 @@ def demo_csv(per_label: int, labels: int) -> bytes:
 def train_demo(trainer_url: str, gateway_url: str, key: str, args: argparse.Namespace) -> None:
     """Train the demo head once: not when it is in the registry already, and an unfinished
     demo job (a run stopped during it) is followed, not submitted again."""
-    from services.cli import follow
 
     with httpx.Client(base_url=trainer_url, timeout=60,
                       headers=env_internal_headers()) as trainer:

@@ -1,4 +1,7 @@
-from shared.errors import ERROR_TABLE, InvalidInput, NotFound, Overloaded, Unavailable, status_for
+"""The one table from error types to HTTP statuses."""
+
+from shared.errors import InvalidInput, NotFound, Overloaded, Unavailable
+from shared.web.errors import ERROR_TABLE, status_for
 
 
 def test_one_table_maps_errors_to_statuses() -> None:

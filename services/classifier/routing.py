@@ -5,7 +5,7 @@ Canary assignment is sticky: a routing key (the caller's, passed by the gateway)
 with the model name to a point in [0, 1), and the canary answers the keys below its share. A
 request without a key is drawn at random, as is every shadow sample. A canary head that fails
 to predict leaves the request to production; the failure is counted
-(:class:`shared.rollout_failures.FailureCounts`) for the gateway's rollout watcher.
+(:class:`shared.candidate_failures.FailureCounts`) for the gateway's rollout watcher.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import anyio
 
-from services.classifier.heads import HeadSet, Served
+from services.classifier.head_set import HeadSet, Served
 from services.classifier.metrics import record_candidate_predict_failure, record_shadow
+from shared.candidate_failures import FailureCounts
 from shared.clients.embedder import Embeddings
 from shared.contracts.classify import LabelScore, ShadowAnswer, TextPrediction
 from shared.contracts.rollout import Role
 from shared.heads import HeadPrediction
-from shared.rollout_failures import FailureCounts
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ import anyio
 from fastapi import APIRouter, Query
 
 from services.gateway import review
-from services.gateway.router import AdminClient, RegistryDep, ServiceDep
-from shared.app import error_responses
+from services.gateway.deps import AdminClient, RegistryDep, ServiceDep
 from shared.contracts.review import (
     MAX_REVIEW_TEXTS,
     ReviewLabelRequest,
     ReviewLabelResponse,
     ReviewResponse,
 )
+from shared.web.app import error_responses
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404))
 

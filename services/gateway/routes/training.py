@@ -15,13 +15,13 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Path, Request, Response
 
-from services.gateway.router import AdminClient
-from shared.app import error_responses
+from services.gateway.deps import AdminClient
 from shared.contracts.training import Job, JobList
 from shared.errors import Unavailable
 from shared.internal_auth import internal_headers
 from shared.request_id import outgoing_headers
 from shared.settings import GatewaySettings
+from shared.web.app import error_responses
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
 _PASSED = ("content-type", "location", "retry-after")

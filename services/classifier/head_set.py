@@ -25,14 +25,14 @@ from datetime import datetime
 import numpy as np
 
 from services.classifier.metrics import record_candidate, record_candidate_failure
-from shared import rollout_failures
+from shared import candidate_failures
 from shared.artifacts import ArtifactStore
+from shared.candidate_failures import FailureCounts
 from shared.contracts.rollout import Candidate
 from shared.db.types import utcnow
 from shared.errors import NotFound, Unavailable
 from shared.heads import HEAD_FILES, Head
 from shared.registry import Registry
-from shared.rollout_failures import FailureCounts
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class HeadSet:
             if name not in serving or serving[name].candidate is None:
                 self._drop_candidate(name)
         self.refreshed = True
-        rollout_failures.record(self.registry.sessions, self.failure_counts)
+        candidate_failures.record(self.registry.sessions, self.failure_counts)
         return changed
 
     def _refresh_candidate(self, name: str, wanted: Candidate | None) -> list[str]:

@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.gateway.comparison import MAX_WINDOW
+from services.gateway.deps import AdminClient, RegistryDep
 from services.gateway.reports import candidate_report
-from services.gateway.router import AdminClient, RegistryDep
-from services.gateway.windows import window
-from shared.app import error_responses
+from services.gateway.time_windows import window
 from shared.contracts.rollout import CandidateMove, CandidateRequest, WithdrawRequest
-from shared.responses import JSONBytes
+from shared.web.app import error_responses
+from shared.web.responses import JSONBytes
 
 router = APIRouter(tags=["admin"], responses=error_responses(401, 403, 404, 409))
 

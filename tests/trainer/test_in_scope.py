@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from services.embedder.backends import Backend
-from services.trainer.scope import calibrate, nonsense_texts, prototypes
+from services.trainer.in_scope import calibrate, nonsense_texts, prototypes
 from services.trainer.selection import select_and_fit
 from shared.contracts.training import TrainOptions
 from shared.text import clean, normalize
@@ -66,8 +66,8 @@ def test_keyboard_mashes_abstain_through_the_nonsense_gate(real_backend: Backend
         threads=2, xgboost_max_classes=0, max_accuracy_drop=0.003, progress=lambda *_: None,
         x_nonsense=_embed(real_backend, nonsense_texts()))
     head, threshold = selected.head, selected.report["threshold"]
-    assert head.scope is not None and head.scope.nonsense is not None
-    assert threshold["nonsense_gate"]["margin"] == round(head.scope.nonsense_margin, 5)
+    assert head.in_scope_score is not None and head.in_scope_score.nonsense is not None
+    assert threshold["nonsense_gate"]["margin"] == round(head.in_scope_score.nonsense_margin, 5)
     assert threshold["in_scope_accuracy_without"] - threshold["in_scope_accuracy"] <= 0.003 + 1e-5
     assert [p.label for p in head.predict(_embed(real_backend, MASHES))] == [None] * len(MASHES)
     held_out = clinc_rows("test.csv", labels=20, per_label=10)

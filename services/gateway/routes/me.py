@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.gateway.router import AnyClient
-from shared.app import error_responses
+from services.gateway.deps import AnyClient
 from shared.contracts.gateway import KeyInfo
+from shared.web.app import error_responses
 
 router = APIRouter(tags=["keys"], responses=error_responses(401))
 

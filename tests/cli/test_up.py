@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from services import cli
-from services.up import _banner
+from services.cli import main as cli
+from services.cli.up import _banner
 from shared.db.models import TrainingJob
 from tests.conftest import ROOT
 

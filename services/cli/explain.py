@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from urllib.parse import quote
 
-from services.cli_gateway import call
+from services.cli.gateway_api import add_gateway_arguments, call
 from shared.contracts.explain import ExplainResponse
 
 BAR = 20  # characters of the longest bar, each side of the axis
@@ -23,10 +22,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "(asks the gateway)")
     p.add_argument("model", help="model name, e.g. intents")
     p.add_argument("text")
-    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"),
-                   help="gateway URL (env GATEWAY_URL)")
-    p.add_argument("--key", default=os.environ.get("POLYHEAD_API_KEY"),
-                   help="API key with the predict scope (env POLYHEAD_API_KEY)")
+    add_gateway_arguments(p, "predict")
     p.add_argument("--json", action="store_true", help="print the gateway's answer as JSON")
     p.set_defaults(func=explain, local=True)
 

@@ -1,11 +1,33 @@
-"""``polyhead compare``'s printout: production against its candidate, side by side (the
-figures of ``GET /v1/reports/models/{name}/candidate``)."""
+"""``polyhead compare intents``: production against its shadow or canary, side by side (the
+figures of the gateway's ``GET /v1/reports/models/{name}/candidate``; admin scope)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+from urllib.parse import quote
 
 import orjson
+
+from services.cli.gateway_api import add_gateway_arguments, call
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("compare", help="production against its shadow or canary")
+    p.add_argument("model", help="model name, e.g. intents")
+    p.add_argument("--version", dest="candidate", type=int,
+                   help="an earlier candidate (default: the running one)")
+    p.add_argument("--from", dest="start", help="ISO time (default: a day before --to)")
+    p.add_argument("--to", dest="end", help="ISO time (default: now)")
+    add_gateway_arguments(p, "admin")
+    p.set_defaults(func=compare, local=True)
+
+
+def compare(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("from", args.start), ("to", args.end),
+                                ("version", args.candidate)) if v is not None}
+    return call(args, "GET", f"/v1/reports/models/{quote(args.model, safe='')}/candidate",
+                describe, params=params)
 
 
 def describe(content: bytes) -> str:

@@ -3,7 +3,6 @@
     polyhead shadow intents 4 [--share 0.2]    # v4 predicts beside production, never answers
     polyhead canary intents 4 --weight 0.1     # v4 answers 10 % of the callers (sticky)
     polyhead withdraw intents                  # production answers everything again
-    polyhead compare intents                   # production against the candidate, last 24 h
 
 ``shadow`` and ``canary`` take a policy: ``--promote-after 200`` (feedback rows; ``--alpha``,
 ``--margin``) promotes it once shown not worse; ``--max-error-rate 0.02`` and
@@ -16,13 +15,10 @@ env ``POLYHEAD_API_KEY``).
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from services import cli_compare
-from services.cli_gateway import call
+from services.cli.gateway_api import add_gateway_arguments, call
 from shared.candidates import terms
 from shared.contracts.rollout import Candidate, CandidateMove
 
@@ -43,13 +39,6 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     withdraw = sub.add_parser("withdraw", help="withdraw a model's shadow or canary")
     _common(withdraw, version=False)
     withdraw.set_defaults(func=withdraw_candidate, local=True)
-    compare = sub.add_parser("compare", help="production against its shadow or canary")
-    _common(compare, version=False)
-    compare.add_argument("--version", dest="candidate", type=int,
-                         help="an earlier candidate (default: the running one)")
-    compare.add_argument("--from", dest="start", help="ISO time (default: a day before --to)")
-    compare.add_argument("--to", dest="end", help="ISO time (default: now)")
-    compare.set_defaults(func=compare_candidate, local=True)
 
 
 def _policy(p: argparse.ArgumentParser) -> None:
@@ -67,10 +56,7 @@ def _common(p: argparse.ArgumentParser, *, version: bool) -> None:
     if version:
         p.add_argument("version", type=int)
     p.add_argument("--reason", default="", help="kept in the alias history")
-    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"),
-                   help="gateway URL (env GATEWAY_URL)")
-    p.add_argument("--key", default=os.environ.get("POLYHEAD_API_KEY"),
-                   help="API key with the admin scope (env POLYHEAD_API_KEY)")
+    add_gateway_arguments(p, "admin")
 
 
 def set_candidate(args: argparse.Namespace) -> int:
@@ -84,20 +70,9 @@ def withdraw_candidate(args: argparse.Namespace) -> int:
     return _call(args, "DELETE", {"reason": args.reason})
 
 
-def compare_candidate(args: argparse.Namespace) -> int:
-    params = {k: v for k, v in (("from", args.start), ("to", args.end),
-                                ("version", args.candidate)) if v is not None}
-    return _call(args, "GET", None, params=params, show=cli_compare.describe,
-                 path=f"/v1/reports/models/{quote(args.model, safe='')}/candidate")
-
-
-def _call(args: argparse.Namespace, method: str, body: dict[str, Any] | None, *,
-          params: dict[str, Any] | None = None, path: str | None = None,
-          show: Callable[[bytes], str] | None = None) -> int:
-    """The candidate route by default; its answer described unless ``show`` is given."""
-    return call(args, method, path or f"/v1/models/{quote(args.model, safe='')}/candidate",
-                show or (lambda content: describe(CandidateMove.model_validate_json(content))),
-                body=body, params=params)
+def _call(args: argparse.Namespace, method: str, body: dict[str, Any]) -> int:
+    return call(args, method, f"/v1/models/{quote(args.model, safe='')}/candidate",
+                lambda content: describe(CandidateMove.model_validate_json(content)), body=body)
 
 
 def describe(move: CandidateMove) -> str:

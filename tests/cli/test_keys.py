@@ -1,6 +1,6 @@
 """``polyhead keys``: the database ``polyhead up`` uses, named; revoke says what it did.
 
-(``polyhead promote`` and ``keys create`` against a running suite are in tests/test_up.py.)
+(``polyhead promote`` and ``keys create`` against a running suite are in tests/cli/test_up.py.)
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services import cli
-from services.up import DATA_DIR
+from services.cli import main as cli
+from services.cli.data_dir import DATA_DIR
 from tests.conftest import ROOT
 
 

@@ -16,7 +16,7 @@ A gate catches keyboard mashes that the encoder reads as words ("qwerty" as a ke
 "asdfgh qwerty" near a ``spelling`` label): embeddings of random letter strings are kept with
 the scope, and a text whose mean cosine to its ``NONSENSE_NEIGHBOURS`` nearest such strings
 exceeds its nearest-prototype cosine by more than ``nonsense_margin`` (set in training from
-correctly answered held-out texts: :func:`services.trainer.scope.gate_nonsense`) scores
+correctly answered held-out texts: :func:`services.trainer.in_scope.gate_nonsense`) scores
 ``NONSENSE_SCORE``, far below any threshold.
 NumPy only: the classifier serves it.
 """
@@ -34,7 +34,7 @@ NONSENSE_SCORE = -100.0  # finite, so reports and trade-off curves stay plain nu
 
 
 @dataclass
-class Scope:
+class InScopeScore:
     prototypes: np.ndarray  # (m, dim), unit rows
     center: tuple[float, float]  # out-of-fold in-scope mean of each term
     scale: tuple[float, float]  # and its standard deviation
@@ -80,7 +80,7 @@ class Scope:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], prototypes: np.ndarray,
-                  nonsense: np.ndarray | None = None) -> Scope:
+                  nonsense: np.ndarray | None = None) -> InScopeScore:
         if meta.get("terms") != list(TERMS):
             raise ValueError(f"unsupported in-scope terms {meta.get('terms')}")
         gate = meta.get("nonsense")  # absent in heads saved before the gate (format 2)

@@ -27,12 +27,11 @@ from typing import Any
 
 import httpx
 
-from services.demo import DEMO_MODEL, DemoError, train_demo
-from services.ports import bind_error, listener
+from services.cli.data_dir import ROOT, add_data_dir, database_url
+from services.cli.demo import DEMO_MODEL, DemoError, train_demo
+from services.cli.ports import bind_error, listener
 from shared.http import NotReady, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "var"
 SERVICES = ("embedder", "trainer", "classifier", "gateway")
 # Each tier stops before the next: nothing is left calling a service that is already gone.
 STOP_ORDER = (("gateway",), ("classifier", "trainer"), ("embedder",))
@@ -40,16 +39,6 @@ STOP_ORDER = (("gateway",), ("classifier", "trainer"), ("embedder",))
 
 class UpError(Exception):
     pass
-
-
-def database_url(data_dir: Path) -> str:
-    """``DATABASE_URL`` when set, else the SQLite file in the data folder."""
-    return os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir.resolve() / 'polyhead.db'}"
-
-
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
-                        help="database, artifacts, logs, key (default: %(default)s)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -250,3 +239,9 @@ try:
        -H 'content-type: application/json' \\
        -d '{{"text": "how much money is in my checking account"}}'
 """
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    u = sub.add_parser("up", help="run the whole suite locally (embedded defaults)")
+    add_arguments(u)
+    u.set_defaults(func=up, local=True)

@@ -7,6 +7,7 @@ The commands that talk to the gateway (``explain``, ``shadow``, ``canary``, ``wi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,14 @@ from typing import Any
 import httpx
 
 from shared.http import polyhead_error_message
+
+
+def add_gateway_arguments(p: argparse.ArgumentParser, scope: str) -> None:
+    """``--gateway`` and ``--key`` (a key with ``scope``), from the environment by default."""
+    p.add_argument("--gateway", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"),
+                   help="gateway URL (env GATEWAY_URL)")
+    p.add_argument("--key", default=os.environ.get("POLYHEAD_API_KEY"),
+                   help=f"API key with the {scope} scope (env POLYHEAD_API_KEY)")
 
 
 def call(args: argparse.Namespace, method: str, path: str, show: Callable[[bytes], str], *,

@@ -1,0 +1,53 @@
+"""The gateway's FastAPI dependencies: the calling client (by API key, scope and limits) and
+the app's service and registry, as ``Annotated`` aliases the route modules share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from services.gateway.auth import Client, KeyStore
+from services.gateway.ratelimit import RateLimits
+from services.gateway.service import PredictService
+from shared.registry import Registry
+
+ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
+
+
+def require(scope: str | None) -> Callable[..., Client]:
+    """A dependency: the calling client if its key has ``scope`` (401/403 otherwise; any
+    valid key when ``None``) and is within its rate limit and its address within the
+    failed-authentication limit (429 otherwise). Sync: FastAPI runs it in a worker thread, so
+    the rare database lookup or Redis counter never blocks the event loop."""
+    def dependency(request: Request,
+                   authorization: Annotated[str | None, Header()] = None) -> Client:
+        keys: KeyStore | None = request.app.state.keys
+        if keys is None:
+            return ANONYMOUS
+        limits: RateLimits = request.app.state.limits
+        address = request.client.host if request.client else "unknown"
+        return limits.authenticate(keys, authorization, scope, address)
+    return dependency
+
+
+PredictClient = Annotated[Client, Depends(require("predict"))]
+AdminClient = Annotated[Client, Depends(require("admin"))]
+# Reading models needs any valid key: predict to use them, admin to manage them.
+AnyClient = Annotated[Client, Depends(require(None))]
+
+
+async def get_service(request: Request) -> PredictService:
+    """``async``: FastAPI would run a plain ``def`` in a worker thread, a hop per request."""
+    service: PredictService = request.app.state.service
+    return service
+
+
+async def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+ServiceDep = Annotated[PredictService, Depends(get_service)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
