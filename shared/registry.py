@@ -97,6 +97,15 @@ class Registry:
                     for name, production, version, mode, share in rows
                     if production is not None}
 
+    def candidate_since(self, name: str) -> datetime | None:
+        """Since when the model's running candidate has run (None: it has none); 404 for an
+        unknown model."""
+        with self.sessions() as s:
+            model = self._get(s, name)
+            if model.candidate_version is None:
+                return None
+            return candidates.started_at(s, model, model.candidate_version)
+
     def policies(self) -> dict[str, tuple[Candidate, datetime]]:
         """name -> candidate and since when, for every model whose candidate has a policy
         (the rollout watcher's poll)."""

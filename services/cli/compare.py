@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("model", help="model name, e.g. intents")
     p.add_argument("--version", dest="candidate", type=int,
                    help="an earlier candidate (default: the running one)")
-    p.add_argument("--from", dest="start", help="ISO time (default: a day before --to)")
+    p.add_argument("--from", dest="start", help="ISO time (default: when the running "
+                   "candidate started, at most 7 days back; else a day before --to)")
     p.add_argument("--to", dest="end", help="ISO time (default: now)")
     add_gateway_arguments(p, "admin")
     p.set_defaults(func=compare, local=True)

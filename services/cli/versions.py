@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import httpx
 
@@ -29,9 +30,18 @@ def models(client: httpx.Client, args: argparse.Namespace) -> int:
     for model in check(client.get("/v1/models"))["data"]:
         print(f"{model['name']}: production v{model['production_version']}")
         for v in model["versions"]:
-            print(f"  v{v['version']:<3} {v['status']:10} {v['head_type']:8} "
+            print(f"  v{v['version']:<3} {_role(model, v):12} {v['head_type']:8} "
                   f"weighted F1 {v['weighted_f1']}  {v['created_at']}")
     return 0
+
+
+def _role(model: dict[str, Any], version: dict[str, Any]) -> str:
+    """What a version does now: production, the shadow or canary (with its share), else its
+    status (new, archived); as the console's Models page says it."""
+    trial = model.get("candidate")
+    if version["status"] != "production" and trial and trial["version"] == version["version"]:
+        return f"{trial['mode']} {trial['share']:.0%}"
+    return str(version["status"])
 
 
 def promote(client: httpx.Client, args: argparse.Namespace) -> int:

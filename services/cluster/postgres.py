@@ -7,7 +7,6 @@ from __future__ import annotations
 import glob
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -44,16 +43,18 @@ class Postgres:
         self.program.start()
         return self
 
-    def wait_ready(self, timeout_s: float = 30) -> None:
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Until PostgreSQL accepts sessions: it takes TCP connections earlier, while it still
+        replays its log after an unclean stop ("not yet accepting connections")."""
         deadline = time.monotonic() + timeout_s
         while True:
-            try:
-                socket.create_connection((self.host.address, 5432), timeout=1).close()
+            ready = subprocess.run([_binary("pg_isready"), "-q", "-h", self.host.address,
+                                    "-p", "5432", "-t", "1"], check=False)
+            if ready.returncode == 0:
                 return
-            except OSError:
-                if not self.program.alive or time.monotonic() > deadline:
-                    raise RuntimeError(f"postgres did not start:\n{self.program.tail()}") from None
-                time.sleep(0.1)
+            if not self.program.alive or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start:\n{self.program.tail()}")
+            time.sleep(0.1)
 
     def restart(self) -> None:
         self.stop(remove=False)

@@ -131,7 +131,7 @@ def scale_down_during_outage(cluster: Cluster, work: Workload) -> dict[str, Any]
     postgres, last = cluster.postgres, cluster.members("gw")[-1]
 
     def scale_down() -> None:
-        postgres.program.stop()
+        postgres.stop(remove=False)
         faults.take_out(cluster, last)
         for program in faults.programs_of(cluster, last):
             program.stop()
@@ -140,9 +140,10 @@ def scale_down_during_outage(cluster: Cluster, work: Workload) -> dict[str, Any]
         postgres.start()
         postgres.wait_ready()
 
-    figures_ = run(cluster, work, scale_down, back, hold_s=2)
-    faults.start(cluster, last)
-    return figures_
+    try:
+        return run(cluster, work, scale_down, back, hold_s=2)
+    finally:
+        faults.start(cluster, last)  # the cluster as it was, for the next scenario
 
 
 def bad_key_flood(cluster: Cluster, work: Workload) -> dict[str, Any]:

@@ -6,6 +6,7 @@ give it for a window (:mod:`services.gateway.reports`), series for each bucket o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,15 @@ from shared.contracts.training import ModelInfo, Version
 from shared.db.rollups import ABSTAINED
 
 ALARM = 0.2
+
+
+def min_answers(labels: int) -> int:
+    """The fewest answered predictions over ``labels`` labels whose PSI can raise the alarm.
+    With ``n`` answers drawn from the very labels of training, PSI's noise alone is about
+    ``(labels - 1) / n`` (``n * PSI`` is roughly chi-square with ``labels - 1`` degrees of
+    freedom); below this size it would pass :data:`ALARM` too often (over 1 in 20 windows)."""
+    freedom = max(1, labels - 1)
+    return max(30, math.ceil(5 * freedom + 10 * math.sqrt(2 * freedom)))
 
 
 @dataclass(frozen=True)

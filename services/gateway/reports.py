@@ -17,7 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.gateway import comparison
-from services.gateway.drift import ALARM, label_drift, production_of, training_counts
+from services.gateway.drift import (
+    ALARM,
+    label_drift,
+    min_answers,
+    production_of,
+    training_counts,
+)
 from shared.contracts.training import ModelInfo
 from shared.db.models import (
     Inference,
@@ -25,7 +31,7 @@ from shared.db.models import (
     InferenceRollupLabel,
     InferenceRollupLatency,
 )
-from shared.db.rollups import ROLLUP_SUMS, hour_of, percentile
+from shared.db.rollups import ABSTAINED, ROLLUP_SUMS, hour_of, percentile
 from shared.errors import Conflict
 from shared.registry import Registry
 
@@ -128,8 +134,13 @@ def _drift(model: ModelInfo, served: dict[str, int]) -> dict[str, Any] | None:
     drift = label_drift(training_counts(version), served)
     if drift is None:
         return None
+    answers = sum(n for label, n in served.items() if label != ABSTAINED)
+    enough = min_answers(len(drift.labels))
     return {"against_version": version.version if version else None,
-            "psi": round(drift.psi, 4), "alarm": drift.psi > ALARM,
+            "psi": round(drift.psi, 4), "alarm": drift.psi > ALARM and answers >= enough,
+            "answers": answers, "min_answers": enough,
+            **({} if answers >= enough else {"note": f"too little data: {answers} answers, "
+                                                      f"the alarm needs {enough}"}),
             "top_changes": drift.top_changes()}
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, func, literal_column, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.gateway.drift import ALARM, production_of, shares, training_counts
+from services.gateway.drift import ALARM, min_answers, production_of, shares, training_counts
 from services.gateway.reports import whole_hours
 from shared.db.models import InferenceRollup, InferenceRollupLabel, InferenceRollupLatency
 from shared.db.rollups import ABSTAINED, ROLLUP_SUMS, percentile
@@ -170,6 +170,9 @@ def _figures(tables: _Tables, names: list[str], bounds: list[float],
     answered = [i for i, k in enumerate(names) if k != ABSTAINED]
     psi = (shares(trained, [names[i] for i in answered], labels[:, answered])[2]
            if trained and answered else np.full(len(sums), np.nan))
+    # A bucket with too few answers to tell drift from noise has none (null), like an empty one.
+    enough = min_answers(len(set(trained) | {names[i] for i in answered}))
+    psi[labels[:, answered].sum(axis=1) < enough] = np.nan
     return {
         "volume": [int(v) for v in volume],
         "abstain_rate": _ratios(column["abstained"], volume),

@@ -101,7 +101,9 @@ class FeedbackJobRequest(RequestBody):
 class Version(BaseModel):
     model: str
     version: int
-    status: Literal["candidate", "production", "archived"]
+    status: Literal["new", "production", "archived"] = Field(
+        description="new: never in production; archived: in production before (a shadow or "
+        "canary is the model's candidate, not a status)")
     head_type: str
     artifact_uri: str
     embedder_model: str

@@ -70,8 +70,9 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     version: Mapped[int]
-    # candidate (never served) | production (the alias points here) | archived (served before)
-    status: Mapped[str] = mapped_column(String(20), default="candidate")
+    # new (never in production) | production (the alias points here) | archived (in production
+    # before); a shadow or canary is the model's candidate alias, not a status
+    status: Mapped[str] = mapped_column(String(20), default="new")
     head_type: Mapped[str] = mapped_column(String(20))
     artifact_uri: Mapped[str] = mapped_column(Text)
     embedder_model: Mapped[str] = mapped_column(String(300))

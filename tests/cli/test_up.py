@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from services.cli import main as cli
 from services.cli.up import _banner
-from shared.db.models import TrainingJob
+from shared.db.models import Inference, TrainingJob
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.model
@@ -167,6 +167,46 @@ def test_predict_through_the_printed_url(suite: Suite) -> None:
                         headers={"Authorization": f"Bearer {suite.key}"}, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"][0]["label"] == "balance"
+
+
+def test_the_demo_check_is_no_users_inference(suite: Suite) -> None:
+    """``polyhead up`` asks the gateway whether it serves the demo head with an explanation
+    (not logged): the inference log holds what users asked, and reports count nothing else."""
+    text = f"what is my balance {time.monotonic_ns()}"
+    answer = httpx.post(f"{suite.url('gateway')}/v1/models/clinc-intents/predict",
+                        json={"text": text}, headers={"Authorization": f"Bearer {suite.key}"},
+                        timeout=30)
+    assert answer.status_code == 200, answer.text
+    engine = create_engine(f"sqlite:///{suite.data / 'polyhead.db'}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # shipped in the order written: the demo check's row would be in first
+            with Session(engine) as s:
+                texts = list(s.scalars(select(Inference.input_text)))
+            if text in texts or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert text in texts and "hello" not in texts
+
+
+def test_the_readme_tour_works_as_pasted(suite: Suite) -> None:
+    """README's five-minute tour, run by bash against this suite: only its address, data
+    folder and command path differ from a ``scripts/run`` (and each call must succeed)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- tour:", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    script = (block.replace("localhost:8000", suite.url("gateway").removeprefix("http://"))
+              .replace("var/api-key", str(suite.data / "api-key"))
+              .replace(".venv/bin/polyhead", f"{sys.executable} -m services.cli")
+              .replace("curl -s ", "curl -sf "))
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT,
+                          env=ENV | {"TRAINER_URL": suite.url("trainer")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('"label":"balance"') >= 2, done.stdout  # the predictions
+    assert '"explained_label":"balance"' in done.stdout  # the explanation
+    assert "clinc-intents: production v1" in done.stdout  # polyhead models
 
 
 def test_the_printed_console_link_serves_the_console(suite: Suite) -> None:

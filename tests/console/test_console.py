@@ -88,6 +88,14 @@ def test_trying_a_text_shows_the_label_and_coloured_words(page: Page, stack: dic
     expect(page.locator("#words")).to_have_text("<b>alarm</b> at <i>7am</i>")
     assert page.locator("#words b, #words i").count() == 0
 
+    # One text per line: one answer each.
+    page.fill("#text", f"{TEXT}\n\n  {TEXT}  \nasdfgh qwerty zxcvb\n")
+    page.click("#try button[type=submit]")
+    rows = page.locator("#predictions tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0).locator("td").nth(0)).to_have_text(TEXT)
+    expect(rows.nth(1).locator("td").nth(1)).to_have_text("alarm")
+
 
 def test_the_console_pages_carry_a_strict_csp(stack: dict[str, Any]) -> None:
     page = httpx.get(f"{stack['url']}/console")

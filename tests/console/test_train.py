@@ -97,6 +97,18 @@ def test_a_file_the_trainer_refuses_says_why(page: Page, stack: dict[str, Any],
     assert jobs["data"] == []
 
 
+def test_a_binary_file_is_named_for_what_it_is(page: Page, stack: dict[str, Any],
+                                              tmp_path: Path) -> None:
+    """A spreadsheet chosen as the CSV: a clear message, no preview, nothing to start."""
+    sign_in(page, stack, stack["keys"]["owner"])
+    _choose_file(page, tmp_path, b"PK\x03\x04" + bytes(range(256)) * 200)
+    expect(page.locator("#found .message.error")).to_contain_text("it holds binary data")
+    expect(page.locator("#preview")).to_have_count(0)
+    expect(page.locator("#train button[type=submit]")).to_be_disabled()
+    _choose_file(page, tmp_path, "text,label\ncafé,food\n".encode("latin-1"))
+    expect(page.locator("#found .message.error")).to_contain_text("not UTF-8 text")
+
+
 @pytest.fixture
 def failing(stack: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A gateway on a database of its own (and the stack's classifier) whose trainer's

@@ -112,7 +112,13 @@ async def test_the_route_compares_and_refuses(pg_url: str, pg_engine: Engine,
         assert (await http.get(url, params={"from": AT.isoformat(),
                                             "to": AT.isoformat()})).status_code == 422
         assert (await http.get("/v1/reports/models/nope/candidate")).status_code == 404
+        # No window: since the candidate started, not a day back (production's older rows
+        # would count against a candidate that did not exist yet).
+        since = registry.candidate_since("intents")
+        assert since is not None
+        assert (await http.get(url)).json()["from"] == since.isoformat()
         registry.clear_candidate("intents")
+        assert registry.candidate_since("intents") is None
         refused = await http.get(url, params=window)
         assert refused.status_code == 409 and "version=" in refused.json()["error"]["message"]
         earlier = (await http.get(url, params=window | {"version": "2"})).json()

@@ -26,7 +26,7 @@ def _register(registry: Registry, name: str, f1: float) -> int:
                                 embedder_dim=384, num_classes=3, train_rows=30, weighted_f1=f1,
                                 metrics={"cv": {"weighted_f1": f1}}, params={},
                                 data_fingerprint="0" * 64, job_id=None)
-    assert written == [version.version] and version.status == "candidate"
+    assert written == [version.version] and version.status == "new"
     return version.version
 
 

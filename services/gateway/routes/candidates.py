@@ -15,8 +15,9 @@ from fastapi import APIRouter, Query
 from services.gateway.comparison import MAX_WINDOW
 from services.gateway.deps import AdminClient, RegistryDep
 from services.gateway.reports import candidate_report
-from services.gateway.time_windows import window
+from services.gateway.time_windows import utc, window
 from shared.contracts.rollout import CandidateMove, CandidateRequest, WithdrawRequest
+from shared.db.types import utcnow
 from shared.web.app import error_responses
 from shared.web.responses import JSONBytes
 
@@ -74,7 +75,8 @@ def compare(name: str, registry: RegistryDep, client: AdminClient,
             start: Annotated[datetime | None, Query(alias="from")] = None,
             end: Annotated[datetime | None, Query(alias="to")] = None,
             version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> JSONBytes:
-    """Production against its shadow or canary over one window (admin). Default: last 24 h.
+    """Production against its shadow or canary over one window (admin). Default: since the
+    running candidate started (at most 7 days back), else the last 24 h.
 
     ```
     curl -s 'localhost:8000/v1/reports/models/intents/candidate?from=2026-11-01T00:00:00Z' \\
@@ -93,5 +95,7 @@ def compare(name: str, registry: RegistryDep, client: AdminClient,
     Errors: 404 an unknown model; 409 no candidate and no ``version``; 422 an empty window,
     one over 7 days or dates out of range; 503 the database is unavailable.
     """
+    if start is None and version is None and (since := registry.candidate_since(name)):
+        start = max(utc(since), (utc(end) if end else utcnow()) - MAX_WINDOW)
     start, end = window(start, end, default=timedelta(days=1), longest=MAX_WINDOW)
     return JSONBytes(candidate_report(registry.sessions, registry, name, start, end, version))

@@ -45,7 +45,17 @@ export function records(text, separator, complete) {
 // its first 64 KiB; throws an Error saying what is wrong when there is nothing to preview.
 export async function preview(file, { limit = 5, wanted = ["text", "label"] } = {}) {
   const complete = file.size <= PREVIEW_BYTES;
-  let text = await file.slice(0, PREVIEW_BYTES).text();
+  const bytes = new Uint8Array(await file.slice(0, PREVIEW_BYTES).arrayBuffer());
+  if (bytes.includes(0)) {
+    throw new Error("This is not a CSV file: it holds binary data (a spreadsheet or an archive?). "
+                    + "Save or export it as CSV (UTF-8) and choose that file.");
+  }
+  let text;
+  try {  // as the trainer reads it; a character cut by the end of the slice is no error
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: !complete });
+  } catch {
+    throw new Error("This file is not UTF-8 text. Save it as CSV (UTF-8) and choose it again.");
+  }
   if (text.startsWith("\ufeff")) text = text.slice(1);
   if (!text.trim()) throw new Error("The file is empty.");
   const separator = delimiter(text.split(/\r?\n/, 1)[0], wanted);

@@ -2,7 +2,7 @@
 // words that drove the answer (POST .../explain) coloured by how much each one moved it.
 
 import { api, part } from "./api.js";
-import { h, message, percent } from "./dom.js";
+import { h, message, percent, table } from "./dom.js";
 
 const TOP = 5;
 
@@ -45,15 +45,36 @@ function answer(prediction, version) {
     })));
 }
 
+// Several texts at once: one row each, its label (or the abstention) and probability.
+function answers(texts, predicted) {
+  const rows = predicted.predictions.map((prediction, i) => [
+    texts[i], prediction.abstained ? "abstained (out of scope)" : prediction.label,
+    percent(prediction.probability)]);
+  return h("section", { class: "card", id: "predictions" },
+    h("h2", {}, `Answers (v${predicted.version})`), table(["text", "label", "probability"], rows),
+    h("p", { class: "muted" }, "One text per line; a single line also shows which words moved it."));
+}
+
 export function tryPage(name) {
   const text = h("textarea", { id: "text", rows: 3, required: true, "aria-label": "Text", "data-focus": true,
-                               placeholder: "type what a user might write…" });
+                               placeholder: "type what a user might write… (one text per line)" });
   const results = h("div", { id: "results" });
   const form = h("form", { class: "card", id: "try" }, text, h("button", { type: "submit" }, "Try"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const sent = text.value;
+    const lines = text.value.split(/\r?\n/).map((line) => line.trim()).filter(Boolean);
     results.replaceChildren(h("p", { class: "muted" }, "Asking the model…"));
+    if (lines.length > 1) {
+      try {
+        const predicted = await api(`/v1/models/${part(name)}/predict`,
+                                    { method: "POST", body: { texts: lines, top_k: TOP } });
+        results.replaceChildren(answers(lines, predicted));
+      } catch (error) {
+        results.replaceChildren(message(error.message));
+      }
+      return;
+    }
+    const sent = lines[0] ?? text.value;
     const [predicted, explained] = await Promise.allSettled([
       api(`/v1/models/${part(name)}/predict`, { method: "POST", body: { text: sent, top_k: TOP } }),
       api(`/v1/models/${part(name)}/explain`, { method: "POST", body: { text: sent } }),
