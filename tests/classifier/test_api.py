@@ -111,7 +111,8 @@ async def test_input_limits_and_unknown_models(tmp_path: Path, embedder_url: str
                                max_chars_per_text=50)) as client:
         cases = [("/v1/classify/nope", {"texts": ["hi"]}, 404, "models served here: intents"),
                  ("/v1/classify/intents", {"texts": []}, 422, "texts"),
-                 ("/v1/classify/intents", {"texts": ["a", 3]}, 422, "texts[1] is int"),
+                 ("/v1/classify/intents", {"texts": ["a", 3]}, 422,
+                  "texts[1] must be a string, not int"),
                  ("/v1/classify/intents", {"texts": ["ok", "   "]}, 422, "texts[1] is empty"),
                  ("/v1/classify/intents", {"texts": ["a"] * 4}, 422, "the limit is 3"),
                  ("/v1/classify/intents", {"texts": ["x" * 51]}, 422, "51 characters"),

@@ -105,7 +105,9 @@ def test_a_binary_file_is_named_for_what_it_is(page: Page, stack: dict[str, Any]
     expect(page.locator("#found .message.error")).to_contain_text("it holds binary data")
     expect(page.locator("#preview")).to_have_count(0)
     expect(page.locator("#train button[type=submit]")).to_be_disabled()
-    _choose_file(page, tmp_path, "text,label\ncafé,food\n".encode("latin-1"))
+    latin = tmp_path / "latin-1.csv"
+    latin.write_bytes("text,label\ncafé au lait,drinks\n".encode("latin-1"))
+    page.set_input_files("#file", str(latin))
     expect(page.locator("#found .message.error")).to_contain_text("not UTF-8 text")
 
 

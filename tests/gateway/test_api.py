@@ -136,8 +136,8 @@ async def test_input_limits(stack: dict[str, Any]) -> None:
     headers = auth(stack["predict"])
     cases = [({"text": ""}, 422, "empty"), ({"text": "   "}, 422, "empty"),
              ({"text": 42}, 422, "text must be a string"),
-             ({"texts": ["ok", None]}, 422, "texts[1] is NoneType"),
-             ({"texts": []}, 422, "non-empty list"),
+             ({"texts": ["ok", None]}, 422, "texts[1] must be a string, not NoneType"),
+             ({"texts": []}, 422, "texts must have at least 1 item"),
              ({"text": "a", "texts": ["b"]}, 422, "either"), ({}, 422, "either"),
              ({"texts": ["a"] * 6}, 422, "the limit is 5"),
              ({"text": "x" * 101}, 422, "101 characters"),

@@ -97,7 +97,7 @@ def test_a_bug_is_a_logged_500_not_an_outage(pg_url: str, tmp_path: Path,
         assert response.status_code == 500, response.text
         rid = response.json()["error"]["request_id"]
         assert rid and response.headers["x-request-id"] == rid  # what to look for in the logs
-        logged = [r for r in caplog.records if r.name == "shared.errors"]
+        logged = [r for r in caplog.records if r.name == "shared.web.errors"]
         assert [r.getMessage() for r in logged] == ["unhandled error"]
         assert logged[0].exc_info is not None
         assert isinstance(logged[0].exc_info[1], sqlalchemy.exc.ProgrammingError)
