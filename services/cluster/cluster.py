@@ -78,7 +78,9 @@ class Cluster:
                 "DATABASE_URL": self.database_url, "REDIS_URL": f"redis://{db}:6379/0",
                 "ARTIFACT_STORE": str(self.work / "artifacts"),
                 "EMBEDDER_URL": f"http://{bridge}:{PORTS['embedder']}",
-                "EMBEDDER_ONNX_DIR": str(self.work / "onnx"), "EMBEDDER_THREADS": "1",
+                # No EMBEDDER_ONNX_DIR: the embedder's own cache beside the model, so a graph
+                # an earlier run (or polyhead up) exported is reused, not exported again.
+                "EMBEDDER_THREADS": "1",
                 "EMBEDDER_CONCURRENT_BATCHES": "1",
                 "CLASSIFIER_URLS": f"http://classifier-pods:{PORTS['classifier']}",
                 "GATEWAY_LOG_DIR": str(self.work / "inference-log"),
@@ -97,7 +99,7 @@ class Cluster:
     # Life ------------------------------------------------------------------------------------
 
     def start(self) -> Cluster:
-        for folder in ("logs", "artifacts", "onnx", "inference-log"):
+        for folder in ("logs", "artifacts", "inference-log"):
             (self.work / folder).mkdir(parents=True, exist_ok=True)
         self.network.create()
         try:
@@ -128,7 +130,7 @@ class Cluster:
         engine = make_engine(self.database_url)
         upgrade(engine)  # once, before the services race to
         engine.dispose()
-        for name in self.members("emb"):  # one at a time: the first exports the ONNX graph
+        for name in self.members("emb"):  # one at a time: the first may export the ONNX graph
             self.programs[name] = self._service(name, "embedder").start()
         self.embedder_service = Nginx("embedder.conf", f"{self.network.gateway_address}:8001",
                                       self._upstreams("emb"), self.work / "nginx")

@@ -24,11 +24,16 @@ class LabelScore(BaseModel):
     probability: float
 
 
-class TextPrediction(BaseModel):
-    label: str | None = Field(description="null when the head abstains (out of scope)")
+class Answer(BaseModel):
+    """One text's answer, as the classifier gives it and the gateway passes it on."""
+
+    label: str | None = Field(description="null when the model abstains (out of scope)")
     probability: float
     top: list[LabelScore]
     abstained: bool
+
+
+class TextPrediction(Answer):
     cached: bool = Field(description="the embedding came from the phrase cache")
 
 

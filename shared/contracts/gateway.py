@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.contracts.body import RequestBody
-from shared.contracts.classify import LabelScore
+from shared.contracts.classify import Answer
 from shared.contracts.rollout import Role
 from shared.contracts.text import Text
 
@@ -33,11 +33,7 @@ class PredictRequest(RequestBody):
         return [self.text] if self.text is not None else list(self.texts or [])
 
 
-class Prediction(BaseModel):
-    label: str | None = Field(description="null when the model abstains (out of scope)")
-    probability: float
-    top: list[LabelScore]
-    abstained: bool
+class Prediction(Answer):
     inference_id: str = Field(description="send feedback with POST /v1/inferences/{id}/feedback")
 
 

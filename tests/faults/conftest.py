@@ -75,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             gateway = Service("gateway", {
                 "DATABASE_URL": db, "GATEWAY_CLASSIFIER_URLS": ",".join(c.url for c in classifiers),
                 "GATEWAY_LOG_DIR": str(log_dir), "GATEWAY_LOG_RETRY_S": "0.5",
-                "GATEWAY_DEAD_FOR_S": "2"}, work)
+                "GATEWAY_EJECTION_S": "2"}, work)
             services.append(gateway)
             gateway.start()
             yield Stack(db, engine, redis, embedder, classifiers, gateway, key, log_dir,

@@ -79,6 +79,7 @@ async def test_worker_killed_mid_job_is_retried_by_another(
                 assert job["status"] == "queued", job
                 assert "was lost during 'embedding'" in job["error"]
 
+                slow.delay_s = 0.0  # slow only to be caught mid-job; the retry may run fast
                 second = start_worker(env, log)
                 job = await wait_job(client, job_id, timeout_s=120)
                 assert job["status"] == "succeeded", (job["error"], log.read_text()[-3000:])
@@ -136,6 +137,7 @@ async def test_a_stopping_worker_puts_its_job_back_without_using_an_attempt(
             assert row is not None
             assert (row.status, row.stage, row.attempts) == ("queued", "queued (worker stopped)", 0)
         engine.dispose()
+        slow.delay_s = 0.0  # slow only to be caught mid-job (the 400 nonsense texts too)
         async with running(trainer_app(api, embedder.url)) as client:  # sent again at start
             job = await wait_job(client, job_id, timeout_s=60)
     assert job["status"] == "succeeded" and job["attempts"] == 1, job
