@@ -27,6 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `services` must import
 
+from bench.machine import cpu_model
+
 DATA_DIR = ROOT / "data" / "clinc150"
 
 
@@ -68,17 +70,6 @@ def compare(lossy: str, exact: str = "onnx") -> dict[str, Any]:
             "head_accuracy_delta": round(accuracy[lossy] - accuracy[exact], 4),
             "head": "sklearn LogisticRegression(C=10, max_iter=1000), CLINC150 train -> test",
             "cpu": cpu_model()}
-
-
-def cpu_model() -> str:
-    """The CPU's model name and vector extensions (these VMs differ by 2x between draws)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines()
-                  if line.startswith("flags")), [])
-    vector = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
-    return f"{name} ({', '.join(vector) or 'no AVX2'})"
 
 
 def main() -> None:

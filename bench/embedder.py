@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `shared` must import
 
 from bench.cpu_share import CpuProbe
+from bench.machine import cpu_model
 from shared.text import normalize
 
 DATA_DIR = ROOT / "data" / "clinc150"
@@ -445,15 +446,7 @@ def answered_phrases(phrases: list[str], wrk_result: dict[str, Any]) -> list[str
 
 
 def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu_count": os.cpu_count(), "cpu_model": model,
+    return {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(),
             "loadavg_at_start": list(os.getloadavg())}
 
 

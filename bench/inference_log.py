@@ -62,6 +62,7 @@ from sqlalchemy.exc import OperationalError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.cpu_share import cpu_seconds
+from bench.machine import cpu_model
 from bench.serving import PG, fresh_schema, phase, stack_env, start, train_head
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.gateway.auth import KeyStore
@@ -83,12 +84,9 @@ def say(*parts: object) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), "unknown")
     with make_engine(PG).connect() as c:
         pg_version = c.scalar(text("SHOW server_version"))
-    return {"cpu_model": model, "cores": os.cpu_count(),
+    return {"cpu_model": cpu_model(), "cores": os.cpu_count(),
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                 / 2**30, 1),
             "postgres": pg_version, "loadavg_at_start": round(os.getloadavg()[0], 2)}

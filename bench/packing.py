@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `services` must import
 
 from bench.embedder import load_phrases, texts_per_second
+from bench.machine import cpu_model
 from services.embedder.backends import Backend, load_backend, packing
 from shared.settings import EmbedderSettings
 
@@ -86,13 +86,6 @@ def min_cosine(packed: Backend, padded: Backend, texts: list[str], batch: int) -
         both = forced(partial(packed.forward, tokens)) * padded.forward(tokens)
         lowest = min(lowest, float(np.sum(both, axis=1).min()))
     return lowest
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def measurements(name: str, texts: list[str]) -> dict[str, Callable[[], float]]:

@@ -27,6 +27,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import cpu_model
 from services.cli.trainer_api import follow
 from services.cluster.cluster import Cluster
 from services.cluster.scenarios import SCENARIOS, Workload, wait_served
@@ -77,12 +78,7 @@ def main() -> None:
             print(name, results[name], file=sys.stderr, flush=True)
     finally:
         cluster.stop()
-    print(json.dumps({"scenarios": results, "cpu": _cpu()}))
-
-
-def _cpu() -> str:
-    with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f if "model name" in line), "")
+    print(json.dumps({"scenarios": results, "cpu": cpu_model()}))
 
 
 if __name__ == "__main__":
