@@ -29,12 +29,14 @@ def min_answers(labels: int) -> int:
 
 @dataclass(frozen=True)
 class Drift:
-    """The labels of either side, each side's smoothed share of them, and the PSI."""
+    """The labels of either side, each side's smoothed share of them, the PSI, and how many
+    answers (abstentions left out) it was measured on."""
 
     labels: list[str]
     training: np.ndarray
     served: np.ndarray
     psi: float
+    answers: int
 
     def top_changes(self, n: int = 5) -> list[dict[str, float | str]]:
         """The ``n`` labels whose share moved most."""
@@ -53,7 +55,7 @@ def label_drift(trained: Mapping[str, int], served: Mapping[str, int]) -> Drift 
     labels = sorted(set(trained) | set(answered))
     counts = np.array([[answered.get(k, 0) for k in labels]], dtype=float)
     p, q, psi = shares(trained, labels, counts)
-    return Drift(labels, p[0], q[0], float(psi[0]))
+    return Drift(labels, p[0], q[0], float(psi[0]), int(counts.sum()))
 
 
 def shares(trained: Mapping[str, int], labels: list[str], counts: np.ndarray

@@ -31,7 +31,7 @@ from shared.db.models import (
     InferenceRollupLabel,
     InferenceRollupLatency,
 )
-from shared.db.rollups import ABSTAINED, ROLLUP_SUMS, hour_of, percentile
+from shared.db.rollups import ROLLUP_SUMS, hour_of, percentile
 from shared.errors import Conflict
 from shared.registry import Registry
 
@@ -134,8 +134,7 @@ def _drift(model: ModelInfo, served: dict[str, int]) -> dict[str, Any] | None:
     drift = label_drift(training_counts(version), served)
     if drift is None:
         return None
-    answers = sum(n for label, n in served.items() if label != ABSTAINED)
-    enough = min_answers(len(drift.labels))
+    answers, enough = drift.answers, min_answers(len(drift.labels))
     return {"against_version": version.version if version else None,
             "psi": round(drift.psi, 4), "alarm": drift.psi > ALARM and answers >= enough,
             "answers": answers, "min_answers": enough,

@@ -33,6 +33,8 @@ class PredictService:
                  inference_log: InferenceLog | None) -> None:
         self.settings, self.replicas, self.http = settings, replicas, http
         self.inference_log = inference_log
+        # One replica's time to answer before the next is tried (a hung host is ejected).
+        self._try_timeout = httpx.Timeout(settings.try_timeout_s, connect=2.0)
 
     def check(self, texts: list[str]) -> None:
         check_texts(texts, max_texts=self.settings.max_texts_per_request,
@@ -96,10 +98,11 @@ class PredictService:
             if try_s <= 0:
                 last = f"no answer within {deadline_s:g} s"
                 break
+            timeout = (self._try_timeout if try_s == self.settings.try_timeout_s
+                       else httpx.Timeout(try_s, connect=2.0))
             try:
                 response = await self.http.post(f"{url}{path}", json=body,
-                                                headers=outgoing_headers(),
-                                                timeout=httpx.Timeout(try_s, connect=2.0))
+                                                headers=outgoing_headers(), timeout=timeout)
             except httpx.TransportError as exc:
                 log.warning("classifier replica %s is unreachable: %r", url, exc)
                 cut_short = (isinstance(exc, httpx.TimeoutException)
