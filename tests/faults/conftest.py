@@ -1,7 +1,8 @@
 """One serving path for the fault tests: embedder (real model, its own Redis), two classifier
 replicas, a gateway, a published head and an API key, all real processes on loopback.
 
-Module-scoped: starting it costs ~15 s. Each test breaks one part and leaves it healthy again.
+Package-scoped: starting it costs ~15-18 s, once for every module here. Each test breaks one
+part and leaves it healthy again (``Stack.heal``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Stack:
                 service.start()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("stack")
     with pg_schema() as db:
@@ -75,7 +76,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             gateway = Service("gateway", {
                 "DATABASE_URL": db, "GATEWAY_CLASSIFIER_URLS": ",".join(c.url for c in classifiers),
                 "GATEWAY_LOG_DIR": str(log_dir), "GATEWAY_LOG_RETRY_S": "0.5",
-                "GATEWAY_EJECTION_S": "2"}, work)
+                # A stop with the database down gives up shipping after 5 s, not 20.
+                "GATEWAY_LOG_DRAIN_S": "5", "GATEWAY_EJECTION_S": "2"}, work)
             services.append(gateway)
             gateway.start()
             yield Stack(db, engine, redis, embedder, classifiers, gateway, key, log_dir,
