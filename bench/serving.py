@@ -2,13 +2,17 @@
 
 Starts the services as processes (a fresh PostgreSQL schema, a fresh Redis namespace), trains
 a 150-intent head through the trainer (20 CLINC150 phrases per intent), then sends realistic
-traffic to two gateways in the same run: one logging every inference to PostgreSQL, one with
-logging disabled. Eight phases in ABBA ABBA order, so machine noise and drift hit both alike.
-Traffic: CLINC150 phrases, ~70% repeats (Zipf over a pool) and never-seen variants
-(loadtests/phrases.py), from ``--clients`` concurrent closed-loop clients.
+traffic to three arms in the same run: a gateway logging every inference to PostgreSQL, one
+with logging disabled (both through the same classifier and embedder), and the same parts
+fused into one process (bench/one_process.py). Twelve phases in ABCCBA order, so machine
+noise and drift hit every arm alike. Traffic: CLINC150 phrases, ~70% repeats (Zipf over a
+pool) and never-seen variants (loadtests/phrases.py), from ``--clients`` concurrent
+closed-loop clients. CPU is read from ``/proc`` for every process on an arm's path.
 
 Prints one JSON line last: gateway_rps, p50_ms, p99_ms (logging gateway), logged_rows (must
-equal successes), logging_overhead = rps with logging / rps without.
+equal successes), logging_overhead = rps with logging / rps without, cpu_ms_per_request (the
+gateway, classifier and embedder together, per answered request) and one_process_ratio (that
+over the one-process reference's: the hop tax).
 
     .venv/bin/python bench/serving.py [--duration 15] [--clients 16]
 """
@@ -37,7 +41,9 @@ from sqlalchemy import Engine, func, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench import one_process
 from bench.cpu_share import cpu_seconds
+from bench.machine import cpu_model
 from loadtests.phrases import PhraseConfig, PhraseGenerator
 from services.cli.trainer_api import follow
 from services.gateway.auth import KeyStore
@@ -59,6 +65,8 @@ def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
                f"deploy/gunicorn/{service}.py"]
         env = env | {f"{service.upper()}_WORKERS": str(workers),
                      f"{service.upper()}_BIND": f"127.0.0.1:{port}"}
+    elif service == "one_process":
+        cmd = [sys.executable, "bench/one_process.py", "--port", str(port)]
     else:
         cmd = [sys.executable, "-m", f"services.{service}", "--port", str(port)]
     log = (work / f"{name}.log").open("wb")
@@ -162,9 +170,16 @@ async def phase(url: str, key: str, phrases: PhraseGenerator, clients: int, dura
             "p99_ms": float(np.percentile(latencies, 99)) if latencies else 0.0}
 
 
+ARMS = {"log": "http://127.0.0.1:18100", "nolog": "http://127.0.0.1:18104",
+        "one": "http://127.0.0.1:18105"}
+# A linear drift of the machine's speed cancels out between the arms.
+ORDER = ["nolog", "log", "one", "one", "log", "nolog"] * 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per phase (8 phases)")
+    parser.add_argument("--duration", type=float, default=8.0,
+                        help="seconds per phase (12 phases)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--per-label", type=int, default=20)
     parser.add_argument("--workers", type=int, default=0,
@@ -177,65 +192,82 @@ def main() -> None:
     db, engine = schemas.enter_context(fresh_schema("serving"))
     key = KeyStore(session_factory(engine)).create("bench", ["predict", "admin"])
     env = stack_env(db, work, embedder_port=18101, classifier_port=18102)
-    procs = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        procs.append(start("embedder", ["embedder"], env, 18101, work))
-        procs.append(start("trainer", ["trainer"], env, 18103, work))
+        procs["embedder"] = start("embedder", ["embedder"], env, 18101, work)
+        procs["trainer"] = start("trainer", ["trainer"], env, 18103, work)
         train_head("http://127.0.0.1:18103", args.per_label)
-        procs.append(start("classifier", ["classifier"], env, 18102, work, args.workers))
-        procs.append(start("gateway-log", ["gateway"], env, 18100, work, args.workers))
-        procs.append(start("gateway-nolog", ["gateway"],
-                           env | {"GATEWAY_LOG_INFERENCES": "false",
-                                  "GATEWAY_LOG_DIR": str(work / "inference-log-off")}, 18104, work,
-                           args.workers))
+        procs["classifier"] = start("classifier", ["classifier"], env, 18102, work, args.workers)
+        procs["log"] = start("gateway-log", ["gateway"], env, 18100, work, args.workers)
+        procs["nolog"] = start("gateway-nolog", ["gateway"],
+                               env | {"GATEWAY_LOG_INFERENCES": "false",
+                                      "GATEWAY_LOG_DIR": str(work / "inference-log-off")},
+                               18104, work, args.workers)
+        procs["one"] = start("one-process", ["one_process"],
+                             env | {"GATEWAY_LOG_DIR": str(work / "inference-log-one")}, 18105,
+                             work)
         config = PhraseConfig(repeat_ratio=0.7)
-        urls = {"log": "http://127.0.0.1:18100", "nolog": "http://127.0.0.1:18104"}
         warm = {name: asyncio.run(phase(url, key, PhraseGenerator.from_config(
-            config, random.Random(9)), args.clients, 3)) for name, url in urls.items()}
-        results: dict[str, list[dict[str, float]]] = {"log": [], "nolog": []}
-        # ABBA ABBA: a linear drift of the machine's speed cancels out between the two.
-        order = ["nolog", "log", "log", "nolog", "nolog", "log", "log", "nolog"]
-        pids = {"log": procs[3].pid, "nolog": procs[4].pid}
-        for i, name in enumerate(order):
+            config, random.Random(9)), args.clients, 3)) for name, url in ARMS.items()}
+        # What each arm's requests cost: the processes on its path (the trainer idles).
+        paths = {"log": ["log", "classifier", "embedder"],
+                 "nolog": ["nolog", "classifier", "embedder"], "one": ["one"]}
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in ARMS}
+        for i, name in enumerate(ORDER):
             phrases = PhraseGenerator.from_config(config, random.Random(i))
-            cpu_before = cpu_seconds(pids[name])
-            result = asyncio.run(phase(urls[name], key, phrases, args.clients, args.duration))
-            result["cpu_ms_per_request"] = ((cpu_seconds(pids[name]) - cpu_before) * 1000
-                                            / max(result["ok"], 1))
+            before = {p: cpu_seconds(procs[p].pid) for p in paths[name]}
+            result = asyncio.run(phase(ARMS[name], key, phrases, args.clients, args.duration))
+            for p in paths[name]:
+                result[f"cpu_ms_{p}"] = ((cpu_seconds(procs[p].pid) - before[p]) * 1000
+                                         / max(result["ok"], 1))
+            result["cpu_ms_per_request"] = sum(result[f"cpu_ms_{p}"] for p in paths[name])
             results[name].append(result)
-            rounded = {k: round(v, 1) for k, v in result.items()}
-            print(json.dumps({"phase": i, "gateway": name} | rounded), flush=True)
+            rounded = {k: round(v, 2) for k, v in result.items()}
+            print(json.dumps({"phase": i, "arm": name} | rounded), flush=True)
         # Count what the logging gateway answered (warm-up included) against the rows it wrote.
-        procs[3].terminate()  # graceful: drains its buffer
-        procs[3].wait(60)
+        procs["log"].terminate()  # graceful: drains its buffer
+        procs["log"].wait(60)
         with engine.connect() as c:
-            logged = int(c.scalar(select(func.count()).select_from(Inference)) or 0)
-        answered = warm["log"]["ok"] + sum(int(r["ok"]) for r in results["log"])
+            logged = int(c.scalar(select(func.count()).select_from(Inference).where(
+                Inference.client != one_process.CLIENT)) or 0)
+        answered = int(warm["log"]["ok"]) + sum(int(r["ok"]) for r in results["log"])
     finally:
-        for proc in procs:
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(30)
         schemas.close()
-    log_ok = sum(r["ok"] for r in results["log"])
-    log_time = sum(r["ok"] / r["rps"] for r in results["log"] if r["rps"])
-    nolog_ok = sum(r["ok"] for r in results["nolog"])
-    nolog_time = sum(r["ok"] / r["rps"] for r in results["nolog"] if r["rps"])
-    rps_log, rps_nolog = log_ok / log_time, nolog_ok / nolog_time
-    cpu_log = float(np.mean([r["cpu_ms_per_request"] for r in results["log"]]))
-    cpu_nolog = float(np.mean([r["cpu_ms_per_request"] for r in results["nolog"]]))
-    summary = {"gateway_rps": round(rps_log, 1), "gateway_rps_without_logging": round(rps_nolog, 1),
-               "p50_ms": round(float(np.mean([r["p50_ms"] for r in results["log"]])), 1),
-               "p99_ms": round(float(np.mean([r["p99_ms"] for r in results["log"]])), 1),
-               "errors": int(sum(r["errors"] for rs in results.values() for r in rs)),
-               "logged_rows": logged, "successes": answered,
-               "logging_overhead": round(rps_log / rps_nolog, 3),
-               # Steadier than throughput on a noisy VM: the gateway process's own CPU.
-               "gateway_cpu_ms_per_request": round(cpu_log, 2),
-               "gateway_cpu_ms_per_request_without_logging": round(cpu_nolog, 2),
-               "clients": args.clients, "phase_seconds": args.duration,
-               "workers": args.workers or "uvicorn", "cpus": os.cpu_count()}
-    print(json.dumps(summary))
+    print(json.dumps(summary(results, logged, answered) | {
+        "clients": args.clients, "phase_seconds": args.duration,
+        "workers": args.workers or "uvicorn", "cpus": os.cpu_count(), "machine": cpu_model()}))
+
+
+def summary(results: dict[str, list[dict[str, float]]], logged: int, answered: int
+            ) -> dict[str, object]:
+    """The bench's figures from each arm's phases (throughput over all of an arm's time)."""
+    def rps(name: str) -> float:
+        return (sum(r["ok"] for r in results[name])
+                / sum(r["ok"] / r["rps"] for r in results[name] if r["rps"]))
+
+    def mean(name: str, field: str) -> float:
+        return float(np.mean([r[field] for r in results[name]]))
+
+    cpu = mean("log", "cpu_ms_per_request")
+    return {"gateway_rps": round(rps("log"), 1),
+            "gateway_rps_without_logging": round(rps("nolog"), 1),
+            "one_process_rps": round(rps("one"), 1),
+            "p50_ms": round(mean("log", "p50_ms"), 1), "p99_ms": round(mean("log", "p99_ms"), 1),
+            "errors": int(sum(r["errors"] for rs in results.values() for r in rs)),
+            "logged_rows": logged, "successes": answered,
+            "logging_overhead": round(rps("log") / rps("nolog"), 3),
+            # CPU per request: steadier than throughput on a noisy VM.
+            "cpu_ms_per_request": round(cpu, 2),
+            "cpu_ms_per_request_by_service": {
+                p: round(mean("log", f"cpu_ms_{p}"), 2)
+                for p in ("log", "classifier", "embedder")},
+            "cpu_ms_per_request_without_logging": round(mean("nolog", "cpu_ms_per_request"), 2),
+            "one_process_cpu_ms_per_request": round(mean("one", "cpu_ms_per_request"), 2),
+            "one_process_ratio": round(cpu / mean("one", "cpu_ms_per_request"), 2)}
 
 
 if __name__ == "__main__":

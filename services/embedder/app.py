@@ -63,32 +63,36 @@ async def _start(app: FastAPI, settings: EmbedderSettings, backend: Backend | No
     try:
         model = backend if backend is not None else await asyncio.to_thread(load_backend,
                                                                             settings)
-        # torch + transformers leave ~400k long-lived objects; without this, full collections
-        # scan them every few seconds under load (300-400 ms pauses measured, p99 x8).
-        gc.collect()
-        gc.freeze()
-        engine = BatchingEngine(model, settings)
-        engine.start()
-        redis = None
-        if settings.redis_url:
-            timeout = settings.redis_timeout_ms / 1000
-            client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=timeout,
-                                    socket_connect_timeout=timeout,
-                                    # the asyncio Retry: redis-py 8.2 warns on the sync one
-                                    retry=Retry(NoBackoff(), 0))
-            redis = RedisTier(client, model.info.identity, model.info.feature_dimension,
-                              settings)
-        cache = PhraseCache(settings.lru_size, redis)
-        app.state.service = EmbeddingService(engine, cache, settings)
-        log.info("embedder ready", extra={"model": model.info.model_id,
-                                          "identity": model.info.identity,
-                                          "concurrent_batches": engine.concurrent_batches,
-                                          "redis": bool(settings.redis_url),
-                                          "lru_size": settings.lru_size})
+        app.state.service = build_service(settings, model)
     except Exception as exc:
         # The reason (a path, a CUDA error...) goes to the log only: /ready is public.
         app.state.load_failed = True
         log.critical("embedder failed to start", exc_info=exc)
+
+
+def build_service(settings: EmbedderSettings, model: Backend) -> EmbeddingService:
+    """The batching engine (started) and the phrase cache around a loaded ``model``."""
+    # torch + transformers leave ~400k long-lived objects; without this, full collections
+    # scan them every few seconds under load (300-400 ms pauses measured, p99 x8).
+    gc.collect()
+    gc.freeze()
+    engine = BatchingEngine(model, settings)
+    engine.start()
+    redis = None
+    if settings.redis_url:
+        timeout = settings.redis_timeout_ms / 1000
+        client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=timeout,
+                                socket_connect_timeout=timeout,
+                                # the asyncio Retry: redis-py 8.2 warns on the sync one
+                                retry=Retry(NoBackoff(), 0))
+        redis = RedisTier(client, model.info.identity, model.info.feature_dimension, settings)
+    cache = PhraseCache(settings.lru_size, redis)
+    log.info("embedder ready", extra={"model": model.info.model_id,
+                                      "identity": model.info.identity,
+                                      "concurrent_batches": engine.concurrent_batches,
+                                      "redis": bool(settings.redis_url),
+                                      "lru_size": settings.lru_size})
+    return EmbeddingService(engine, cache, settings)
 
 
 def _readiness(request: Request) -> Readiness:

@@ -66,7 +66,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.keys = KeyStore(sessions) if settings.auth else None
         app.state.limits = RateLimits(settings.rate_limit, settings.redis_url,
                                       auth_failures=settings.auth_failure_limit)
-        inference_log = _inference_log(settings, engine) if settings.log_inferences else None
+        inference_log = inference_log_for(settings, engine) if settings.log_inferences else None
         if inference_log is not None:
             inference_log.start()
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_s, connect=2.0),
@@ -118,7 +118,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return app
 
 
-def _inference_log(settings: GatewaySettings, engine: Engine) -> InferenceLog:
+def inference_log_for(settings: GatewaySettings, engine: Engine) -> InferenceLog:
+    """The write-ahead log and its shipper as ``settings`` configure them (not started)."""
     def maintain() -> object:
         return partitions.maintain(engine, retention_days=settings.log_retention_days)
 
