@@ -59,6 +59,10 @@ def create_app() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
+    @app.get("/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}  # served only once the lifespan has loaded everything
+
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, body: PredictRequest) -> PredictResponse:
         texts = body.all_texts()
