@@ -76,6 +76,7 @@ def start(name: str, args: list[str], env: dict[str, str], port: int, work: Path
         wait_ready(f"http://127.0.0.1:{port}", timeout_s=120, alive=lambda: proc.poll() is None,
                    interval_s=0.3)
     except NotReady as exc:
+        proc.kill()
         raise SystemExit(f"{name} {'exited' if exc.exited else 'not ready'}: "
                          f"see {work / name}.log") from None
     return proc
