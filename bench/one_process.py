@@ -29,6 +29,7 @@ from services.embedder.app import build_service
 from services.embedder.backends import load_backend
 from services.gateway.app import inference_log_for
 from shared.artifacts import ArtifactStore
+from shared.contracts.classify import LabelScore
 from shared.contracts.gateway import Prediction, PredictRequest, PredictResponse
 from shared.db import make_engine, session_factory
 from shared.db.types import utcnow
@@ -83,8 +84,9 @@ def create_app() -> FastAPI:
             for i, text, a, r in zip(ids, texts, answers, results, strict=True)])
         return PredictResponse(model=name, version=served.version, role="production",
                                predictions=[Prediction(label=a.label, probability=a.probability,
-                                                       top=a.top, abstained=a.abstained,
-                                                       inference_id=i)
+                                                       top=[LabelScore(label=label, probability=p)
+                                                            for label, p in a.top],
+                                                       abstained=a.abstained, inference_id=i)
                                             for a, i in zip(answers, ids, strict=True)])
 
     return app
