@@ -205,6 +205,12 @@ class ClassifierSettings(ServiceSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     pinned_heads: int = Field(8, ge=1, description="versions pinned by callers kept loaded "
                               "(least recently used dropped), beside production and candidates")
+    feature_cache_size: int = Field(10_000, ge=0, description="features rows kept in this "
+                                    "process (0: none), ~3.2 KB each for a 384-d model: repeats "
+                                    "skip the embedder")
+    feature_cache_confirm_s: float = Field(5.0, gt=0, description="a cached row is served "
+                                           "only within this long of an embedder answer of its "
+                                           "identity (how soon a new model revision is seen)")
     explain_max_words: int = Field(64, ge=1, description="words in a text to explain; the "
                                    "text and one variant per word go in one embedder call, so "
                                    "the limit is also EMBEDDER_CLIENT_BATCH_SIZE - 1")

@@ -1,6 +1,7 @@
 """The classifier's Prometheus metrics (the HTTP latency histogram comes from shared):
 predictions, abstentions, latency and explanations per model and version, the version
-each model has loaded in this process, and rollouts (candidate loaded, candidates that failed
+each model has loaded in this process, features rows from the cache or the embedder, and
+rollouts (candidate loaded, candidates that failed
 to load, texts a candidate failed to predict, shadow predictions). The embedder client's
 circuit breaker is ``shared.metrics``'."""
 
@@ -21,6 +22,9 @@ LATENCY = Histogram("polyhead_classifier_classify_seconds",
 EXPLANATIONS = Counter("polyhead_classifier_explanations_total",
                        "Texts explained (not counted as predictions), by model and version.",
                        ["model", "version"])
+FEATURE_ROWS = Counter("polyhead_classifier_feature_rows_total",
+                       "Texts' features rows, by where they came from: this process's cache, or "
+                       "the embedder (services/classifier/features.py).", ["source"])
 # Under gunicorn, one series per worker (pid label): workers that disagree are still swapping.
 LOADED_VERSION = Gauge("polyhead_classifier_loaded_version",
                        "The version of each model this process serves (0: none any more).",

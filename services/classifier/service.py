@@ -1,4 +1,8 @@
-"""Classify or explain texts with a served head: clean, embed (one call per request), predict.
+"""Classify or explain texts with a served head: clean, embed, predict.
+
+Classification takes its features rows from :class:`~services.classifier.features.FeatureRows`
+(repeats from this process's cache, misses of concurrent requests in one embedder call);
+explanations and clusters, whose texts rarely repeat, make one embedder call each.
 
 No FastAPI here; the router maps errors through the shared table.
 """
@@ -11,6 +15,7 @@ import anyio
 
 from services.classifier.clusters import cluster_texts
 from services.classifier.explain import explanation, variants, words_of
+from services.classifier.features import FeatureRows
 from services.classifier.head_set import HeadSet, Served
 from services.classifier.metrics import record_classification, record_explanation
 from services.classifier.routing import predict, route, text_predictions
@@ -29,6 +34,8 @@ class ClassifierService:
     def __init__(self, heads: HeadSet, embedder: AsyncEmbedderClient,
                  settings: ClassifierSettings) -> None:
         self.heads, self.embedder, self.settings = heads, embedder, settings
+        self.feature_rows = FeatureRows(embedder, settings.feature_cache_size,
+                                        settings.feature_cache_confirm_s)
         # The text and its variants must go in one embedder call (one request's worth).
         self.explain_max_words = min(settings.explain_max_words,
                                      embedder.settings.batch_size - 1)
@@ -49,7 +56,7 @@ class ClassifierService:
         chosen = await route(self.heads, model, version, routing_key)
         served = chosen.answer
         cleaned = self.check(texts)
-        embeddings = await self._embed(served, cleaned)
+        embeddings = self._checked(served, await self.feature_rows.features(cleaned))
         embedded = time.perf_counter()
         chosen, predictions, head_s, shadow = await anyio.to_thread.run_sync(
             predict, chosen, embeddings, top_k, self.heads.failure_counts)
@@ -97,8 +104,12 @@ class ClassifierService:
                                          for g in groups])
 
     async def _embed(self, served: Served, texts: list[str]) -> Embeddings:
-        """One embedder call; 503 when the head was trained on another embedder."""
-        embeddings = await self.embedder.features(texts)  # sentence vectors and features rows
+        """One embedder call (sentence vectors and features rows)."""
+        return self._checked(served, await self.embedder.features(texts))
+
+    @staticmethod
+    def _checked(served: Served, embeddings: Embeddings) -> Embeddings:
+        """``embeddings``, if the head was trained on their embedder; else 503."""
         try:
             served.head.check_embedder(embeddings.model, int(embeddings.vectors.shape[1]),
                                        embeddings.identity)

@@ -53,7 +53,6 @@ class Embeddings:
     cached: list[bool]
     truncated: list[bool]
     model: str
-    tokens: int
     identity: str | None = None  # model@revision:precision; None from an embedder without it
     # (n, 2 * dimension) [sentence | lexical] rows from ``features``; None from ``embed``
     features: np.ndarray | None = None
@@ -112,7 +111,6 @@ def _merge(parts: list[EmbeddingResponse]) -> Embeddings:
         vectors, features = rows[:, :dimension], rows
     return Embeddings(vectors=vectors, cached=[d.cached for d in data],
                       truncated=[d.truncated for d in data], model=parts[0].model if parts else "",
-                      tokens=sum(p.usage.total_tokens for p in parts),
                       identity=parts[0].embedding_identity if parts else None, features=features)
 
 
