@@ -49,7 +49,7 @@ def test_a_failing_shadow_is_counted_and_never_fails_the_request() -> None:
     production, shadow = Served("intents", 1, head(8)), Served("intents", 3, head(5))
     vectors = np.random.default_rng(1).normal(size=(2, 8)).astype(np.float32)
     embeddings = Embeddings(vectors=vectors, cached=[False] * 2, truncated=[False] * 2,
-                            model="m", tokens=6)
+                            model="m")
     counted = predict_failures(3)
     chosen, predictions, _, answer = predict(Route(production, "production", shadow=shadow),
                                              embeddings, 2, FailureCounts())
