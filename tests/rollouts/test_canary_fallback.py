@@ -33,7 +33,7 @@ def test_a_failing_canary_leaves_the_answer_to_production() -> None:
     production, canary = Served("intents", 1, head(8)), Served("intents", 2, head(5))
     vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     embeddings = Embeddings(vectors=vectors, cached=[False] * 3, truncated=[False] * 3,
-                            model="m", tokens=9)
+                            model="m")
     failures, counted = FailureCounts(), predict_failures(2)
     chosen, predictions, _, shadow = predict(Route(canary, "canary", fallback=production),
                                              embeddings, 2, failures)
