@@ -113,6 +113,18 @@ class KeyStore:
             raise Forbidden(f"this key ({client.name}) lacks the {scope!r} scope")
         return client
 
+    def known(self, authorization: str | None, scope: str | None) -> Client | None:
+        """:meth:`authenticate`'s answer when it needs no database: the key's client, fresh
+        in the cache, with ``scope``; else None (ask :meth:`authenticate`, in a thread)."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        with self._lock:
+            cached = self._cache.get(hash_key(authorization[7:].strip()))
+        if cached is None or cached[1] is None or time.monotonic() - cached[0] > self.ttl_s:
+            return None
+        client = cached[1]
+        return client if scope is None or scope in client.scopes else None
+
     def _client(self, digest: str) -> Client | None:
         now = time.monotonic()
         with self._lock:

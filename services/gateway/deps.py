@@ -3,9 +3,10 @@ the app's service and registry, as ``Annotated`` aliases the route modules share
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, Request
 
 from services.gateway.auth import Client, KeyStore
@@ -16,19 +17,25 @@ from shared.registry import Registry
 ANONYMOUS = Client("anonymous", frozenset({"predict", "admin"}))
 
 
-def require(scope: str | None) -> Callable[..., Client]:
+def require(scope: str | None) -> Callable[..., Awaitable[Client]]:
     """A dependency: the calling client if its key has ``scope`` (401/403 otherwise; any
     valid key when ``None``) and is within its rate limit and its address within the
-    failed-authentication limit (429 otherwise). Sync: FastAPI runs it in a worker thread, so
-    the rare database lookup or Redis counter never blocks the event loop."""
-    def dependency(request: Request,
-                   authorization: Annotated[str | None, Header()] = None) -> Client:
+    failed-authentication limit (429 otherwise). A key known from the last ``ttl_s`` whose
+    counting needs no I/O is answered on the event loop; anything else (a database lookup, a
+    Redis counter) runs in a worker thread, so it never blocks the loop."""
+    async def dependency(request: Request,
+                         authorization: Annotated[str | None, Header()] = None) -> Client:
         keys: KeyStore | None = request.app.state.keys
         if keys is None:
             return ANONYMOUS
         limits: RateLimits = request.app.state.limits
+        known = keys.known(authorization, scope)
+        if known is not None and limits.counts_in_memory(known):
+            limits.check(known)
+            return known
         address = request.client.host if request.client else "unknown"
-        return limits.authenticate(keys, authorization, scope, address)
+        return await anyio.to_thread.run_sync(limits.authenticate, keys, authorization, scope,
+                                              address)
     return dependency
 
 

@@ -37,6 +37,7 @@ class RateLimits:
             redis_url = redis_url.get_secret_value()
         options = {"socket_timeout": 0.1, "socket_connect_timeout": 0.1} if redis_url else {}
         self.storage = storage_from_string(redis_url or "memory://", **options)
+        self.in_memory = not redis_url
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.pause_s = pause_s
         self._skip_until = 0.0
@@ -57,6 +58,12 @@ class RateLimits:
             raise
         self.check(client)
         return client
+
+    def counts_in_memory(self, client: Client) -> bool:
+        """Whether counting ``client``'s requests needs no I/O (no limit, or counters kept
+        in this process): then it may run on the event loop."""
+        limited = client.rate_limit is not None or self.default is not None
+        return not limited or self.in_memory
 
     def check(self, client: Client) -> None:
         """Count one request for ``client``; raise :class:`Overloaded` when over its limit."""
