@@ -8,19 +8,17 @@ most ``CLASSIFIER_FEATURE_CACHE_CONFIRM_S`` old: when every request hits, one go
 embedder anyway that often, so a new model revision (a new identity) is seen within that time,
 empties the cache, and no request ever mixes rows of two identities.
 
-**Concurrent requests share a hop.** While one embedder call is out, the misses of requests
-that arrive meanwhile wait and go together in the next call, sent the moment the first
-returns; a lone request is sent at once and never waits. The embedder batches inside too:
-this saves the HTTP calls, their parsing and their share of the event loop on both sides. If
-the embedder refuses a gathered call's input (422), each request is sent again on its own so
-that only the one with the bad text fails.
+**Concurrent requests share a hop** (:mod:`shared.gathering`): while one embedder call is out,
+the misses of requests that arrive meanwhile go together in the next call; a lone request is
+sent at once. The embedder batches inside too: this saves the HTTP calls, their parsing and
+their share of the event loop on both sides. If the embedder refuses a gathered call's input
+(422), each request is sent again on its own, so only the one with the bad text fails.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from cachetools import LRUCache
@@ -28,6 +26,7 @@ from cachetools import LRUCache
 from services.classifier.metrics import FEATURE_ROWS
 from shared.clients.embedder import AsyncEmbedderClient, Embeddings
 from shared.errors import InvalidInput
+from shared.gathering import Gathering
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,41 +35,43 @@ class _Row:
     truncated: bool
 
 
-@dataclass(eq=False)
-class _Waiter:
-    texts: list[str]
-    answer: asyncio.Future[Embeddings] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """One text's row as an embedder call answered it."""
+
+    row: _Row
+    cached: bool  # in the embedder's cache
+    identity: str | None
+    model: str
 
 
 class FeatureRows:
-    def __init__(self, embedder: AsyncEmbedderClient, size: int, confirm_s: float) -> None:
+    def __init__(self, embedder: AsyncEmbedderClient, size: int, confirm_s: float,
+                 gather_max_texts: int = 256) -> None:
         self.embedder, self.confirm_s = embedder, confirm_s
         self._rows: LRUCache[tuple[str, str], _Row] | None = LRUCache(size) if size else None
         self._identity: str | None = None  # the embedder's, as it answered last
         self._model = ""
         self._confirmed_at = -float("inf")
-        self._busy = False  # an embedder call is out
-        self._waiting: list[_Waiter] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._fetch: Gathering[str, str, _Fetched] = Gathering(
+            self._send, max_items=gather_max_texts, alone=(InvalidInput,))
 
     def cached_rows(self) -> int:
         return 0 if self._rows is None else len(self._rows)
 
     async def features(self, texts: list[str]) -> Embeddings:
         """Features rows of ``texts`` (cleaned), in order, all of one embedding identity."""
-        identity, rows = self._identity, self._hits(texts)
+        identity, model, rows = self._identity, self._model, self._hits(texts)
         cached = dict.fromkeys(rows, True)
         misses = [t for t in dict.fromkeys(texts) if t not in rows]
-        model = self._model
         if misses:
-            answer = await self._gathered(misses)
-            if rows and answer.identity != identity:  # the embedder changed meanwhile
+            fetched = await self._fetch("features", misses)
+            if rows and fetched[0].identity != identity:  # the embedder changed meanwhile
                 rows, cached, misses = {}, {}, list(dict.fromkeys(texts))
-                answer = await self._gathered(misses)
-            identity, model = answer.identity, answer.model
-            rows |= _rows(answer, misses)
-            cached |= dict(zip(misses, answer.cached, strict=True))
+                fetched = await self._fetch("features", misses)
+            identity, model = fetched[0].identity, fetched[0].model
+            rows |= {t: f.row for t, f in zip(misses, fetched, strict=True)}
+            cached |= {t: f.cached for t, f in zip(misses, fetched, strict=True)}
         FEATURE_ROWS.labels("cache").inc(len(texts) - len(misses))
         FEATURE_ROWS.labels("embedder").inc(len(misses))
         features = np.stack([rows[t].features for t in texts])
@@ -90,81 +91,21 @@ class FeatureRows:
                 found[text] = row
         return found
 
-    def _keep(self, texts: list[str], answer: Embeddings) -> None:
-        """Remember what the embedder answered (a new identity empties the cache)."""
+    async def _send(self, _key: str, texts: list[str], _since: float) -> list[_Fetched]:
+        """One embedder call for ``texts`` (a request's misses, or several requests'); what
+        it answers is kept (a new identity empties the cache first)."""
+        distinct = list(dict.fromkeys(texts))
+        answer = await self.embedder.features(distinct)
+        assert answer.features is not None  # /v1/features answers them
         if answer.identity != self._identity:
             if self._rows is not None:
                 self._rows.clear()
             self._identity = answer.identity
         self._model, self._confirmed_at = answer.model, time.monotonic()
-        if self._rows is not None and answer.identity is not None:
-            for text, row in _rows(answer, texts).items():
+        fetched = {}
+        for i, text in enumerate(distinct):
+            row = _Row(answer.features[i], answer.truncated[i])
+            fetched[text] = _Fetched(row, answer.cached[i], answer.identity, answer.model)
+            if self._rows is not None and answer.identity is not None:
                 self._rows[(answer.identity, text)] = row
-
-    async def _gathered(self, texts: list[str]) -> Embeddings:
-        if self._busy:
-            waiter = _Waiter(texts)
-            self._waiting.append(waiter)
-            return await waiter.answer
-        self._busy = True
-        try:
-            answer = await self.embedder.features(texts)
-            self._keep(texts, answer)
-            return answer
-        finally:
-            self._send_waiting()
-
-    def _send_waiting(self) -> None:
-        """The next call, for every request that waited (or none: nothing is out then)."""
-        waiters, self._waiting = self._waiting, []
-        if not waiters:
-            self._busy = False
-            return
-        task = asyncio.create_task(self._send(waiters))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, waiters: list[_Waiter]) -> None:
-        texts = list(dict.fromkeys(t for w in waiters for t in w.texts))
-        try:
-            answer = await self.embedder.features(texts)
-            self._keep(texts, answer)
-            for waiter in waiters:
-                _settle(waiter, _select(answer, texts, waiter.texts))
-        except InvalidInput:
-            for waiter in waiters:  # whose text was refused: each request on its own
-                try:
-                    _settle(waiter, await self.embedder.features(waiter.texts))
-                except Exception as exc:  # noqa: BLE001  # raised in its request, as its own
-                    _settle(waiter, exc)
-        except Exception as exc:  # noqa: BLE001  # raised in each waiting request, as its own
-            for waiter in waiters:
-                _settle(waiter, exc)
-        finally:
-            self._send_waiting()
-
-
-def _rows(answer: Embeddings, texts: list[str]) -> dict[str, _Row]:
-    """``texts``' rows in ``answer`` (the texts it was asked for, in order)."""
-    assert answer.features is not None  # /v1/features answers them
-    return {t: _Row(answer.features[i], answer.truncated[i]) for i, t in enumerate(texts)}
-
-
-def _select(answer: Embeddings, asked: list[str], texts: list[str]) -> Embeddings:
-    """The part of a gathered ``answer`` (to ``asked``) that is one request's ``texts``."""
-    where = {t: i for i, t in enumerate(asked)}
-    rows = [where[t] for t in texts]
-    assert answer.features is not None
-    return Embeddings(vectors=answer.vectors[rows], features=answer.features[rows],
-                      cached=[answer.cached[i] for i in rows],
-                      truncated=[answer.truncated[i] for i in rows], model=answer.model,
-                      identity=answer.identity)
-
-
-def _settle(waiter: _Waiter, result: Embeddings | Exception) -> None:
-    if waiter.answer.done():  # its request was cancelled (the caller went away)
-        return
-    if isinstance(result, Exception):
-        waiter.answer.set_exception(result)
-    else:
-        waiter.answer.set_result(result)
+        return [fetched[t] for t in texts]

@@ -1,5 +1,11 @@
 """Predict through the classifier replicas and log every inference; explain through them
-too (explanations are not inferences: they are not logged). No FastAPI here."""
+too (explanations are not inferences: they are not logged). No FastAPI here.
+
+Concurrent predictions for the same model, version, routing key and ``top_k`` share one call
+to a classifier (:mod:`shared.gathering`): a lone one goes at once, those that arrive while
+a call is out go together in the next, at most ``max_texts_per_request`` texts. Each keeps
+its own deadline (counted from its arrival), its own inference ids and its own log records.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +25,15 @@ from shared.contracts.gateway import Prediction, PredictResponse
 from shared.contracts.review import ClusterResponse
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound, Unavailable
+from shared.gathering import Gathering
 from shared.http import polyhead_error_message
 from shared.limits import check_text, check_texts
 from shared.request_id import current_request_id, outgoing_headers
 from shared.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
+_Call = tuple[str, int | None, str, int]  # model, version, routing key, top_k
+_Part = tuple[ClassifyResponse, int]  # a text's answer: the call's, and its place in it
 _MAX_MESSAGE = 300  # a replica's error message relayed at most this long
 
 
@@ -35,6 +44,9 @@ class PredictService:
         self.inference_log = inference_log
         # One replica's time to answer before the next is tried (a hung host is ejected).
         self._try_timeout = httpx.Timeout(settings.try_timeout_s, connect=2.0)
+        self._classify: Gathering[_Call, str, _Part] = Gathering(
+            self._send_classify, max_items=settings.max_texts_per_request,
+            alone=(InvalidInput,))
 
     def check(self, texts: list[str]) -> None:
         check_texts(texts, max_texts=self.settings.max_texts_per_request,
@@ -47,9 +59,8 @@ class PredictService:
         default the client); a shadow's predictions are logged beside, never returned."""
         start = time.perf_counter()
         self.check(texts)
-        result = await self._classify(model, {
-            "texts": texts, "top_k": top_k or self.settings.top_k, "version": version,
-            "routing_key": routing_key or client})
+        result = _joined(await self._classify(
+            (model, version, routing_key or client, top_k or self.settings.top_k), texts))
         total_ms = (time.perf_counter() - start) * 1000
         ids = [uuid.uuid4().hex for _ in texts]
         if self.inference_log is not None:
@@ -74,10 +85,15 @@ class PredictService:
         answer = await self._forward(model, f"/v1/cluster/{model}", {"texts": texts})
         return ClusterResponse.model_validate_json(answer)
 
-    async def _classify(self, model: str, body: dict[str, Any]) -> ClassifyResponse:
-        answer = await self._forward(model, f"/v1/classify/{model}", body,
-                                     deadline_s=self.settings.predict_deadline_s)
-        return ClassifyResponse.model_validate_json(answer)
+    async def _send_classify(self, call: _Call, texts: list[str], since: float) -> list[_Part]:
+        """One classify call for ``texts`` (of one request or several gathered); the deadline
+        counts from when the oldest of them arrived."""
+        model, version, routing_key, top_k = call
+        answer = await self._forward(model, f"/v1/classify/{model}", {
+            "texts": texts, "top_k": top_k, "version": version, "routing_key": routing_key},
+            deadline_s=self.settings.predict_deadline_s - (time.monotonic() - since))
+        result = ClassifyResponse.model_validate_json(answer)
+        return [(result, i) for i in range(len(texts))]
 
     async def _forward(self, model: str, path: str, body: dict[str, Any],
                        deadline_s: float | None = None) -> bytes:
@@ -92,7 +108,7 @@ class PredictService:
             raise NotFound(f"unknown model {model!r}; known models: {known}", param="model")
         outliers = self.replicas.outliers
         last = "unreachable"
-        give_up_at = time.monotonic() + (deadline_s or float("inf"))
+        give_up_at = time.monotonic() + (float("inf") if deadline_s is None else deadline_s)
         for url in urls:
             try_s = min(self.settings.try_timeout_s, give_up_at - time.monotonic())
             if try_s <= 0:
@@ -145,6 +161,19 @@ class PredictService:
                  "embed_ms": result.timings.embed_ms, "head_ms": result.timings.head_ms,
                  "total_ms": round(total_ms, 3), "role": result.role, "shadow_of": None}
                 for p, text, i in zip(result.predictions, texts, ids, strict=True)]
+
+
+def _joined(parts: list[_Part]) -> ClassifyResponse:
+    """One request's answer from its texts' places in a (perhaps gathered) classify answer."""
+    result = parts[0][0]
+    if len(parts) == len(result.predictions):
+        return result  # the call was this request's alone
+    shadow = result.shadow
+    if shadow is not None:
+        shadow = shadow.model_copy(update={"predictions": [
+            shadow.predictions[i] for _, i in parts]})
+    return result.model_copy(update={"predictions": [result.predictions[i] for _, i in parts],
+                                     "shadow": shadow})
 
 
 def _error_param(response: httpx.Response) -> str | None:

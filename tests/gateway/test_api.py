@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy
 from sqlalchemy import func, select
@@ -22,7 +23,14 @@ from shared.db.models import Inference
 from shared.registry import Registry
 from shared.settings import ClassifierSettings, EmbedderClientSettings, GatewaySettings
 from tests.classifier.helpers import publish
-from tests.conftest import PostgresOutage, ServerThread, clinc_rows, free_port, running
+from tests.conftest import (
+    PostgresOutage,
+    ServerThread,
+    clinc_rows,
+    free_port,
+    metric,
+    running,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 ROWS = clinc_rows(labels=4, per_label=20)
@@ -113,6 +121,42 @@ async def test_predict_logs_every_inference_and_takes_feedback(stack: dict[str, 
         missing = await client.post("/v1/inferences/nope/feedback", json={"label": "x"},
                                     headers=auth(stack["predict"]))
         assert missing.status_code == 404
+
+
+def classify_calls(stack: dict[str, Any]) -> float:
+    exposition = httpx.get(f"{stack['classifier']}/metrics").text
+    return metric(exposition, "polyhead_http_request_duration_seconds_count",
+                  route="/v1/classify/{model}") or 0.0
+
+
+async def test_concurrent_predictions_share_a_classifier_call_and_keep_their_own_answers(
+        stack: dict[str, Any]) -> None:
+    texts = [t for t, _ in ROWS[::10]]  # 8 texts of 4 labels
+    async with running(gateway(stack)) as client:
+        async def predict(text: str) -> dict[str, Any]:
+            response = await client.post("/v1/models/intents/predict", json={"text": text},
+                                         headers=auth(stack["predict"]))
+            assert response.status_code == 200, response.text
+            [prediction] = response.json()["predictions"]
+            return dict(prediction)
+
+        alone = [await predict(t) for t in texts]  # one call each
+        before = classify_calls(stack)
+        together = await asyncio.gather(*(predict(t) for t in texts))
+        calls = classify_calls(stack) - before
+    assert calls < len(texts), calls
+    assert [p["label"] for p in together] == [p["label"] for p in alone]
+    assert [p["probability"] for p in together] == pytest.approx([p["probability"] for p in alone])
+    ids = [p["inference_id"] for p in together]
+    assert len(set(ids)) == len(texts)
+    for _ in range(100):  # logged off the request path, within a moment
+        if logged(stack) == 2 * len(texts):
+            break
+        await asyncio.sleep(0.05)
+    with stack["engine"].connect() as c:
+        rows = dict(c.execute(select(Inference.id, Inference.input_text)
+                              .where(Inference.id.in_(ids))).all())
+    assert [rows[i] for i in ids] == texts
 
 
 async def test_api_keys_and_scopes(stack: dict[str, Any]) -> None:
