@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from services.gateway.auth import Client, KeyStore
 from services.gateway.ratelimit import RateLimits
@@ -23,11 +23,13 @@ def require(scope: str | None) -> Callable[..., Awaitable[Client]]:
     failed-authentication limit (429 otherwise). A key known from the last ``ttl_s`` whose
     counting needs no I/O is answered on the event loop; anything else (a database lookup, a
     Redis counter) runs in a worker thread, so it never blocks the loop."""
-    async def dependency(request: Request,
-                         authorization: Annotated[str | None, Header()] = None) -> Client:
+    async def dependency(request: Request) -> Client:
+        # Read here, not as a Header() parameter: FastAPI re-inspects a parameter's type on
+        # every request, and the OpenAPI documents the bearer scheme (shared/web/api_docs.py).
         keys: KeyStore | None = request.app.state.keys
         if keys is None:
             return ANONYMOUS
+        authorization = request.headers.get("authorization")
         limits: RateLimits = request.app.state.limits
         known = keys.known(authorization, scope)
         if known is not None and limits.counts_in_memory(known):
