@@ -117,18 +117,22 @@ def stack_env(db: str, work: Path, embedder_port: int, classifier_port: int) -> 
         "GATEWAY_LOG_DIR": str(work / "inference-log")}
 
 
-def train_head(trainer_url: str, per_label: int) -> None:
-    """Train the bench's head (logistic regression on CLINC150) through the trainer."""
+def train_head(trainer_url: str, per_label: int, labels: int | None = None) -> None:
+    """Train the bench's head ``intents`` (logistic regression on CLINC150: ``per_label``
+    phrases of each intent, or of the first ``labels`` intents) through the trainer."""
     with httpx.Client(base_url=trainer_url, timeout=300) as trainer:
         job = trainer.post("/v1/jobs", data={"name": "intents", "head": "logreg"},
-                           files={"file": ("train.csv", training_csv(per_label))}).json()
+                           files={"file": ("train.csv", training_csv(per_label, labels))}).json()
         job = follow(trainer, job["id"], quiet=True)
         assert job.status == "succeeded", job.error
 
 
-def training_csv(per_label: int) -> bytes:
+def training_csv(per_label: int, labels: int | None = None) -> bytes:
     with open(ROOT / "data/clinc150/train.csv", newline="", encoding="utf-8") as f:
         rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+    if labels is not None:
+        kept = set(list(dict.fromkeys(label for _, label in rows))[:labels])
+        rows = [(t, label) for t, label in rows if label in kept]
     seen: dict[str, int] = {}
     out = io.StringIO()
     writer = csv.writer(out)

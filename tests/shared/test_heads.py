@@ -216,3 +216,23 @@ def test_fits_flush_tiny_inputs_to_zero() -> None:
     x = np.array([[1e-37, -2e-35, 0.5], [1e-29, -0.25, 0.0]], dtype=np.float32)
     np.testing.assert_array_equal(flush_tiny(x), np.array([[0, 0, 0.5], [1e-29, -0.25, 0]],
                                                            dtype=np.float32))
+
+
+def test_heads_loaded_with_equal_nonsense_rows_share_one_read_only_copy() -> None:
+    head, _ = _scoped_head()
+    assert head.in_scope_score is not None
+    rng = np.random.default_rng(3)
+    mash = rng.normal(size=(6, 8)).astype(np.float32)
+    head.in_scope_score = replace(head.in_scope_score, nonsense=mash / np.linalg.norm(
+        mash, axis=1, keepdims=True))
+    files = head.to_files()
+    first, second = Head.from_files(files), Head.from_files(files)
+    assert first.in_scope_score is not None and second.in_scope_score is not None
+    shared = first.in_scope_score.nonsense
+    assert shared is not None and shared is second.in_scope_score.nonsense
+    assert not shared.flags.writeable
+    # Prototypes are each head's own, and other nonsense rows are not the shared ones.
+    assert first.in_scope_score.prototypes is not second.in_scope_score.prototypes
+    other = replace(head.in_scope_score, nonsense=np.roll(mash, 1, axis=1))
+    assert other.nonsense is not shared
+    np.testing.assert_array_equal(first.predict_proba(mash), head.predict_proba(mash))
