@@ -195,7 +195,9 @@ def copy_rate(n: int) -> dict[str, Any]:
         connection = engine.raw_connection()
         try:
             began = time.perf_counter()
-            cursor = connection.driver_connection.cursor()
+            driver = connection.driver_connection
+            assert driver is not None  # a live psycopg connection from the pool
+            cursor = driver.cursor()
             with cursor, cursor.copy(f"COPY inferences ({', '.join(columns)}) FROM STDIN") as copy:
                 for record in records:
                     copy.write_row([Jsonb(record[c]) if c == "top_k" else record[c]
