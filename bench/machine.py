@@ -1,23 +1,5 @@
-"""The machine a figure belongs to: the CPU's model and vector extensions (these VMs differ by
-2x between draws, and ONNX Runtime's speed follows AVX-512/VNNI)."""
+"""The machine a figure belongs to (``shared.cpu``, which the embedder's calibration uses too)."""
 
-from __future__ import annotations
+from shared.cpu import VECTOR_FLAGS, cpu_model
 
-from pathlib import Path
-
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
-
-
-def cpu_model() -> str:
-    """``"AMD EPYC (avx2)"``: ``/proc/cpuinfo``'s model name and which of
-    :data:`VECTOR_FLAGS` it has ("unknown" where there is no such file)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in lines
-                 if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in lines
-                  if line.startswith("flags")), [])
-    vector = [f for f in VECTOR_FLAGS if f in flags]
-    return f"{name} ({', '.join(vector) or 'no AVX2'})"
+__all__ = ["VECTOR_FLAGS", "cpu_model"]

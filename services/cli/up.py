@@ -179,7 +179,8 @@ def up(args: argparse.Namespace) -> int:
             _wait_ready(name, urls[name], procs[name], logs)
         if not args.no_demo:
             train_demo(urls["trainer"], urls["gateway"], key, args)
-        print(_banner(urls, key, data, console=_serves_console(urls["gateway"])), flush=True)
+        print(_banner(urls, key, data, console=_serves_console(urls["gateway"]),
+                      model=_model_line(urls["embedder"])), flush=True)
         ready = True
         while True:
             for name, proc in procs.items():
@@ -225,13 +226,25 @@ def _serves_console(gateway: str) -> bool:
         return False
 
 
-def _banner(urls: dict[str, str], key: str, data: Path, *, console: bool) -> str:
+def _model_line(embedder: str) -> str:
+    """The embedder's model and backend, and why that backend (``/v1/models``)."""
+    try:
+        [card] = httpx.get(f"{embedder}/v1/models", timeout=10).json()["data"]
+        return f"{card['id']} on {card['backend']} ({card['backend_chosen_by']})"
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return "(the embedder did not say)"
+
+
+def _banner(urls: dict[str, str], key: str, data: Path, *, console: bool,
+            model: str = "") -> str:
     console_line = (f"\n  console     {urls['gateway']}/console   (sign in with the API key below)"
                     if console else "")
+    model_line = f"\n  model       {model}" if model else ""
     return f"""
 polyhead is up (Ctrl-C stops it). Data and logs: {data}
   gateway     {urls['gateway']}   (API docs: {urls['gateway']}/docs){console_line}
-  classifier  {urls['classifier']}   trainer {urls['trainer']}   embedder {urls['embedder']}
+  classifier  {urls['classifier']}   trainer {urls['trainer']}   embedder {urls['embedder']}\
+{model_line}
   API key     {key}   (also in {data / 'api-key'})
 
 try:

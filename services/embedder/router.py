@@ -88,6 +88,7 @@ async def list_models(service: ServiceDep) -> ModelList:
     return ModelList(data=[ModelCard(id=info.model_id, dimension=info.dimension,
                                      max_tokens=info.max_tokens, device=info.device,
                                      dtype=info.dtype, backend=info.backend,
+                                     backend_chosen_by=info.chosen_by,
                                      identity=info.identity)])
 
 

@@ -127,6 +127,9 @@ class ModelCard(BaseModel):
     device: str
     dtype: str
     backend: str = Field(description="torch, onnx or onnx-int8")
+    backend_chosen_by: str = Field("EMBEDDER_BACKEND", description="why this backend: the "
+                                   "setting, or (EMBEDDER_BACKEND=auto on CPU) the exact "
+                                   "backends' speeds measured on this CPU at the first start")
     identity: str = Field(description="<model>@<revision>:<precision>; exact backends share one")
 
 

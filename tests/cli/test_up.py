@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -163,6 +164,8 @@ def test_predict_through_the_printed_url(suite: Suite) -> None:
     printed = suite.second.text()
     url = f"{suite.url('gateway')}/v1/models/clinc-intents/predict"
     assert suite.key in printed and url in printed
+    # EMBEDDER_BACKEND=auto: the banner says which backend serves, and that it was measured.
+    assert re.search(r"\n  model +\S+ on (onnx|torch) \(measured ", printed), printed[-2000:]
     answer = httpx.post(url, json={"text": "how much money is in my checking account"},
                         headers={"Authorization": f"Bearer {suite.key}"}, timeout=30)
     assert answer.status_code == 200, answer.text
@@ -221,6 +224,8 @@ def test_the_banner_names_the_console_only_when_the_gateway_serves_it() -> None:
         ("gateway", 8000), ("classifier", 8002), ("trainer", 8003), ("embedder", 8001))}
     assert "/console" in _banner(urls, "k", Path("/data"), console=True)
     assert "/console" not in _banner(urls, "k", Path("/data"), console=False)
+    assert "model       m on onnx (why)" in _banner(urls, "k", Path("/data"), console=False,
+                                                   model="m on onnx (why)")
 
 
 def test_a_second_up_names_the_taken_port_and_starts_nothing(suite: Suite) -> None:

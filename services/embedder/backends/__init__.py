@@ -13,8 +13,6 @@ lexical view lifts the trained head's test weighted F1 from 0.9564 to 0.9639 (be
 
 from __future__ import annotations
 
-import logging
-
 from services.embedder.backends.base import (
     Backend,
     Concurrency,
@@ -27,12 +25,12 @@ from shared.settings import EmbedderSettings
 
 __all__ = ["Backend", "Concurrency", "ModelInfo", "SentenceFromFeatures", "Tokens",
            "concurrency", "load_backend"]
-log = logging.getLogger(__name__)
 
 
 def load_backend(settings: EmbedderSettings) -> Backend:
-    """Build the configured backend. ``auto``: torch on CUDA, else exact ONNX Runtime (torch if
-    the export fails). Imports torch or onnxruntime only when that backend is asked for."""
+    """Build the configured backend. ``auto``: torch on CUDA, else the faster exact backend on
+    this CPU, measured at the first start (:mod:`.calibration`; torch if the ONNX export
+    fails). Imports torch or onnxruntime only when that backend is asked for."""
     if settings.backend == "fake":
         from services.embedder.backends.fake import FakeBackend
         return FakeBackend()
@@ -40,11 +38,8 @@ def load_backend(settings: EmbedderSettings) -> Backend:
         from services.embedder.backends.onnx_backend import OnnxBackend
         return OnnxBackend.load(settings, int8=settings.backend == "onnx-int8")
     if settings.backend == "auto" and not _wants_torch(settings):
-        from services.embedder.backends.onnx_backend import OnnxBackend
-        try:
-            return OnnxBackend.load(settings, int8=False)
-        except Exception as exc:  # an architecture the exporter cannot trace: torch serves it
-            log.warning("ONNX backend unavailable; using torch", exc_info=exc)
+        from services.embedder.backends.calibration import choose
+        return choose(settings)
     from services.embedder.backends.torch_backend import TorchBackend
     return TorchBackend.load(settings)
 

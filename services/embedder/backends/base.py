@@ -23,6 +23,7 @@ class ModelInfo:
     lowercase: bool        # the tokenizer lowercases: the cache key may too
     backend: str           # "torch" | "onnx" | "onnx-int8" | "fake"
     identity: str          # shared.embedding_identity: model@revision:precision
+    chosen_by: str = "EMBEDDER_BACKEND"  # why this backend: the setting, or a measurement
 
     @property
     def feature_dimension(self) -> int:

@@ -1,0 +1,127 @@
+"""``EMBEDDER_BACKEND=auto`` on CPU: the faster exact backend, measured, not assumed.
+
+ONNX Runtime fp32 and torch fp32 give the same vectors (cosine >= 0.9999, one embedding
+identity), but which is faster depends on the CPU: from 0.88x to 1.9x between the VMs of
+bench/RESULTS.md. At the first start on a CPU both are loaded and timed on the same batches
+(alternating, the best of a few rounds each), and the faster serves. The choice is kept
+beside the ONNX export (``calibration.json``) with what it was measured on: the CPU's model
+and vector flags (:mod:`shared.cpu`), the threads of a batch and the runtimes' versions. A
+later start that matches reuses it without loading the other backend; anything else (another
+CPU, an upgrade, other threads) measures again. ``/v1/models`` says which and why
+(``backend_chosen_by``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from services.embedder.backends.base import Backend, concurrency
+from services.embedder.backends.model_source import resolve
+from services.embedder.backends.onnx_export import cache_dir
+from shared.cpu import cpu_model
+from shared.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
+RECORD = "calibration.json"
+_WORDS = ("where is my parcel", "book a table for two tonight", "what is the balance of my "
+          "savings account", "cancel", "how do i reset the password of my online banking",
+          "play some jazz in the kitchen", "is it going to rain tomorrow morning in paris",
+          "transfer fifty dollars to my checking account and tell me when it arrives")
+SAMPLE = [f"{a} {b}" if i % 3 else a for i, (a, b) in
+          enumerate((a, b) for a in _WORDS for b in _WORDS)][:48]  # 48 texts, 1-30 words
+BATCH, ROUNDS = 16, 3
+
+
+def choose(settings: EmbedderSettings, cpu: str | None = None) -> Backend:
+    """The faster of ``onnx`` and ``torch`` on this CPU (``cpu``: its description, read from
+    ``/proc/cpuinfo`` unless given), measured now or at an earlier start."""
+    from services.embedder.backends.onnx_backend import OnnxBackend
+    from services.embedder.backends.torch_backend import TorchBackend
+
+    loaders: dict[str, Callable[[], Backend]] = {
+        "onnx": lambda: OnnxBackend.load(settings, int8=False),
+        "torch": lambda: TorchBackend.load(settings)}
+    path = cache_dir(settings, resolve(settings.model)) / RECORD
+    measured_on = _conditions(settings, cpu or cpu_model())
+    record = _read(path)
+    if record is not None and record.get("measured_on") == measured_on:
+        choice = record["choice"]
+        return _with_reason(loaders[choice](), f"measured on {measured_on['cpu']} at "
+                            f"{record['measured_at']}: {_speeds(record)} (kept in {path})")
+    try:
+        backends: dict[str, Backend] = {"onnx": loaders["onnx"]()}
+    except Exception as exc:  # an architecture the exporter cannot trace: torch serves it
+        log.warning("ONNX backend unavailable; using torch", exc_info=exc)
+        return _with_reason(loaders["torch"](), "torch: the ONNX export failed (see the log)")
+    backends["torch"] = loaders["torch"]()
+    speeds = measure(backends)
+    choice = max(speeds, key=lambda name: speeds[name])
+    record = {"measured_on": measured_on, "texts_per_s": speeds, "choice": choice,
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    _write(path, record)
+    log.info("backend chosen by measuring", extra={"choice": choice, "texts_per_s": speeds,
+                                                   "cpu": measured_on["cpu"]})
+    return _with_reason(backends[choice], f"measured at this start on {measured_on['cpu']}: "
+                        f"{_speeds(record)}")
+
+
+def measure(backends: dict[str, Backend]) -> dict[str, float]:
+    """Texts per second of each backend on :data:`SAMPLE` in batches of :data:`BATCH`: the
+    best of :data:`ROUNDS` rounds, the backends taking turns (after one warm-up round each)."""
+    batches = {name: [b.tokenize(SAMPLE[i:i + BATCH]) for i in range(0, len(SAMPLE), BATCH)]
+               for name, b in backends.items()}
+    best = dict.fromkeys(backends, float("inf"))
+    for round_ in range(ROUNDS + 1):
+        for name, backend in backends.items():
+            began = time.perf_counter()
+            for batch in batches[name]:
+                backend.features(batch)
+            if round_:  # the first round warms up
+                best[name] = min(best[name], time.perf_counter() - began)
+    return {name: round(len(SAMPLE) / seconds, 1) for name, seconds in best.items()}
+
+
+def _conditions(settings: EmbedderSettings, cpu: str) -> dict[str, Any]:
+    return {"cpu": cpu, "threads": concurrency(settings, "cpu").threads,
+            "model": settings.model,
+            "versions": {p: version(p) for p in ("torch", "onnxruntime", "transformers")}}
+
+
+def _speeds(record: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {speed:g} texts/s"
+                     for name, speed in sorted(record["texts_per_s"].items(),
+                                               key=lambda item: -item[1]))
+
+
+def _with_reason(backend: Backend, reason: str) -> Backend:
+    backend.info = dataclasses.replace(backend.info, chosen_by=reason)
+    return backend
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: measure again
+    valid = isinstance(record, dict) and record.get("choice") in ("onnx", "torch")
+    return record if valid else None
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    """Atomically (gunicorn workers may start together); a folder that cannot be written
+    only means measuring again at the next start."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{time.time_ns()}.tmp")
+        partial.write_text(json.dumps(record, indent=2))
+        partial.replace(path)
+    except OSError:
+        log.warning("could not keep the backend calibration in %s", path, exc_info=True)

@@ -1,0 +1,64 @@
+"""EMBEDDER_BACKEND=auto on CPU: the first start measures the exact backends and keeps the
+faster; a later start on the same CPU reuses the choice without measuring; another CPU (or an
+unreadable record) measures again. Real model, real ONNX export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.embedder.backends.calibration import RECORD, choose
+from shared.settings import EmbedderSettings
+from tests.conftest import settings
+
+pytestmark = pytest.mark.model
+CPU = "Test CPU (avx2)"
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")  # one export for the module
+
+
+def record_of(config: EmbedderSettings) -> dict[str, object]:
+    [path] = Path(str(config.onnx_dir)).glob(f"*/{RECORD}")
+    return dict(json.loads(path.read_text()))
+
+
+def test_the_first_start_measures_and_a_later_one_reuses_the_choice(onnx_dir: Path) -> None:
+    config = settings(onnx_dir=str(onnx_dir))
+    first = choose(config, cpu=CPU)
+    record = record_of(config)
+    speeds = record["texts_per_s"]
+    assert isinstance(speeds, dict) and set(speeds) == {"onnx", "torch"}
+    assert record["choice"] == max(speeds, key=lambda name: speeds[name]) == first.info.backend
+    assert first.info.chosen_by.startswith(f"measured at this start on {CPU}: ")
+    again = choose(config, cpu=CPU)
+    assert again.info.backend == first.info.backend
+    assert "kept in" in again.info.chosen_by
+    assert record_of(config) == record  # not measured again
+
+
+def test_a_kept_choice_is_what_serves(onnx_dir: Path) -> None:
+    config = settings(onnx_dir=str(onnx_dir))
+    choose(config, cpu=CPU)
+    [path] = onnx_dir.glob(f"*/{RECORD}")
+    record = json.loads(path.read_text())
+    for choice in ("torch", "onnx"):
+        path.write_text(json.dumps(record | {"choice": choice}))
+        assert choose(config, cpu=CPU).info.backend == choice
+
+
+def test_another_cpu_or_an_unreadable_record_measures_again(onnx_dir: Path) -> None:
+    config = settings(onnx_dir=str(onnx_dir))
+    choose(config, cpu=CPU)
+    other = choose(config, cpu="Other CPU (avx2, avx512f)")
+    assert other.info.chosen_by.startswith("measured at this start on Other CPU")
+    measured_on = record_of(config)["measured_on"]
+    assert isinstance(measured_on, dict) and measured_on["cpu"] == "Other CPU (avx2, avx512f)"
+    [path] = onnx_dir.glob(f"*/{RECORD}")
+    path.write_text("{not json")
+    assert choose(config, cpu=CPU).info.chosen_by.startswith("measured at this start")
+    assert record_of(config)["measured_on"] != measured_on
