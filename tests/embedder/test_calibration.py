@@ -22,9 +22,12 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("onnx")  # one export for the module
 
 
-def record_of(config: EmbedderSettings) -> dict[str, object]:
+def record_of(config: EmbedderSettings, cpu: str = CPU) -> dict[str, object]:
+    """The measurement kept for ``cpu``."""
     [path] = Path(str(config.onnx_dir)).glob(f"*/{RECORD}")
-    return dict(json.loads(path.read_text()))
+    [record] = [r for r in json.loads(path.read_text())["measurements"]
+                if r["measured_on"]["cpu"] == cpu]
+    return dict(record)
 
 
 def test_the_first_start_measures_and_a_later_one_reuses_the_choice(onnx_dir: Path) -> None:
@@ -45,20 +48,27 @@ def test_a_kept_choice_is_what_serves(onnx_dir: Path) -> None:
     config = settings(onnx_dir=str(onnx_dir))
     choose(config, cpu=CPU)
     [path] = onnx_dir.glob(f"*/{RECORD}")
-    record = json.loads(path.read_text())
+    kept = json.loads(path.read_text())["measurements"]
     for choice in ("torch", "onnx"):
-        path.write_text(json.dumps(record | {"choice": choice}))
+        path.write_text(json.dumps({"measurements": [r | {"choice": choice} for r in kept]}))
         assert choose(config, cpu=CPU).info.backend == choice
 
 
-def test_another_cpu_or_an_unreadable_record_measures_again(onnx_dir: Path) -> None:
+def test_another_cpu_measures_again_and_both_are_kept(onnx_dir: Path) -> None:
     config = settings(onnx_dir=str(onnx_dir))
     choose(config, cpu=CPU)
+    mine = record_of(config)
     other = choose(config, cpu="Other CPU (avx2, avx512f)")
     assert other.info.chosen_by.startswith("measured at this start on Other CPU")
-    measured_on = record_of(config)["measured_on"]
-    assert isinstance(measured_on, dict) and measured_on["cpu"] == "Other CPU (avx2, avx512f)"
+    assert record_of(config, "Other CPU (avx2, avx512f)")["choice"] == other.info.backend
+    assert record_of(config) == mine  # still kept: this CPU is not measured again
+    assert "kept in" in choose(config, cpu=CPU).info.chosen_by
+
+
+def test_an_unreadable_record_measures_again(onnx_dir: Path) -> None:
+    config = settings(onnx_dir=str(onnx_dir))
+    choose(config, cpu=CPU)
     [path] = onnx_dir.glob(f"*/{RECORD}")
     path.write_text("{not json")
     assert choose(config, cpu=CPU).info.chosen_by.startswith("measured at this start")
-    assert record_of(config)["measured_on"] != measured_on
+    assert record_of(config)["choice"] in ("onnx", "torch")

@@ -5,10 +5,10 @@ identity), but which is faster depends on the CPU: from 0.88x to 1.9x between th
 bench/RESULTS.md. At the first start on a CPU both are loaded and timed on the same batches
 (alternating, the best of a few rounds each), and the faster serves. The choice is kept
 beside the ONNX export (``calibration.json``) with what it was measured on: the CPU's model
-and vector flags (:mod:`shared.cpu`), the threads of a batch and the runtimes' versions. A
-later start that matches reuses it without loading the other backend; anything else (another
-CPU, an upgrade, other threads) measures again. ``/v1/models`` says which and why
-(``backend_chosen_by``).
+and vector flags (:mod:`shared.cpu`), the threads of a batch and the runtimes' versions (the
+last :data:`KEPT` such conditions). A later start that matches reuses it without loading the
+other backend; anything else (another CPU, an upgrade, other threads) measures again.
+``/v1/models`` says which and why (``backend_chosen_by``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ _WORDS = ("where is my parcel", "book a table for two tonight", "what is the bal
 SAMPLE = [f"{a} {b}" if i % 3 else a for i, (a, b) in
           enumerate((a, b) for a in _WORDS for b in _WORDS)][:48]  # 48 texts, 1-30 words
 BATCH, ROUNDS = 16, 3
+KEPT = 8  # measurements kept: one per set of conditions (threads, CPU, versions) seen
 
 
 def choose(settings: EmbedderSettings, cpu: str | None = None) -> Backend:
@@ -51,8 +52,9 @@ def choose(settings: EmbedderSettings, cpu: str | None = None) -> Backend:
         "torch": lambda: TorchBackend.load(settings)}
     path = cache_dir(settings, resolve(settings.model)) / RECORD
     measured_on = _conditions(settings, cpu or cpu_model())
-    record = _read(path)
-    if record is not None and record.get("measured_on") == measured_on:
+    kept = _read(path)
+    record = next((r for r in kept if r.get("measured_on") == measured_on), None)
+    if record is not None:
         choice = record["choice"]
         return _with_reason(loaders[choice](), f"measured on {measured_on['cpu']} at "
                             f"{record['measured_at']}: {_speeds(record)} (kept in {path})")
@@ -66,7 +68,8 @@ def choose(settings: EmbedderSettings, cpu: str | None = None) -> Backend:
     choice = max(speeds, key=lambda name: speeds[name])
     record = {"measured_on": measured_on, "texts_per_s": speeds, "choice": choice,
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    _write(path, record)
+    _write(path, [r for r in kept if r.get("measured_on") != measured_on][-(KEPT - 1):]
+           + [record])
     log.info("backend chosen by measuring", extra={"choice": choice, "texts_per_s": speeds,
                                                    "cpu": measured_on["cpu"]})
     return _with_reason(backends[choice], f"measured at this start on {measured_on['cpu']}: "
@@ -106,22 +109,22 @@ def _with_reason(backend: Backend, reason: str) -> Backend:
     return backend
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The measurements kept (none when there is no file, or an unreadable one)."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # none yet, or unreadable: measure again
-    valid = isinstance(record, dict) and record.get("choice") in ("onnx", "torch")
-    return record if valid else None
+        kept = json.loads(path.read_text())["measurements"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [r for r in kept if isinstance(r, dict) and r.get("choice") in ("onnx", "torch")]
 
 
-def _write(path: Path, record: dict[str, Any]) -> None:
+def _write(path: Path, measurements: list[dict[str, Any]]) -> None:
     """Atomically (gunicorn workers may start together); a folder that cannot be written
     only means measuring again at the next start."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{time.time_ns()}.tmp")
-        partial.write_text(json.dumps(record, indent=2))
+        partial.write_text(json.dumps({"measurements": measurements}, indent=2))
         partial.replace(path)
     except OSError:
         log.warning("could not keep the backend calibration in %s", path, exc_info=True)
