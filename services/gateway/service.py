@@ -91,16 +91,17 @@ class PredictService:
         model, version, routing_key, top_k = call
         answer = await self._forward(model, f"/v1/classify/{model}", {
             "texts": texts, "top_k": top_k, "version": version, "routing_key": routing_key},
-            deadline_s=self.settings.predict_deadline_s - (time.monotonic() - since))
+            deadline_s=self.settings.predict_deadline_s, since=since)
         result = ClassifyResponse.model_validate_json(answer)
         return [(result, i) for i in range(len(texts))]
 
     async def _forward(self, model: str, path: str, body: dict[str, Any],
-                       deadline_s: float | None = None) -> bytes:
+                       deadline_s: float | None = None, since: float | None = None) -> bytes:
         """POST ``body`` to ``path`` on a replica serving ``model``; its 200 answer's bytes.
-        Each replica gets ``try_timeout_s``; all of them together ``deadline_s`` (a
-        prediction's, so that the edge may take a gateway that answers nothing in time for a
-        stuck one). What each answer tells outlier detection: :mod:`services.gateway.outliers`.
+        Each replica gets ``try_timeout_s``; all of them together ``deadline_s`` from
+        ``since`` (default now: a prediction's, counted from its arrival, so that the edge may
+        take a gateway that answers nothing in time for a stuck one). What each answer tells
+        outlier detection: :mod:`services.gateway.outliers`.
         """
         urls = self.replicas.order(model)
         if not urls:
@@ -108,7 +109,8 @@ class PredictService:
             raise NotFound(f"unknown model {model!r}; known models: {known}", param="model")
         outliers = self.replicas.outliers
         last = "unreachable"
-        give_up_at = time.monotonic() + (float("inf") if deadline_s is None else deadline_s)
+        give_up_at = ((time.monotonic() if since is None else since)
+                      + (float("inf") if deadline_s is None else deadline_s))
         for url in urls:
             try_s = min(self.settings.try_timeout_s, give_up_at - time.monotonic())
             if try_s <= 0:
