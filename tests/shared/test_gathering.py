@@ -5,6 +5,7 @@ and an ``alone`` error only the request at fault; a cancelled request leaves the
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -23,11 +24,13 @@ class Calls:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[int]]] = []
+        self.waited: list[float] = []  # per call: how long before it its oldest request came
         self.release = asyncio.Event()
         self.release.set()
 
     async def __call__(self, key: str, items: list[int], since: float) -> list[int]:
         self.calls.append((key, items))
+        self.waited.append(time.monotonic() - since)
         await self.release.wait()
         if -1 in items:
             raise Refused("-1")
@@ -64,6 +67,19 @@ async def test_requests_during_a_call_share_the_next_per_key_and_up_to_max_items
     assert answers == [[2], [4], [6, 8], [10], [12], [14, 16, 18, 20]]
     assert send.calls == [("a", [1]), ("b", [5]), ("a", [2, 3, 4]), ("a", [6]),
                           ("a", [7, 8, 9, 10])]  # too many for one call: alone, whole
+
+
+async def test_a_gathered_call_counts_its_deadline_from_its_oldest_request() -> None:
+    send = Calls()
+    gathering = Gathering(send, max_items=10)
+    send.release.clear()
+    first = asyncio.ensure_future(gathering("a", [1]))
+    await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(gathering("a", [2]))
+    await asyncio.sleep(0.2)  # the first call is out this long; the second request waits
+    send.release.set()
+    await asyncio.gather(first, waiting)
+    assert send.waited[1] >= 0.2 > send.waited[0]  # the second call counts its wait
 
 
 async def test_a_refused_item_fails_only_its_request_and_an_outage_fails_the_call() -> None:
