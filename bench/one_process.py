@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,14 +26,15 @@ from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.classifier.head_set import HeadSet
+from services.classifier.routing import text_predictions
 from services.embedder.app import build_service
 from services.embedder.backends import load_backend
 from services.gateway.app import inference_log_for
+from services.gateway.service import inference_records
 from shared.artifacts import ArtifactStore
-from shared.contracts.classify import LabelScore
+from shared.contracts.classify import ClassifyResponse, Timings
 from shared.contracts.gateway import Prediction, PredictRequest, PredictResponse
 from shared.db import make_engine, session_factory
-from shared.db.types import utcnow
 from shared.registry import Registry
 from shared.settings import ClassifierSettings, EmbedderSettings, GatewaySettings
 from shared.text import clean
@@ -66,28 +68,28 @@ def create_app() -> FastAPI:
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, body: PredictRequest) -> PredictResponse:
+        began = time.perf_counter()
         texts = body.all_texts()
         served = app.state.heads.get(name)
         results = await app.state.embedder.embed([clean(t) for t in texts])
         rows = np.stack([r.embedded.features for r in results])
+        embedded = time.perf_counter()
         answers = await anyio.to_thread.run_sync(served.head.predict, rows, body.top_k or 3)
-        ids, now = [uuid.uuid4().hex for _ in texts], utcnow()
-        app.state.log.append([
-            {"id": i, "created_at": now, "request_id": None, "client": CLIENT,
-             "model_name": name, "model_version": served.version,
-             "head_type": served.head.kind,
-             "embedder_model": app.state.embedder.info.model_id, "input_text": text,
-             "label": a.label, "probability": a.probability,
-             "top_k": {"top": [list(t) for t in a.top]}, "abstained": a.abstained,
-             "cache_hit": r.source != "computed", "embed_ms": None, "head_ms": None,
-             "total_ms": None, "role": "production", "shadow_of": None}
-            for i, text, a, r in zip(ids, texts, answers, results, strict=True)])
+        total_ms = (time.perf_counter() - began) * 1000
+        result = ClassifyResponse(  # what the classifier would answer, for the same log rows
+            model=name, version=served.version, head_type=served.head.kind,
+            embedder_model=app.state.embedder.info.model_id,
+            predictions=text_predictions(answers, [r.source != "computed" for r in results]),
+            timings=Timings(embed_ms=(embedded - began) * 1000,
+                            head_ms=total_ms - (embedded - began) * 1000, total_ms=total_ms))
+        ids = [uuid.uuid4().hex for _ in texts]
+        app.state.log.append(inference_records(result, texts, ids, CLIENT, total_ms))
         return PredictResponse(model=name, version=served.version, role="production",
-                               predictions=[Prediction(label=a.label, probability=a.probability,
-                                                       top=[LabelScore(label=label, probability=p)
-                                                            for label, p in a.top],
-                                                       abstained=a.abstained, inference_id=i)
-                                            for a, i in zip(answers, ids, strict=True)])
+                               predictions=[Prediction(label=p.label, probability=p.probability,
+                                                       top=p.top, abstained=p.abstained,
+                                                       inference_id=i)
+                                            for p, i in zip(result.predictions, ids,
+                                                            strict=True)])
 
     return app
 

@@ -64,7 +64,7 @@ class PredictService:
         total_ms = (time.perf_counter() - start) * 1000
         ids = [uuid.uuid4().hex for _ in texts]
         if self.inference_log is not None:
-            records = self._records(result, texts, ids, client, total_ms)
+            records = inference_records(result, texts, ids, client, total_ms)
             self.inference_log.append(records + shadow_records(result, records))
         return PredictResponse(
             model=result.model, version=result.version, role=result.role, predictions=[
@@ -151,18 +151,20 @@ class PredictService:
                           f"replica(s) could answer (last problem: {last}); retry shortly",
                           retry_after_s=1)
 
-    def _records(self, result: ClassifyResponse, texts: list[str], ids: list[str], client: str,
-                 total_ms: float) -> list[dict[str, Any]]:
-        now, request_id = utcnow(), current_request_id()
-        return [{"id": i, "created_at": now, "request_id": request_id, "client": client,
-                 "model_name": result.model, "model_version": result.version,
-                 "head_type": result.head_type, "embedder_model": result.embedder_model,
-                 "input_text": text, "label": p.label, "probability": p.probability,
-                 "top_k": {"top": [[s.label, s.probability] for s in p.top]},
-                 "abstained": p.abstained, "cache_hit": p.cached,
-                 "embed_ms": result.timings.embed_ms, "head_ms": result.timings.head_ms,
-                 "total_ms": round(total_ms, 3), "role": result.role, "shadow_of": None}
-                for p, text, i in zip(result.predictions, texts, ids, strict=True)]
+
+def inference_records(result: ClassifyResponse, texts: list[str], ids: list[str], client: str,
+                      total_ms: float) -> list[dict[str, Any]]:
+    """The inference log's rows of one answered request (one per text, ids given)."""
+    now, request_id = utcnow(), current_request_id()
+    return [{"id": i, "created_at": now, "request_id": request_id, "client": client,
+             "model_name": result.model, "model_version": result.version,
+             "head_type": result.head_type, "embedder_model": result.embedder_model,
+             "input_text": text, "label": p.label, "probability": p.probability,
+             "top_k": {"top": [[s.label, s.probability] for s in p.top]},
+             "abstained": p.abstained, "cache_hit": p.cached,
+             "embed_ms": result.timings.embed_ms, "head_ms": result.timings.head_ms,
+             "total_ms": round(total_ms, 3), "role": result.role, "shadow_of": None}
+            for p, text, i in zip(result.predictions, texts, ids, strict=True)]
 
 
 def _joined(parts: list[_Part]) -> ClassifyResponse:
