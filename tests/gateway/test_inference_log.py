@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from services.gateway.inference_log import InferenceLog, SqlSink
+from services.gateway.inference_log import InferenceLog, SinkRejected, SqlSink
 from services.gateway.inference_log.folders import LogFolder
 from services.gateway.inference_log.records import encode
 from services.gateway.inference_log.wal import SegmentWriter
@@ -174,6 +174,17 @@ def test_a_poison_record_is_set_aside_and_the_rest_flow(engine: Engine, tmp_path
     assert "CheckViolation" in json.loads(lines[0])["error"]
     assert log.stats["quarantined"] == 1 and log.stats["shipped"] == 200
     assert shipped_s < 5
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"\xff\xfe not utf-8", b"[1, 2]", b"7",
+                                     b'{"id": "x", "created_at": "yesterday"}',
+                                     b'{"id": "x", "created_at": null}'])
+def test_a_payload_that_is_no_record_is_refused_alone(engine: Engine, payload: bytes) -> None:
+    good = encode(record(0))
+    with pytest.raises(SinkRejected):
+        SqlSink(engine).write([good, payload])
+    assert count(engine) == 0  # nothing of a refused batch stays
+    assert SqlSink(engine).write([good]) == 1
 
 
 def test_every_string_column_takes_a_value_at_and_past_its_limit(engine: Engine,
