@@ -284,7 +284,7 @@ class GatewaySettings(ServiceSettings):
                                 "most this much is lost if the machine (not the process) dies")
     log_required: bool = Field(False, description="answer 503 rather than serve a prediction "
                                "neither the local log nor the database could take")
-    log_batch: int = Field(2000, ge=1, description="records per COPY")
+    log_batch: int = Field(2000, ge=1, description="records per database write")
     log_ship_s: float = Field(0.5, gt=0, description="how often the shipper looks for records")
     log_retry_s: float = Field(1.0, gt=0, description="pause after the database failed")
     log_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
