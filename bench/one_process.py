@@ -22,7 +22,8 @@ from pathlib import Path
 import anyio
 import numpy as np
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.classifier.head_set import HeadSet
@@ -35,6 +36,7 @@ from shared.artifacts import ArtifactStore
 from shared.contracts.classify import ClassifyResponse, Timings
 from shared.contracts.gateway import Prediction, PredictRequest, PredictResponse
 from shared.db import make_engine, session_factory
+from shared.metrics import exposition
 from shared.registry import Registry
 from shared.settings import ClassifierSettings, EmbedderSettings, GatewaySettings
 from shared.text import clean
@@ -65,6 +67,11 @@ def create_app() -> FastAPI:
     @app.get("/ready")
     async def ready() -> dict[str, str]:
         return {"status": "ready"}  # served only once the lifespan has loaded everything
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """The embedder's metrics (forward passes...), as the embedder service exposes them."""
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, body: PredictRequest) -> PredictResponse:

@@ -175,6 +175,18 @@ async def phase(url: str, key: str, phrases: PhraseGenerator, clients: int, dura
             "p99_ms": float(np.percentile(latencies, 99)) if latencies else 0.0}
 
 
+def model_work(url: str) -> tuple[float, float]:
+    """Texts through the model and seconds in its forward passes so far, from the embedder's
+    metrics at ``url``."""
+    texts, seconds = "polyhead_embedder_batch_size_sum", "polyhead_embedder_forward_seconds_sum"
+    totals = dict.fromkeys((texts, seconds), 0.0)
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in totals:
+            totals[name] = float(value)
+    return totals[texts], totals[seconds]
+
+
 ARMS = {"log": "http://127.0.0.1:18100", "nolog": "http://127.0.0.1:18104",
         "one": "http://127.0.0.1:18105"}
 # A linear drift of the machine's speed cancels out between the arms.
@@ -212,16 +224,28 @@ def main() -> None:
                              env | {"GATEWAY_LOG_DIR": str(work / "inference-log-one")}, 18105,
                              work)
         config = PhraseConfig(repeat_ratio=0.7)
+        # Seeds of their own: a phase whose never-seen phrases a warm-up had already embedded
+        # (in the Redis cache the arms share) would find them cached.
         warm = {name: asyncio.run(phase(url, key, PhraseGenerator.from_config(
-            config, random.Random(9)), args.clients, 3)) for name, url in ARMS.items()}
+            config, random.Random(f"warm-{name}")), args.clients, 3))
+            for name, url in ARMS.items()}
         # What each arm's requests cost: the processes on its path (the trainer idles).
         paths = {"log": ["log", "classifier", "embedder"],
                  "nolog": ["nolog", "classifier", "embedder"], "one": ["one"]}
+        # Where each arm's forward passes run (their metrics).
+        models = {"log": "http://127.0.0.1:18101", "nolog": "http://127.0.0.1:18101",
+                  "one": ARMS["one"]}
         results: dict[str, list[dict[str, float]]] = {name: [] for name in ARMS}
         for i, name in enumerate(ORDER):
-            phrases = PhraseGenerator.from_config(config, random.Random(i))
+            phrases = PhraseGenerator.from_config(config, random.Random(f"phase-{i}"))
             before = {p: cpu_seconds(procs[p].pid) for p in paths[name]}
+            texts_before, forward_before = model_work(models[name])
             result = asyncio.run(phase(ARMS[name], key, phrases, args.clients, args.duration))
+            texts_after, forward_after = model_work(models[name])
+            result["model_texts_per_request"] = ((texts_after - texts_before)
+                                                 / max(result["ok"], 1))
+            result["forward_ms_per_request"] = ((forward_after - forward_before) * 1000
+                                                / max(result["ok"], 1))
             for p in paths[name]:
                 result[f"cpu_ms_{p}"] = ((cpu_seconds(procs[p].pid) - before[p]) * 1000
                                          / max(result["ok"], 1))
@@ -272,6 +296,11 @@ def summary(results: dict[str, list[dict[str, float]]], logged: int, answered: i
                 for p in ("log", "classifier", "embedder")},
             "cpu_ms_per_request_without_logging": round(mean("nolog", "cpu_ms_per_request"), 2),
             "one_process_cpu_ms_per_request": round(mean("one", "cpu_ms_per_request"), 2),
+            # The model's share: texts through it and wall time of its forward passes.
+            "model_texts_per_request": {a: round(mean(a, "model_texts_per_request"), 3)
+                                        for a in ("log", "one")},
+            "forward_ms_per_request": {a: round(mean(a, "forward_ms_per_request"), 2)
+                                       for a in ("log", "one")},
             "one_process_ratio": round(cpu / mean("one", "cpu_ms_per_request"), 2)}
 
 

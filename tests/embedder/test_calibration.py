@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.embedder.backends.calibration import RECORD, choose
+from services.embedder.backends.calibration import METHOD, RECORD, choose
 from shared.settings import EmbedderSettings
 from tests.conftest import settings
 
@@ -72,3 +72,17 @@ def test_an_unreadable_record_measures_again(onnx_dir: Path) -> None:
     path.write_text("{not json")
     assert choose(config, cpu=CPU).info.chosen_by.startswith("measured at this start")
     assert record_of(config)["choice"] in ("onnx", "torch")
+
+
+def test_a_record_measured_another_way_measures_again(onnx_dir: Path) -> None:
+    config = settings(onnx_dir=str(onnx_dir))
+    choose(config, cpu=CPU)
+    [path] = onnx_dir.glob(f"*/{RECORD}")
+    kept = json.loads(path.read_text())["measurements"]
+    older = [r | {"measured_on": {k: v for k, v in r["measured_on"].items() if k != "method"}}
+             for r in kept]  # as a release that timed batches of 16 only kept it
+    path.write_text(json.dumps({"measurements": older}))
+    assert choose(config, cpu=CPU).info.chosen_by.startswith("measured at this start")
+    methods = [r["measured_on"].get("method")
+               for r in json.loads(path.read_text())["measurements"]]
+    assert methods == [None, METHOD]  # the older record stays until KEPT pushes it out

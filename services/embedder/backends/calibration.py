@@ -1,9 +1,13 @@
 """``EMBEDDER_BACKEND=auto`` on CPU: the faster exact backend, measured, not assumed.
 
 ONNX Runtime fp32 and torch fp32 give the same vectors (cosine >= 0.9999, one embedding
-identity), but which is faster depends on the CPU: from 0.88x to 1.9x between the VMs of
-bench/RESULTS.md. At the first start on a CPU both are loaded and timed on the same batches
-(alternating, the best of a few rounds each), and the faster serves. The choice is kept
+identity), but which is faster depends on the CPU (from 0.88x to 1.9x between the VMs of
+bench/RESULTS.md) and on the batch size: torch pays a fixed cost per forward pass that ONNX
+Runtime mostly does not (on one VM, 9.5 ms against 3.8 ms of CPU for a batch of one text, the
+same 3.0 ms a text in batches of 16). A service at moderate load runs small batches, a
+saturated one large ones, so at the first start on a CPU both are loaded and timed on the same
+texts in batches of each of :data:`BATCH_SIZES` (alternating, the best of a few rounds each);
+the one with the least time over all of them serves. The choice is kept
 beside the ONNX export (``calibration.json``) with what it was measured on: the CPU's model
 and vector flags (:mod:`shared.cpu`), the threads of a batch and the runtimes' versions (the
 last :data:`KEPT` such conditions). A later start that matches reuses it without loading the
@@ -37,7 +41,8 @@ _WORDS = ("where is my parcel", "book a table for two tonight", "what is the bal
           "transfer fifty dollars to my checking account and tell me when it arrives")
 SAMPLE = [f"{a} {b}" if i % 3 else a for i, (a, b) in
           enumerate((a, b) for a in _WORDS for b in _WORDS)][:48]  # 48 texts, 1-30 words
-BATCH, ROUNDS = 16, 3
+BATCH_SIZES, ROUNDS = (1, 4, 16), 2
+METHOD = "texts/s over batches of 1, 4 and 16"  # a record measured otherwise is measured again
 KEPT = 8  # measurements kept: one per set of conditions (threads, CPU, versions) seen
 
 
@@ -77,24 +82,31 @@ def choose(settings: EmbedderSettings, cpu: str | None = None) -> Backend:
 
 
 def measure(backends: dict[str, Backend]) -> dict[str, float]:
-    """Texts per second of each backend on :data:`SAMPLE` in batches of :data:`BATCH`: the
-    best of :data:`ROUNDS` rounds, the backends taking turns (after one warm-up round each)."""
-    batches = {name: [b.tokenize(SAMPLE[i:i + BATCH]) for i in range(0, len(SAMPLE), BATCH)]
+    """Texts per second of each backend on :data:`SAMPLE`, once in batches of each of
+    :data:`BATCH_SIZES` (every size weighs the same number of texts): the best of
+    :data:`ROUNDS` rounds, the backends taking turns, after a warm-up of one batch of each
+    size."""
+    batches = {name: [[b.tokenize(SAMPLE[i:i + size]) for i in range(0, len(SAMPLE), size)]
+                      for size in BATCH_SIZES]
                for name, b in backends.items()}
+    for name, backend in backends.items():
+        for by_size in batches[name]:
+            backend.features(by_size[0])
     best = dict.fromkeys(backends, float("inf"))
-    for round_ in range(ROUNDS + 1):
+    for _ in range(ROUNDS):
         for name, backend in backends.items():
             began = time.perf_counter()
-            for batch in batches[name]:
-                backend.features(batch)
-            if round_:  # the first round warms up
-                best[name] = min(best[name], time.perf_counter() - began)
-    return {name: round(len(SAMPLE) / seconds, 1) for name, seconds in best.items()}
+            for by_size in batches[name]:
+                for batch in by_size:
+                    backend.features(batch)
+            best[name] = min(best[name], time.perf_counter() - began)
+    texts = len(SAMPLE) * len(BATCH_SIZES)
+    return {name: round(texts / seconds, 1) for name, seconds in best.items()}
 
 
 def _conditions(settings: EmbedderSettings, cpu: str) -> dict[str, Any]:
     return {"cpu": cpu, "threads": concurrency(settings, "cpu").threads,
-            "model": settings.model,
+            "model": settings.model, "method": METHOD,
             "versions": {p: version(p) for p in ("torch", "onnxruntime", "transformers")}}
 
 
