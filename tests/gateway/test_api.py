@@ -146,7 +146,10 @@ async def test_concurrent_predictions_share_a_classifier_call_and_keep_their_own
         calls = classify_calls(stack) - before
     assert calls < len(texts), calls
     assert [p["label"] for p in together] == [p["label"] for p in alone]
-    assert [p["probability"] for p in together] == pytest.approx([p["probability"] for p in alone])
+    # The API rounds probabilities to 6 decimals; a batched matrix product may differ from a
+    # one-row one in the last float bits, which can move a rounded value by one unit.
+    assert [p["probability"] for p in together] == pytest.approx(
+        [p["probability"] for p in alone], rel=0, abs=1.01e-6)
     ids = [p["inference_id"] for p in together]
     assert len(set(ids)) == len(texts)
     for _ in range(100):  # logged off the request path, within a moment
