@@ -216,6 +216,14 @@ def from_rows(raw: Sequence[tuple[int | str, str, str]], *, min_per_class: int =
                f"{', '.join(sorted(rare)[:10])}" if rare else "")
         raise DatasetError(f"need at least 2 labels with enough examples, found "
                            f"{len(classes)} ({', '.join(classes) or 'none'}){why}")
+    measurable = sorted(lab for lab, n in counts.items() if lab in classes and n >= 2)
+    if len(measurable) < 2:
+        raise DatasetError("need at least 2 labels with 2 or more examples each (one is held "
+                           "out to measure the head), found "
+                           f"{len(measurable)} ({', '.join(measurable) or 'none'})")
+    if len(measurable) < len(classes):
+        warnings.append("labels with one example train but cannot be measured: " + ", ".join(
+            sorted(set(classes) - set(measurable))[:10]))
     report = {"rows_read": rows_read, "rows_used": len(rows), "oos_rows": len(oos),
               "rows_dropped": sum(drops.counts.values()), "dropped": drops.report(),
               "classes": len(classes),

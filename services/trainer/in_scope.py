@@ -133,15 +133,22 @@ def at(threshold: float, scores: np.ndarray, correct: np.ndarray,
 
 def abstention(final: Head, options: TrainOptions, x: np.ndarray, y: np.ndarray,
                oof: np.ndarray, nearest: np.ndarray, x_oos: np.ndarray | None, *,
-               max_accuracy_drop: float, x_nonsense: np.ndarray | None = None
+               max_accuracy_drop: float, x_nonsense: np.ndarray | None = None,
+               tested: np.ndarray | None = None
                ) -> tuple[dict[str, Any] | None, np.ndarray | None, np.ndarray | None]:
     """Set ``final``'s threshold (and in-scope score, unless the threshold is fixed or none)
     from out-of-fold probabilities ``oof`` and nearest-prototype cosines ``nearest``; with
     rows of :func:`nonsense_texts` (``x_nonsense``), the score's nonsense gate too. The
     score's prototypes and gate are on the sentence part of the rows (:meth:`Head.sentence`).
 
+    ``tested``: the rows ``oof`` and ``nearest`` hold out-of-fold figures for (default: all);
+    the prototypes are of every row.
+
     Returns the threshold's report, the held-out in-scope scores and the out-of-scope rows'
     scores by ``final`` (None where there is nothing to score)."""
+    bank_x, bank_y = x, y
+    if tested is not None:
+        x, y, oof, nearest = x[tested], y[tested], oof[tested], nearest[tested]
     correct = oof.argmax(axis=1) == y
     x_oos = x_oos if x_oos is not None and len(x_oos) else None
     if options.threshold == "none":
@@ -154,10 +161,10 @@ def abstention(final: Head, options: TrainOptions, x: np.ndarray, y: np.ndarray,
             "method": "fixed", "score": "top probability"}, oof.max(axis=1), oos_top
     terms = np.stack([oof.max(axis=1), nearest], axis=1)
     n_labels = len(final.labels)
-    bank = prototypes(final.sentence(x), y, n_labels, seed=options.seed)
+    bank = prototypes(final.sentence(bank_x), bank_y, n_labels, seed=options.seed)
     final.in_scope_score = fit_in_scope_score(bank, terms)
     final.prototype_labels = np.repeat(np.arange(n_labels), np.minimum(
-        np.bincount(y, minlength=n_labels), PROTOTYPES_PER_LABEL))  # as prototypes() makes them
+        np.bincount(bank_y, minlength=n_labels), PROTOTYPES_PER_LABEL))  # as prototypes() does
     in_scores = final.in_scope_score.standardised(terms)
     gate: dict[str, Any] = {}
     if x_nonsense is not None and len(x_nonsense):

@@ -209,8 +209,10 @@ class Runtime:
             x_nonsense=x_nonsense if nonsense else None, features=SENTENCE_LEXICAL)
         timings["fit_s"] = time.perf_counter() - t
         selected.head.embedder_identity = identity  # checked when the head is served
-        diagnosis = evaluate.diagnosis(y, selected.oof, labels, data.texts, selected.in_scores,
-                                       selected.oos_scores)
+        held_out = selected.tested
+        diagnosis = evaluate.diagnosis(y[held_out], selected.oof[held_out], labels,
+                                       [t for t, kept in zip(data.texts, held_out, strict=True)
+                                        if kept], selected.in_scores, selected.oos_scores)
 
         # 4. Register the version, then promote it if the policy says so.
         stage("registering", 0, 0.95, 1)
@@ -243,8 +245,7 @@ class Runtime:
                  decision.reason)
 
     def _dataset(self, job: TrainingJob, options: TrainOptions) -> Dataset:
-        parse_options: dict[str, Any] = {"min_per_class": options.cv_folds,
-                                         "oos_label": options.oos_label}
+        parse_options: dict[str, Any] = {"min_per_class": 1, "oos_label": options.oos_label}
         if job.source == "feedback":
             source = job.options.get("source_model") or job.model_name
             return feedback_dataset(self.registry, source,

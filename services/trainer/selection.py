@@ -8,6 +8,10 @@ the winner, whose out-of-fold predictions give the reported metrics, the in-scop
 standardisation and the threshold (:mod:`services.trainer.in_scope`). Logistic regression folds
 and the final fit start from the first fold's solution, which they are close to.
 
+Folds are stratified by hand (:func:`folds_of`) so that tiny labels train: every fold's
+training rows hold at least one example of every label, and the only example of a label is
+never held out (it trains every fold; the report counts such rows as not cross-validated).
+
 Heads fit on rows of ``features``: sentence vectors alone, or with the lexical vectors beside
 them (what the trainer fits on); the in-scope score's prototypes are on the sentence part.
 """
@@ -20,7 +24,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from services.trainer import evaluate
 from services.trainer.fitters import FitSpec, fit, flush_tiny
@@ -38,22 +41,53 @@ class Selected:
     spec: FitSpec
     report: dict[str, Any]
     oof: np.ndarray  # out-of-fold probabilities of every training row
-    in_scores: np.ndarray | None  # their in-scope scores (None: the head never abstains)
+    tested: np.ndarray  # which rows were held out in a fold (every row of a label with two or more)
+    in_scores: np.ndarray | None  # held-out rows' in-scope scores (None: never abstains)
     oos_scores: np.ndarray | None  # the out-of-scope rows' scores by the served head
 
 
-def head_kinds(options: TrainOptions, n_classes: int, xgboost_max_classes: int
-               ) -> tuple[list[HeadType], dict[str, str]]:
+XGBOOST_MIN_PER_LABEL = 10  # fewer: no early-stopping split to speak of, and trees lose anyway
+
+
+def head_kinds(options: TrainOptions, n_classes: int, xgboost_max_classes: int,
+               fewest: int = XGBOOST_MIN_PER_LABEL) -> tuple[list[HeadType], dict[str, str]]:
+    """The kinds ``auto`` screens (``fewest``: the rows of the smallest label)."""
     if options.head != "auto":
         return [options.head], {}
     kinds: list[HeadType] = ["logreg", "mlp"]
     skipped = {}
-    if n_classes <= xgboost_max_classes:
-        kinds.append("xgboost")
-    else:
+    if n_classes > xgboost_max_classes:
         skipped["xgboost"] = (f"{n_classes} classes > {xgboost_max_classes}: XGBoost grows one "
                               "tree per class per round and cannot win here within the budget")
+    elif fewest < XGBOOST_MIN_PER_LABEL:
+        skipped["xgboost"] = (f"a label has {fewest} examples, fewer than "
+                              f"{XGBOOST_MIN_PER_LABEL}: too few for boosted trees")
+    else:
+        kinds.append("xgboost")
     return kinds, skipped
+
+
+def folds_of(y: np.ndarray, k: int, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                         np.ndarray]:
+    """Up to ``k`` stratified folds as (training rows, held-out rows), and which rows are held
+    out in one of them. Each label's rows are shuffled and dealt to consecutive folds, the
+    next label starting where the last one stopped, so folds stay even with tiny labels. A
+    label with two or more rows keeps at least one in every fold's training rows (it is held
+    out in at most all but one, and in no fold twice when it has no more than ``k`` rows); a
+    label with one row is never held out."""
+    rng = np.random.default_rng(seed)
+    fold = np.full(len(y), -1)
+    dealt = 0
+    for label in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        if len(rows) < 2:
+            continue
+        fold[rows] = (dealt + np.arange(len(rows))) % k
+        dealt += len(rows)
+    tested = fold >= 0
+    folds = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f))
+             for f in range(min(k, int(tested.sum())))]
+    return folds, tested
 
 
 def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.ndarray | None,
@@ -66,9 +100,9 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
     the in-scope score's nonsense gate (None: no gate)."""
     start = time.perf_counter()
     x = flush_tiny(x)  # once for the fits, predictions and prototypes below
-    folds = list(StratifiedKFold(options.cv_folds, shuffle=True, random_state=options.seed)
-                 .split(x, y))
-    kinds, skipped = head_kinds(options, len(labels), xgboost_max_classes)
+    folds, tested = folds_of(y, options.cv_folds, options.seed)
+    counts = np.bincount(y, minlength=len(labels))
+    kinds, skipped = head_kinds(options, len(labels), xgboost_max_classes, int(counts.min()))
     base = FitSpec(kind=kinds[0], features=features, seed=options.seed, threads=threads,
                    balanced=options.class_weight == "balanced")
     sentence = x[:, :x.shape[1] // 2] if features == "sentence+lexical" else x
@@ -81,7 +115,7 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
         return head, head.predict_proba(x[test]), facts
 
     # 1. Screen every kind on fold 0 (stop adding kinds once the budget is spent).
-    steps = len(kinds) + (options.class_weight == "auto") + options.cv_folds
+    steps = len(kinds) + (options.class_weight == "auto") + len(folds)
     done = 0
     screen: dict[HeadType, dict[str, Any]] = {}
     fold0: dict[HeadType, tuple[Head, np.ndarray]] = {}
@@ -101,7 +135,6 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
     # 2. Class weights: compare on the same fold, keep the better (the report shows both).
     # Equally frequent labels make balanced weights all 1: the same fit, not tried twice.
     weighting: dict[str, Any] = {"mode": options.class_weight}
-    counts = np.bincount(y, minlength=len(labels))
     if options.class_weight == "auto" and counts.min() == counts.max():
         weighting["note"] = "labels equally frequent: balanced weights change nothing"
     elif options.class_weight == "auto":
@@ -132,17 +165,17 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
 
     # 4. The served head: fitted on every row; then its in-scope score and threshold.
     final, facts = fit(spec, x, y, labels, embedder_model=embedder_model, start=warm)
-    cv = evaluate.scores(y, oof)
-    train = evaluate.scores(y, final.predict_proba(x))
+    cv = evaluate.scores(y[tested], oof[tested])
+    fitted = evaluate.scores(y, final.predict_proba(x))
     threshold, in_scores, oos_scores = abstention(
         final, options, x, y, oof, nearest, x_oos, max_accuracy_drop=max_accuracy_drop,
-        x_nonsense=x_nonsense)
-    report = {"head_type": spec.kind, "params": spec.params(), "cv_folds": options.cv_folds,
-              "cv": cv, "train": train,
-              "train_cv_gap": round(train["weighted_f1"] - cv["weighted_f1"], 5),
+        x_nonsense=x_nonsense, tested=tested)
+    report = {"head_type": spec.kind, "params": spec.params(), "cv_folds": len(folds),
+              "cv_rows": int(tested.sum()), "cv": cv, "train": fitted,
+              "train_cv_gap": round(fitted["weighted_f1"] - cv["weighted_f1"], 5),
               "screened": screen, "skipped": skipped, "class_weight": weighting,
               "threshold": threshold, "final_fit": facts, "memory_bytes": final.nbytes,
               "selection_seconds": round(time.perf_counter() - start, 2),
-              **evaluate.per_class(y, oof, labels)}
-    return Selected(head=final, spec=spec, report=report, oof=oof, in_scores=in_scores,
-                    oos_scores=oos_scores)
+              **evaluate.per_class(y[tested], oof[tested], labels)}
+    return Selected(head=final, spec=spec, report=report, oof=oof, tested=tested,
+                    in_scores=in_scores, oos_scores=oos_scores)

@@ -86,6 +86,16 @@ def test_every_dropped_label_is_named_with_its_reason() -> None:
         "d (every row conflicts with another label)"]
 
 
+def test_a_label_with_one_example_trains_and_two_labels_must_be_measurable() -> None:
+    rows = [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b"), ("c1", "c")]
+    data = parse(to_csv(rows), min_per_class=1)
+    assert data.classes == ["a", "b", "c"] and data.report["dropped_labels"] == {}
+    assert data.report["warnings"] == ["labels with one example train but cannot be measured: c"]
+    with pytest.raises(DatasetError, match=r"2 labels with 2 or more examples each .* found 1 "
+                                           r"\(a\)"):
+        parse(to_csv([("a1", "a"), ("a2", "a"), ("b1", "b")]), min_per_class=1)
+
+
 def test_an_oos_label_that_matches_no_row_is_a_warning() -> None:
     rows = clinc_rows(labels=2, per_label=5) + [("play something", "oos"), ("sing", "oos")]
     data = parse(to_csv(rows), oos_label="OOS")
