@@ -102,13 +102,11 @@ def _delimiter(sample: str, columns: tuple[str, str]) -> str:
 
 
 def parse(data: bytes, *, text_column: str = "text", label_column: str = "label",
-          min_per_class: int = 2, oos_label: str | None = None, max_rows: int = 1_000_000
-          ) -> Dataset:
+          oos_label: str | None = None, max_rows: int = 1_000_000) -> Dataset:
     """Validate and clean a ``text,label`` CSV. Raises :class:`DatasetError` when nothing usable
     remains; otherwise reports every dropped row by reason."""
     raw, drops, columns = _read(data, text_column, label_column, max_rows)
-    return from_rows(raw, drops=drops, min_per_class=min_per_class, oos_label=oos_label,
-                     columns=columns)
+    return from_rows(raw, drops=drops, oos_label=oos_label, columns=columns)
 
 
 def stored_rows(data: bytes) -> list[tuple[int, str, str]]:
@@ -160,8 +158,8 @@ def _read(data: bytes, text_column: str, label_column: str, max_rows: int
     return raw, drops, (header[ti].strip(), header[li].strip())
 
 
-def from_rows(raw: Sequence[tuple[int | str, str, str]], *, min_per_class: int = 2,
-              oos_label: str | None = None, drops: _Drops | None = None,
+def from_rows(raw: Sequence[tuple[int | str, str, str]], *, oos_label: str | None = None,
+              drops: _Drops | None = None,
               columns: tuple[str, str] = ("text", "label")) -> Dataset:
     """Clean ``(line or id, text, label)`` rows: the checks every data source goes through."""
     drops = drops or _Drops()
@@ -194,16 +192,10 @@ def from_rows(raw: Sequence[tuple[int | str, str, str]], *, min_per_class: int =
     rows = [(t, lab) for t, lab in rows if oos_label is None or lab != oos_label]
 
     counts = Counter(lab for _, lab in rows)
-    rare = {lab: n for lab, n in counts.items() if n < min_per_class}
-    for lab, n in sorted(rare.items()):
-        drops.add("rare_label", {"label": lab, "rows": n, "needed": min_per_class}, n=n)
-    rows = [(t, lab) for t, lab in rows if lab not in rare]
-
-    classes = sorted({lab for _, lab in rows})
+    classes = sorted(counts)
     # Every label the data has but the head will not learn is named, with the reason.
     lost = sorted({lab for _, lab in order if lab != oos_label} - set(classes))
-    dropped_labels = {lab: f"{rare[lab]} rows, fewer than the {min_per_class} CV folds"
-                      if lab in rare else "every row conflicts with another label" for lab in lost}
+    dropped_labels = dict.fromkeys(lost, "every row conflicts with another label")
     warnings: list[str] = []
     if dropped_labels:
         warnings.append("labels dropped, the head will not know them: " + ", ".join(
@@ -211,16 +203,13 @@ def from_rows(raw: Sequence[tuple[int | str, str, str]], *, min_per_class: int =
     if oos_label is not None and not oos:
         warnings.append(f"oos_label {oos_label!r} matches no row (labels are case-sensitive): "
                         "the data has no out-of-scope examples")
-    if len(classes) < 2:
-        why = (f"; labels with fewer than {min_per_class} examples (the CV folds) were dropped: "
-               f"{', '.join(sorted(rare)[:10])}" if rare else "")
-        raise DatasetError(f"need at least 2 labels with enough examples, found "
-                           f"{len(classes)} ({', '.join(classes) or 'none'}){why}")
-    measurable = sorted(lab for lab, n in counts.items() if lab in classes and n >= 2)
+    # Cross-validation holds out at least one example of a label: one with a single example
+    # trains but is never measured, and two measurable labels are the least to measure.
+    measurable = sorted(lab for lab, n in counts.items() if n >= 2)
     if len(measurable) < 2:
         raise DatasetError("need at least 2 labels with 2 or more examples each (one is held "
-                           "out to measure the head), found "
-                           f"{len(measurable)} ({', '.join(measurable) or 'none'})")
+                           f"out to measure the head), found {len(measurable)} "
+                           f"({', '.join(measurable) or 'none'})")
     if len(measurable) < len(classes):
         warnings.append("labels with one example train but cannot be measured: " + ", ".join(
             sorted(set(classes) - set(measurable))[:10]))

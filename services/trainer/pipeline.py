@@ -245,7 +245,7 @@ class Runtime:
                  decision.reason)
 
     def _dataset(self, job: TrainingJob, options: TrainOptions) -> Dataset:
-        parse_options: dict[str, Any] = {"min_per_class": 1, "oos_label": options.oos_label}
+        parse_options: dict[str, Any] = {"oos_label": options.oos_label}
         if job.source == "feedback":
             source = job.options.get("source_model") or job.model_name
             return feedback_dataset(self.registry, source,

@@ -101,7 +101,7 @@ async def create_job(
     try:
         dataset = await anyio.to_thread.run_sync(lambda: parse(
             data, text_column=options.text_column, label_column=options.label_column,
-            min_per_class=1, oos_label=options.oos_label,
+            oos_label=options.oos_label,
             max_rows=runtime.settings.max_rows))
     except DatasetError as exc:
         raise InvalidInput(str(exc), param="file") from None
@@ -138,7 +138,6 @@ async def create_feedback_job(body: FeedbackJobRequest, request: Request,
         if base is not None and "oos_label" not in options.model_fields_set:
             options = options.model_copy(update={"oos_label": base.oos_label})
         return options, feedback_dataset(runtime.registry, source, base,
-                                         min_per_class=1,
                                          oos_label=options.oos_label)
 
     try:

@@ -61,7 +61,7 @@ def production_training(registry: Registry, store: ArtifactStore,
 
 
 def feedback_dataset(registry: Registry, model_name: str, base: StoredTraining | None, *,
-                     min_per_class: int, oos_label: str | None) -> Dataset:
+                     oos_label: str | None) -> Dataset:
     """``base``'s rows (the production version's training data) plus every inference of
     ``model_name`` with a feedback label (its input text, the true label).
 
@@ -81,7 +81,7 @@ def feedback_dataset(registry: Registry, model_name: str, base: StoredTraining |
     corrected = {clean(text): label for _, text, label in feedback}
     base_rows = (base.rows or []) if base else []
     kept = [row for row in base_rows if clean(row[1]) not in corrected]
-    data = from_rows([*kept, *feedback], min_per_class=min_per_class, oos_label=oos_label)
+    data = from_rows([*kept, *feedback], oos_label=oos_label)
     source: dict[str, object] = {"kind": "feedback", "model": model_name,
                                  "feedback_rows": len(feedback)}
     if base is not None:

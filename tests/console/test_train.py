@@ -91,7 +91,7 @@ def test_a_file_the_trainer_refuses_says_why(page: Page, stack: dict[str, Any],
     page.fill("#name", "lonely")
     page.click("#train button[type=submit]")
     expect(page.locator("#job-area .message.error")).to_contain_text(
-        "Not started: need at least 2 labels with enough examples")
+        "Not started: need at least 2 labels with 2 or more examples each")
     jobs = httpx.get(f"{stack['url']}/v1/jobs", params={"model": "lonely"},
                      headers={"Authorization": f"Bearer {stack['keys']['owner']}"}).json()
     assert jobs["data"] == []
