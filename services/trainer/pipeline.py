@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from services.trainer import evaluate
+from services.trainer import evaluate, label_names
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.in_scope import nonsense_texts
 from services.trainer.jobs import JobStore, attempts
@@ -188,11 +188,14 @@ class Runtime:
         stage("embedding", 0, 0.02, 0.5)
         # With a calibrated threshold, random letter strings too (the score's nonsense gate).
         nonsense = nonsense_texts() if options.threshold in ("auto", "calibrate") else []
+        names = [label_names.as_text(label) for label in data.classes]  # a prior (see module)
         vectors, model_id, cached, identity = self._embed(
-            data.texts + data.oos_texts + nonsense, lambda f: stage("embedding", f, 0.02, 0.5))
-        n_in, n_oos = len(data.texts), len(data.oos_texts)
+            data.texts + data.oos_texts + nonsense + names,
+            lambda f: stage("embedding", f, 0.02, 0.5))
+        n_in, n_oos, n_nonsense = len(data.texts), len(data.oos_texts), len(nonsense)
         x, x_oos = vectors[:n_in], vectors[n_in:n_in + n_oos]
-        x_nonsense = vectors[n_in + n_oos:]
+        x_nonsense = vectors[n_in + n_oos:n_in + n_oos + n_nonsense]
+        x_names = vectors[n_in + n_oos + n_nonsense:]
         timings["embed_s"] = time.perf_counter() - t
 
         # 3. Choose, cross-validate and fit the head.
@@ -206,7 +209,8 @@ class Runtime:
             xgboost_max_classes=self.settings.xgboost_max_classes,
             max_accuracy_drop=self.settings.max_accuracy_drop,
             progress=lambda name, f: stage(name, f, 0.5, 0.95),
-            x_nonsense=x_nonsense if nonsense else None, features=SENTENCE_LEXICAL)
+            x_nonsense=x_nonsense if nonsense else None, x_names=x_names,
+            features=SENTENCE_LEXICAL)
         timings["fit_s"] = time.perf_counter() - t
         selected.head.embedder_identity = identity  # checked when the head is served
         held_out = selected.tested

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from services.trainer import evaluate
+from services.trainer import evaluate, label_names
 from services.trainer.fitters import FitSpec, fit, flush_tiny
 from services.trainer.in_scope import abstention, nearest_prototype, prototypes
 from shared.contracts.embeddings import FeatureSet
@@ -94,10 +94,13 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
                    options: TrainOptions, *, embedder_model: str, budget_s: float, threads: int,
                    xgboost_max_classes: int, max_accuracy_drop: float,
                    progress: Progress, x_nonsense: np.ndarray | None = None,
+                   x_names: np.ndarray | None = None,
                    features: FeatureSet = "sentence") -> Selected:
     """Screen, cross-validate and fit a head as the module says, on rows ``x`` holding
     ``features``. ``x_nonsense``: rows of :func:`services.trainer.in_scope.nonsense_texts`, for
-    the in-scope score's nonsense gate (None: no gate)."""
+    the in-scope score's nonsense gate (None: no gate). ``x_names``: one row per label, its
+    name (:mod:`services.trainer.label_names`), added to the training rows of every fit where
+    that does better on the first fold (None: never)."""
     start = time.perf_counter()
     x = flush_tiny(x)  # once for the fits, predictions and prototypes below
     folds, tested = folds_of(y, options.cv_folds, options.seed)
@@ -107,11 +110,13 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
                    balanced=options.class_weight == "balanced")
     sentence = x[:, :x.shape[1] // 2] if features == "sentence+lexical" else x
 
+    names: np.ndarray | None = None  # x_names once they have earned their place
+
     def run_fold(spec: FitSpec, k: int, warm: Head | None = None
                  ) -> tuple[Head, np.ndarray, dict[str, Any]]:
         train, test = folds[k]
-        head, facts = fit(spec, x[train], y[train], labels, embedder_model=embedder_model,
-                          start=warm)
+        head, facts = fit(spec, *label_names.with_names(x[train], y[train], names), labels,
+                          embedder_model=embedder_model, start=warm)
         return head, head.predict_proba(x[test]), facts
 
     # 1. Screen every kind on fold 0 (stop adding kinds once the budget is spent).
@@ -150,6 +155,22 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
         progress("selecting", done / steps)
     weighting["chosen"] = "balanced" if spec.balanced else "none"
 
+    # 2b. Label names as rows: compared on the same fold where a label has few examples.
+    named: dict[str, Any] = {"used": False}
+    if x_names is not None and counts.min() < label_names.BELOW:
+        without = evaluate.scores(y[folds[0][1]], fold0[best_kind][1])["weighted_f1"]
+        names = flush_tiny(x_names)
+        head_n, probs_n, _ = run_fold(spec, 0)
+        score_n = evaluate.scores(y[folds[0][1]], probs_n)["weighted_f1"]
+        named = {"used": score_n > without, "without_weighted_f1": without,
+                 "with_weighted_f1": score_n}
+        if named["used"]:
+            fold0[best_kind] = (head_n, probs_n)
+        else:
+            names = None
+    elif x_names is not None:
+        named["note"] = f"every label has {label_names.BELOW} examples or more"
+
     # 3. Cross-validate the winner: out-of-fold probabilities and (for an in-scope score)
     # nearest-prototype cosines for every row, each fold's prototypes from its training rows.
     oof = np.zeros((len(y), len(labels)), dtype=np.float32)
@@ -164,7 +185,8 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
         progress("cross_validating", done / steps)
 
     # 4. The served head: fitted on every row; then its in-scope score and threshold.
-    final, facts = fit(spec, x, y, labels, embedder_model=embedder_model, start=warm)
+    final, facts = fit(spec, *label_names.with_names(x, y, names), labels,
+                       embedder_model=embedder_model, start=warm)
     cv = evaluate.scores(y[tested], oof[tested])
     fitted = evaluate.scores(y, final.predict_proba(x))
     threshold, in_scores, oos_scores = abstention(
@@ -174,6 +196,7 @@ def select_and_fit(x: np.ndarray, y: np.ndarray, labels: list[str], x_oos: np.nd
               "cv_rows": int(tested.sum()), "cv": cv, "train": fitted,
               "train_cv_gap": round(fitted["weighted_f1"] - cv["weighted_f1"], 5),
               "screened": screen, "skipped": skipped, "class_weight": weighting,
+              "label_names": named,
               "threshold": threshold, "final_fit": facts, "memory_bytes": final.nbytes,
               "selection_seconds": round(time.perf_counter() - start, 2),
               **evaluate.per_class(y[tested], oof[tested], labels)}

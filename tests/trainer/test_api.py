@@ -40,6 +40,8 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
         assert report["class_weight"] == {
             "mode": "auto", "note": "labels equally frequent: balanced weights change nothing",
             "chosen": "none"}
+        assert report["label_names"] == {"used": False,
+                                         "note": "every label has 20 examples or more"}
         assert len(report["per_class"]) == 6
         assert np.array(report["confusion_matrix"]["matrix"]).sum() == 150
         # No out-of-scope rows, yet the head abstains: its threshold is calibrated on held-out

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from services.trainer.in_scope import nonsense_texts
+from services.trainer.label_names import as_text
 from services.trainer.selection import folds_of
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import EmbedderClient
@@ -35,6 +36,13 @@ def test_every_fold_trains_on_every_label_and_singletons_are_never_held_out(
         assert len(test)
 
 
+@pytest.mark.parametrize(("label", "text"), [
+    ("alarm_query", "alarm query"), ("iot_hue_lightOff", "iot hue light off"),
+    ("book-flight", "book flight"), ("General.Quirky", "general quirky"), ("oos", "oos")])
+def test_a_label_name_reads_as_words(label: str, text: str) -> None:
+    assert as_text(label) == text
+
+
 @pytest.mark.anyio
 @pytest.mark.model
 @pytest.mark.parametrize("per_label", [5, 8, 10])
@@ -48,6 +56,9 @@ async def test_a_few_examples_a_label_train_a_head_that_serves_and_abstains(
     assert job["attempts"] == 1
     report = job["report"]
     assert report["cv_rows"] == 6 * per_label and report["cv"]["accuracy"] > 0.7
+    # The label names were compared as training rows on the first fold, and the better kept.
+    named = report["label_names"]
+    assert named["used"] == (named["with_weighted_f1"] > named["without_weighted_f1"])
     # Boosted trees are screened from 10 examples a label (their early-stopping split works).
     assert ("xgboost" in report["skipped"]) == (per_label < 10)
     assert ("xgboost" in report["screened"]) == (per_label >= 10)
