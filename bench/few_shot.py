@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import random
 import sys
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.machine import cpu_model
 from bench.serving import fresh_schema, stack_env, start
+from bench.train_quality import to_csv
 from services.cli.trainer_api import follow
 from shared.artifacts import ArtifactStore
 from shared.clients.embedder import EmbedderClient
@@ -79,14 +79,6 @@ def data(setting: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     folder, shots = ROOT / "data/clinc150", setting.split("_")[1]
     train = read(folder / "train.csv")
     return (train if shots == "full" else k_shot(train, int(shots))), read(folder / "test.csv")
-
-
-def to_csv(rows: list[tuple[str, str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["text", "label"])
-    writer.writerows(rows)
-    return out.getvalue().encode()
 
 
 def train(trainer: httpx.Client, name: str, rows: list[tuple[str, str]],
