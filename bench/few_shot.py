@@ -18,6 +18,11 @@ in-scope test texts as negatives, from the served head's in-scope score: ``oos_a
 out-of-scope recall) of ``clinc150_full`` (no out-of-scope rows in training); the same of the
 10-shot head under ``clinc150_10``'s line.
 
+Each setting's line also says what the served head's abstain threshold costs on the test set
+(``abstain_cost``: accuracy answering everything minus accuracy with abstentions counted as
+errors; ``abstain_rate``) beside the bound the trainer calibrated it to on held-out training
+rows (``abstain_bound``, ``TRAINER_MAX_ACCURACY_DROP``).
+
 Prints one JSON line per setting, then a last line with every figure and
 ``few_shot_train_s`` (the longest training job of a 5- or 10-shot setting).
 
@@ -136,16 +141,25 @@ def main() -> None:
                 for setting in args.only:
                     rows, test = data(setting)
                     head, report, seconds = train(trainer, setting.replace("_", "-"), rows, work)
-                    answers = head.predict_proba(embedder.features([t for t, _ in test]).head_rows)
+                    rows_test = embedder.features([t for t, _ in test]).head_rows
+                    answers = head.predict_proba(rows_test)
                     index = {label: i for i, label in enumerate(head.labels)}
                     truth = np.array([index.get(label, -1) for _, label in test])
-                    accuracy = float((answers.argmax(axis=1) == truth).mean())
+                    right = answers.argmax(axis=1) == truth
+                    accuracy = float(right.mean())
+                    # What the abstain threshold costs on the test set, against the bound
+                    # the trainer calibrated it to on held-out training rows.
+                    kept = in_scope_scores(head, rows_test) >= (head.threshold or -np.inf)
                     line: dict[str, Any] = {
                         "setting": setting, "accuracy": round(accuracy, 4),
                         "train_rows": len(rows), "test_rows": len(test),
                         "head_type": report.get("head_type"),
                         "cv_accuracy": report.get("cv", {}).get("accuracy"),
-                        "train_s": round(seconds, 1)}
+                        "train_s": round(seconds, 1),
+                        "abstain_rate": round(float(1 - kept.mean()), 4),
+                        "abstain_cost": round(accuracy - float((right & kept).mean()), 4),
+                        "abstain_bound": (report.get("threshold") or {}).get(
+                            "max_accuracy_drop")}
                     if setting in ("clinc150_full", "clinc150_10"):
                         line["oos"] = oos_measures(head, embedder)
                     print(json.dumps(line), flush=True)
