@@ -32,6 +32,7 @@ from shared.contracts.rollout import Candidate
 from shared.db.types import utcnow
 from shared.errors import NotFound, Unavailable
 from shared.heads import HEAD_FILES, Head
+from shared.intent_map import INTENT_MAP_FILE, IntentMap
 from shared.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,13 @@ class HeadSet:
     def _forget_failure(self, name: str) -> None:
         if name in self.failures:
             self.failures = {n: v for n, v in self.failures.items() if n != name}
+
+    def intent_map(self, model: str, version: int) -> IntentMap | None:
+        """The intent map of a version (read from its artifact at each call: only the review
+        queue clusters with it), or None for a version saved without one. Blocking."""
+        files = self.store.read_version(self.registry.version(model, version).artifact_uri,
+                                        (INTENT_MAP_FILE,))
+        return IntentMap.from_file(files[INTENT_MAP_FILE]) if files else None
 
     def _load(self, name: str, version: int) -> Head:
         return self._read(self.registry.version(name, version).artifact_uri)

@@ -9,6 +9,7 @@ No FastAPI here; the router maps errors through the shared table.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import anyio
@@ -19,6 +20,7 @@ from services.classifier.features import FeatureRows
 from services.classifier.head_set import HeadSet, Served
 from services.classifier.metrics import record_classification, record_explanation
 from services.classifier.routing import predict, route, text_predictions
+from shared.artifacts import ArtifactError
 from shared.clients.embedder import AsyncEmbedderClient, Embeddings
 from shared.contracts.classify import ClassifyResponse, Timings
 from shared.contracts.explain import ExplainResponse
@@ -29,6 +31,7 @@ from shared.limits import check_text, check_texts
 from shared.settings import ClassifierSettings
 from shared.text import clean
 
+log = logging.getLogger(__name__)
 
 class ClassifierService:
     def __init__(self, heads: HeadSet, embedder: AsyncEmbedderClient,
@@ -95,10 +98,18 @@ class ClassifierService:
         check_texts(texts, max_texts=MAX_REVIEW_TEXTS,
                     max_chars=self.settings.max_chars_per_text, param="texts")
         embeddings = await self._embed(served, [clean(text) for text in texts])
+        try:
+            intent_map = await anyio.to_thread.run_sync(self.heads.intent_map, model,
+                                                        served.version)
+        except ArtifactError:
+            log.warning("model %s v%d: intent map unreadable; clustering sentence vectors",
+                        model, served.version, exc_info=True)
+            intent_map = None
         groups, unclustered = await anyio.to_thread.run_sync(
-            cluster_texts, texts, embeddings.head_rows, served.head)
+            cluster_texts, texts, embeddings.head_rows, served.head, intent_map)
         return ClusterResponse(model=model, version=served.version, unclustered=unclustered,
                                clusters=[TextCluster(members=g.members, keywords=g.keywords,
+                                                     proposed_label=g.proposed_label,
                                                      nearest_label=g.nearest_label,
                                                      similarity=g.similarity)
                                          for g in groups])

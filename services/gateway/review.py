@@ -117,7 +117,8 @@ async def review(registry: Registry, service: PredictService, model: str,
     answer.clusters = [ReviewCluster(
         texts=[texts[i].answer() for i in c.members],
         inferences=sum(len(texts[i].ids) for i in c.members), keywords=c.keywords,
-        nearest_label=c.nearest_label, similarity=c.similarity) for c in grouped.clusters]
+        proposed_label=c.proposed_label, nearest_label=c.nearest_label,
+        similarity=c.similarity) for c in grouped.clusters]
     answer.unclustered = [texts[i].answer() for i in grouped.unclustered]
     return answer
 

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from services.trainer import evaluate, label_names
 from services.trainer.dataset import Dataset, DatasetError, parse
 from services.trainer.in_scope import nonsense_texts
+from services.trainer.intent_map import fit_intent_map
 from services.trainer.jobs import JobStore, attempts
 from services.trainer.promotion import Decision, decide
 from services.trainer.selection import select_and_fit
@@ -41,6 +42,7 @@ from shared.contracts.embeddings import SENTENCE_LEXICAL
 from shared.contracts.training import TrainOptions, Version
 from shared.db.models import TrainingJob
 from shared.errors import InvalidInput, NotFound, PolyheadError, Unavailable
+from shared.intent_map import INTENT_MAP_FILE
 from shared.registry import Registry
 from shared.settings import TrainerSettings
 
@@ -211,8 +213,12 @@ class Runtime:
             progress=lambda name, f: stage(name, f, 0.5, 0.95),
             x_nonsense=x_nonsense if nonsense else None, x_names=x_names,
             features=SENTENCE_LEXICAL)
-        timings["fit_s"] = time.perf_counter() - t
         selected.head.embedder_identity = identity  # checked when the head is served
+        intent_map, intent_map_report = fit_intent_map(selected.head.sentence(x), y,
+                                                       seed=options.seed)
+        timings["fit_s"] = time.perf_counter() - t
+        files = selected.head.to_files() | (
+            {INTENT_MAP_FILE: intent_map.to_file()} if intent_map is not None else {})
         held_out = selected.tested
         diagnosis = evaluate.diagnosis(y[held_out], selected.oof[held_out], labels,
                                        [t for t, kept in zip(data.texts, held_out, strict=True)
@@ -224,16 +230,16 @@ class Runtime:
         decision = self._promotion(job.model_name, options, selected.report["cv"]["weighted_f1"],
                                    labels)
         report = selected.report | diagnosis | {
-            "data": data.report, "embedder": {"model": model_id, "identity": identity,
-                                              "dim": selected.head.embedder_dim,
-                                              "features": selected.head.features,
-                                              "cache_hit_ratio": round(cached, 4)},
+            "intent_map": intent_map_report, "data": data.report,
+            "embedder": {"model": model_id, "identity": identity,
+                         "dim": selected.head.embedder_dim, "features": selected.head.features,
+                         "cache_hit_ratio": round(cached, 4)},
             "timings": {k: round(v, 2) for k, v in timings.items()},
             "promotion": decision.report(),
             "job_id": job.id, "code_version": __version__, "options": options.model_dump()}
         version = self.registry.register(
-            job.model_name, write=lambda v: self._write(job.model_name, v, selected.head.to_files(),
-                                                        report, data, options),
+            job.model_name, write=lambda v: self._write(job.model_name, v, files, report, data,
+                                                        options),
             head_type=selected.spec.kind, embedder_model=model_id,
             embedder_dim=selected.head.embedder_dim,
             num_classes=len(labels), train_rows=len(y), weighted_f1=report["cv"]["weighted_f1"],
@@ -278,9 +284,9 @@ class Runtime:
         identity = next(iter(identities), None)
         return np.concatenate(parts), model, cached / max(len(texts), 1), identity
 
-    def _write(self, name: str, version: int, head_files: dict[str, bytes],
+    def _write(self, name: str, version: int, version_files: dict[str, bytes],
                report: dict[str, Any], data: Dataset, options: TrainOptions) -> str:
-        files = dict(head_files)
+        files = dict(version_files)
         files["report.json"] = json.dumps(report | {"model": name, "version": version},
                                           indent=2, default=str).encode()
         files["per_class.csv"] = _per_class_csv(report["per_class"])

@@ -29,6 +29,9 @@ class TextCluster(BaseModel):
                                "first")
     keywords: list[str] = Field(description="the words that set these texts apart from the "
                                 "others sent (class-based TF-IDF), most distinctive first")
+    proposed_label: str = Field(description="a name for the intent, from its two most "
+                                "distinctive words (\"unnamed\" without any)",
+                                examples=["credit_score"])
     nearest_label: str | None = Field(description="the production version's label whose "
                                       "prototypes lie nearest the cluster's centre")
     similarity: float | None = Field(description="cosine of the centre to that label's "
@@ -58,6 +61,7 @@ class ReviewCluster(BaseModel):
     texts: list[ReviewText] = Field(description="nearest the cluster's centre first")
     inferences: int = Field(description="inferences of all its texts")
     keywords: list[str]
+    proposed_label: str
     nearest_label: str | None
     similarity: float | None
 

@@ -21,10 +21,10 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 def publish(db_url: str, store_dir: Path, name: str, rows: list[tuple[str, str]],
             embedder_url: str | None, *, embedder_model: str = MODEL, promote: bool = True,
-            format_3: bool = False) -> int:
+            format_3: bool = False, extra_files: dict[str, bytes] | None = None) -> int:
     """Fit a head on real features rows (or random ones) and register it, as the trainer
     would; ``format_3``: a head on sentence vectors alone, saved as format 3 (before heads
-    recorded their features)."""
+    recorded their features); ``extra_files``: more files of the version (an intent map)."""
     labels = sorted({label for _, label in rows})
     y = np.array([labels.index(label) for _, label in rows])
     features: FeatureSet = "sentence" if format_3 else "sentence+lexical"
@@ -36,7 +36,7 @@ def publish(db_url: str, store_dir: Path, name: str, rows: list[tuple[str, str]]
     x = x if features == "sentence+lexical" else x[:, :384]
     head, _ = fit(FitSpec(kind="logreg", features=features), x, y, labels,
                   embedder_model=embedder_model)
-    files = head.to_files()
+    files = head.to_files() | (extra_files or {})
     if format_3:
         meta = json.loads(files["head.json"])
         files["head.json"] = json.dumps({k: v for k, v in meta.items()

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.classifier.clusters import Group, cluster_texts, keywords
+from services.classifier.clusters import Group, cluster_texts, keywords, proposed_label
 from services.trainer.fitters import FitSpec, fit
 from services.trainer.in_scope import prototypes
 from shared.clients.embedder import EmbedderClient
 from shared.heads import Head
 from shared.in_scope import InScopeScore
+from shared.intent_map import INTENT_MAP_FILE, IntentMap
 from shared.settings import EmbedderClientSettings
 from tests.classifier.helpers import MODEL, publish
 from tests.classifier.test_api import app_for
@@ -75,6 +76,7 @@ def test_three_intents_make_three_clusters_and_the_noise_stays_alone(
     assert sorted(unclustered) == list(range(len(intents), len(texts)))
 
     assert "alarm" in found["alarm"].keywords
+    assert "alarm" in found["alarm"].proposed_label.split("_")
     assert "weather" in found["weather"].keywords
     assert {"table", "reservation", "reserve"} & set(found["restaurant_reservation"].keywords)
     assert not {"the", "a", "an", "for"} & {w for g in groups for w in g.keywords}
@@ -90,6 +92,13 @@ def test_keywords_of_only_stop_words_are_none() -> None:
     assert keywords(["the a an", "and or"]) == [[], []]
     assert keywords(["set an alarm", "alarm tomorrow", "the weather"], top=1) == [
         ["set"], ["tomorrow"], ["weather"]]
+
+
+def test_a_proposed_label_is_two_distinctive_words_in_the_order_texts_say_them() -> None:
+    texts = ["what is my credit score", "tell me my credit score please"]
+    assert proposed_label(["score", "credit", "tell"], texts) == "credit_score"
+    assert proposed_label(["alarm"], ["set an alarm"]) == "alarm"
+    assert proposed_label([], ["the a an"]) == "unnamed"
 
 
 @pytest.mark.anyio
@@ -119,6 +128,24 @@ async def test_the_route_embeds_once_and_keeps_predicts_limits(tmp_path: Path,
             answer = await client.post(f"/v1/cluster/{model}", json=request)
             assert answer.status_code == status, (request, answer.text)
             assert message in answer.json()["error"]["message"], answer.text
+
+
+@pytest.mark.anyio
+async def test_the_route_clusters_in_the_versions_intent_map(tmp_path: Path,
+                                                             embedder_url: str) -> None:
+    """A version stored with an intent map is clustered in it, at its distance: a map that
+    cuts at the widest cosine distance makes one cluster of texts of three intents."""
+    db = f"sqlite:///{tmp_path}/db.sqlite"
+    widest = IntentMap(mean=np.zeros(384, np.float32), projection=None, distance=2.0)
+    publish(db, tmp_path, "mapped", ROWS, embedder_url,
+            extra_files={INTENT_MAP_FILE: widest.to_file()})
+    publish(db, tmp_path, "unmapped", ROWS, embedder_url)
+    texts, _ = intent_texts(per_intent=4)
+    async with running(app_for(db, tmp_path, embedder_url)) as client:
+        mapped = (await client.post("/v1/cluster/mapped", json={"texts": texts})).json()
+        unmapped = (await client.post("/v1/cluster/unmapped", json={"texts": texts})).json()
+    assert [sorted(c["members"]) for c in mapped["clusters"]] == [list(range(len(texts)))]
+    assert len(unmapped["clusters"]) >= 3
 
 
 def test_one_text_is_unclustered(embedder_url: str) -> None:

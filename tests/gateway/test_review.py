@@ -127,6 +127,7 @@ async def test_the_queue_is_the_unsure_unlabelled_answers_one_per_text_clustered
         weather, tables = body["clusters"][:2]  # largest first
         assert {t["text"] for t in weather["texts"]} == set(WEATHER)
         assert weather["inferences"] == len(WEATHER) + 1 and "weather" in weather["keywords"]
+        assert "weather" in weather["proposed_label"].split("_")
         assert {t["text"] for t in tables["texts"]} == set(TABLES)
         assert tables["nearest_label"] == "accept_reservations" and "table" in tables["keywords"]
         [entry] = [t for t in tables["texts"] if t["text"] == TABLES[0]]

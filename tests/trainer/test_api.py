@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -81,6 +82,9 @@ async def test_csv_to_a_promoted_version_with_a_full_report(
     files = store.read_version(version["artifact_uri"])
     assert {"head.json", "report.json", "per_class.csv", "training_config.json",
             "data.json"} <= set(files)
+    # 6 labels are too few to learn an intent map from (tests/trainer/test_intent_map.py).
+    assert "intent_map.npz" not in files
+    assert "needs 18 labels" in json.loads(files["report.json"])["intent_map"]["note"]
     head = Head.from_files(store.read_version(version["artifact_uri"], HEAD_FILES))
     head.check_embedder("sentence-transformers/all-MiniLM-L6-v2", 384)
     assert head.in_scope_score is not None and head.threshold == threshold["threshold"]
