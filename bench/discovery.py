@@ -9,10 +9,13 @@ schema, a fresh Redis namespace), then, as a team would:
 2. predicts every in-scope ``test.csv`` text through the gateway (4,500 texts, 150 intents),
    and waits until the inference log has shipped all of them;
 3. reads the review queue (``GET /v1/models/discovery/review``, the defaults but ``limit``
-   2000) and scores it on the left-out intents' test texts:
+   2000) and scores its candidate new intents (its clusters and unclustered texts, not the
+   texts it sets apart as ``near_known``) on the left-out intents' test texts:
 
-   - ``coverage``: the share of them that reached the queue;
-   - ``queue_precision``: the share of the queue's texts that are of a left-out intent;
+   - ``coverage``: the share of them among the candidates;
+   - ``queue_precision``: the share of the candidates that are of a left-out intent;
+   - ``coverage_with_near_known`` and ``queue_precision_with_near_known``: the same over every
+     text the queue answered, ``near_known`` ones included;
    - ``nmi``, ``ari`` and ``acc`` (Hungarian accuracy) of the queue's clusters against the
      true intents, over the left-out intents' texts in the queue; a text left unclustered
      counts as a cluster of its own;
@@ -89,8 +92,15 @@ def queue_scores(review: dict[str, Any], truth: dict[str, str], left_out: set[st
     found = [t for t in left_texts if t in cluster_of]
     queued_left = sum(truth.get(t) in left_out for t in cluster_of)
     intents, clusters = [truth[t] for t in found], [cluster_of[t] for t in found]
+    near = {clean(item["text"]) for item in review["near_known"]}
     return {"coverage": round(len(found) / len(left_texts), 4),
             "queue_precision": round(queued_left / max(len(cluster_of), 1), 4),
+            "coverage_with_near_known": round(
+                sum(t in cluster_of or t in near for t in left_texts) / len(left_texts), 4),
+            "queue_precision_with_near_known": round(
+                (queued_left + sum(truth.get(t) in left_out for t in near))
+                / max(len(cluster_of) + len(near), 1), 4),
+            "near_known": len(near),
             "nmi": round(float(normalized_mutual_info_score(intents, clusters)), 4),
             "ari": round(float(adjusted_rand_score(intents, clusters)), 4),
             "acc": round(hungarian_accuracy(intents, clusters), 4),

@@ -43,7 +43,8 @@ class IntentMap:
 
     def to_file(self) -> bytes:
         buf = io.BytesIO()
-        arrays: dict[str, Any] = {"mean": self.mean.astype(np.float32), "distance": np.float64(self.distance)}
+        arrays: dict[str, Any] = {"mean": self.mean.astype(np.float32),
+                                  "distance": np.float64(self.distance)}
         if self.projection is not None:
             arrays["projection"] = self.projection.astype(np.float16)
         np.savez(buf, **arrays)

@@ -105,14 +105,15 @@ class ClassifierService:
             log.warning("model %s v%d: intent map unreadable; clustering sentence vectors",
                         model, served.version, exc_info=True)
             intent_map = None
-        groups, unclustered = await anyio.to_thread.run_sync(
+        found = await anyio.to_thread.run_sync(
             cluster_texts, texts, embeddings.head_rows, served.head, intent_map)
-        return ClusterResponse(model=model, version=served.version, unclustered=unclustered,
+        return ClusterResponse(model=model, version=served.version,
+                               unclustered=found.unclustered, near_known=found.near_known,
                                clusters=[TextCluster(members=g.members, keywords=g.keywords,
                                                      proposed_label=g.proposed_label,
                                                      nearest_label=g.nearest_label,
                                                      similarity=g.similarity)
-                                         for g in groups])
+                                         for g in found.groups])
 
     async def _embed(self, served: Served, texts: list[str]) -> Embeddings:
         """One embedder call (sentence vectors and features rows)."""

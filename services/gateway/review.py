@@ -40,6 +40,10 @@ SCAN_ROWS = 50_000  # newest inferences of the window a review reads, at most
 CLUSTERED_CHARS = 256
 CLUSTER_BODY_BYTES = 900_000
 DEFAULT_DAYS = 7
+# Answers below it queue. Wide on purpose: a head answers many texts of an intent it never
+# learned with a known label at 0.5-0.7, and the texts near a known label's examples are set
+# apart from the candidate new intents (services.classifier.clusters.near_known).
+DEFAULT_MAX_CONFIDENCE = 0.7
 
 
 @dataclass
@@ -104,7 +108,7 @@ async def review(registry: Registry, service: PredictService, model: str,
         labels=labels_of(production.metrics) if production else [], start=start, end=end,
         max_confidence=max_confidence, scanned=scanned, scan_limit=SCAN_ROWS,
         texts=len(texts), inferences=sum(len(t.ids) for t in texts), clusters=[],
-        unclustered=[])
+        unclustered=[], near_known=[])
     if not texts:
         return answer
     try:
@@ -120,6 +124,7 @@ async def review(registry: Registry, service: PredictService, model: str,
         proposed_label=c.proposed_label, nearest_label=c.nearest_label,
         similarity=c.similarity) for c in grouped.clusters]
     answer.unclustered = [texts[i].answer() for i in grouped.unclustered]
+    answer.near_known = [texts[i].answer() for i in grouped.near_known]
     return answer
 
 

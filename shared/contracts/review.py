@@ -44,6 +44,9 @@ class ClusterResponse(BaseModel):
     version: int = Field(description="the production version whose embedder and labels were used")
     clusters: list[TextCluster] = Field(description="groups of two texts or more, largest first")
     unclustered: list[int] = Field(description="indexes of the texts like no other")
+    near_known: list[int] = Field(description="indexes of the texts nearer a known label's "
+                                  "examples than to the other texts sent: unsure answers "
+                                  "between known labels, not candidate new intents")
 
 
 class ReviewText(BaseModel):
@@ -79,8 +82,12 @@ class ReviewResponse(BaseModel):
     scan_limit: int
     texts: int = Field(description="distinct texts in the queue (at most the limit asked)")
     inferences: int = Field(description="inferences of those texts")
-    clusters: list[ReviewCluster] = Field(description="largest first")
-    unclustered: list[ReviewText]
+    clusters: list[ReviewCluster] = Field(description="candidate new intents, largest first")
+    unclustered: list[ReviewText] = Field(description="candidates like no other text")
+    near_known: list[ReviewText] = Field(description="texts nearer a known label's examples "
+                                         "than to the other texts: unsure answers between "
+                                         "known labels (label them to correct the model), "
+                                         "not new intents")
 
 
 class ReviewLabelRequest(FeedbackRequest):

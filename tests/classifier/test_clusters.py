@@ -5,12 +5,19 @@ and the nearest label is the head's label for the intent it knows. Real model th
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from services.classifier.clusters import Group, cluster_texts, keywords, proposed_label
+from services.classifier.clusters import (
+    Clustering,
+    Group,
+    cluster_texts,
+    keywords,
+    proposed_label,
+)
 from services.trainer.fitters import FitSpec, fit
 from services.trainer.in_scope import prototypes
 from shared.clients.embedder import EmbedderClient
@@ -56,11 +63,14 @@ def head_with_prototypes(embedder: EmbedderClient) -> Head:
 
 def test_three_intents_make_three_clusters_and_the_noise_stays_alone(
         embedder_url: str) -> None:
+    """With a head without prototypes every text is a candidate."""
     texts, intents = intent_texts()
     texts += NOISE
     with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as embedder:
-        head = head_with_prototypes(embedder)
-        groups, unclustered = cluster_texts(texts, embedder.embed(texts).vectors, head)
+        head = replace(head_with_prototypes(embedder), in_scope_score=None)
+        found_ = cluster_texts(texts, embedder.embed(texts).vectors, head)
+    groups, unclustered = found_.groups, found_.unclustered
+    assert found_.near_known == []
 
     assert [len(g.members) for g in groups] == sorted((len(g.members) for g in groups),
                                                        reverse=True)
@@ -80,12 +90,30 @@ def test_three_intents_make_three_clusters_and_the_noise_stays_alone(
     assert "weather" in found["weather"].keywords
     assert {"table", "reservation", "reserve"} & set(found["restaurant_reservation"].keywords)
     assert not {"the", "a", "an", "for"} & {w for g in groups for w in g.keywords}
+    # Without prototypes, the nearest label is the head's top label for the centre.
+    assert (found["alarm"].nearest_label, found["alarm"].similarity) == ("alarm", None)
 
-    assert found["alarm"].nearest_label == "alarm"
-    similarity = found["alarm"].similarity
-    assert similarity is not None and similarity > 0.7
-    weather = found["weather"].similarity
-    assert weather is not None and weather < similarity  # a label the head does not know
+
+def test_texts_like_a_known_labels_examples_are_set_apart(embedder_url: str) -> None:
+    """The head knows alarm (and accept_reservations): its prototypes are nearer the alarm
+    texts than the other alarm texts are, and nearer the noise than anything else sent; the
+    weather texts, of an intent it does not know, are nearer each other and cluster."""
+    texts, intents = intent_texts()
+    texts += NOISE
+    intents += ["noise"] * len(NOISE)
+    with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as embedder:
+        head = head_with_prototypes(embedder)
+        found = cluster_texts(texts, embedder.embed(texts).vectors, head)
+    near = [intents[i] for i in found.near_known]
+    assert near.count("alarm") == 8 and near.count("noise") == len(NOISE)
+    assert near.count("restaurant_reservation") <= 2  # "book a table" is near accept_reservations
+    assert "weather" not in near
+    weather, reservations = found.groups
+    assert [intents[i] for i in weather.members] == ["weather"] * 8
+    assert {intents[i] for i in reservations.members} == {"restaurant_reservation"}
+    assert reservations.nearest_label == "accept_reservations"
+    assert weather.similarity is not None and reservations.similarity is not None
+    assert weather.similarity < reservations.similarity
 
 
 def test_keywords_of_only_stop_words_are_none() -> None:
@@ -152,4 +180,4 @@ def test_one_text_is_unclustered(embedder_url: str) -> None:
     with EmbedderClient(EmbedderClientSettings(url=embedder_url)) as embedder:
         head = head_with_prototypes(embedder)
         assert cluster_texts(["set an alarm"], embedder.embed(["set an alarm"]).vectors,
-                             head) == ([], [0])
+                             head) == Clustering([], [0], [])

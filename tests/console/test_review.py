@@ -49,7 +49,7 @@ def _queued(owner: httpx.Client, texts: list[str], timeout_s: float = 30) -> dic
     while True:
         queue = owner.get(f"/v1/models/{MODEL}/review").json()
         found = {t["text"] for c in queue["clusters"] for t in c["texts"]}
-        found |= {t["text"] for t in queue["unclustered"]}
+        found |= {t["text"] for t in queue["unclustered"] + queue["near_known"]}
         if set(texts) <= found or time.monotonic() > deadline:
             assert set(texts) <= found, sorted(set(texts) - found)
             return queue

@@ -6,12 +6,14 @@ equal to the rows); and the errors."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import select
 
@@ -84,7 +86,7 @@ def queue_rows(now: datetime) -> dict[str, dict[str, Any]]:
         "in_lonely": unsure("can you see a hdmi cord", now - timedelta(minutes=30)),
         "sure": unsure("set an alarm", now, label="alarm", abstained=False, probability=0.9),
         "fairly_sure": unsure("wake me at six", now, label="alarm", abstained=False,
-                              probability=0.6),
+                              probability=0.75),
         "labelled": unsure("what is the forecast", now, feedback_label="weather"),
         "old": unsure("will it rain tomorrow", now - timedelta(days=8)),
         "other_model": unsure("what is the weather", now, model_name="support"),
@@ -98,7 +100,8 @@ def queue_rows(now: datetime) -> dict[str, dict[str, Any]]:
 
 
 def texts_of(body: dict[str, Any]) -> dict[str, list[str]]:
-    entries = [t for c in body["clusters"] for t in c["texts"]] + body["unclustered"]
+    entries = ([t for c in body["clusters"] for t in c["texts"]] + body["unclustered"]
+               + body["near_known"])
     return {t["text"]: t["inference_ids"] for t in entries}
 
 
@@ -113,7 +116,7 @@ async def test_the_queue_is_the_unsure_unlabelled_answers_one_per_text_clustered
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["model"], body["version"], body["labels"]) == ("intents", 1, LABELS)
-        assert body["max_confidence"] == 0.5 and body["scan_limit"] == 50_000
+        assert body["max_confidence"] == 0.7 and body["scan_limit"] == 50_000
         in_window = [r for r in rows.values()
                      if r["model_name"] == "intents" and r["created_at"] > now - timedelta(7)]
         assert body["scanned"] == len(in_window)
@@ -136,7 +139,7 @@ async def test_the_queue_is_the_unsure_unlabelled_answers_one_per_text_clustered
         assert "can you see a hdmi cord" in {t["text"] for t in body["unclustered"]}
 
         wider = (await client.get("/v1/models/intents/review", headers=auth(stack["admin"]),
-                                  params={"max_confidence": 0.7,
+                                  params={"max_confidence": 0.8,
                                           "from": (now - timedelta(days=9)).isoformat()})).json()
         assert {"wake me at six", "will it rain tomorrow"} <= set(texts_of(wider))
         assert "set an alarm" not in texts_of(wider)
@@ -150,6 +153,31 @@ async def test_the_queue_is_the_unsure_unlabelled_answers_one_per_text_clustered
                                  params={"to": (now - timedelta(days=20)).isoformat()})
         assert empty.status_code == 200, empty.text
         assert (empty.json()["clusters"], empty.json()["unclustered"]) == ([], [])
+
+
+async def test_texts_like_a_known_labels_are_answered_apart(
+        stack: dict[str, Any], tmp_path: Path, embedder_url: str) -> None:
+    """A version with prototypes: the queued texts nearer its alarm examples than to the other
+    texts come back as ``near_known``, the weather texts (an intent it does not know) as a
+    cluster."""
+    publish(stack["db"], tmp_path / "artifacts", "scoped", ROWS, embedder_url, prototypes=True)
+    alarms = ["set an alarm for 7 am", "wake me up at six with an alarm",
+              "please set my alarm for noon"]
+    now = utcnow()
+    ship(stack["engine"], [unsure(text, now - timedelta(minutes=i), model_name="scoped")
+                           for i, text in enumerate(WEATHER + alarms)])
+    async with running(gateway(stack)) as client:
+        deadline = time.monotonic() + 30
+        while (response := await client.get("/v1/models/scoped/review",
+                                             headers=auth(stack["admin"]))).status_code == 503:
+            assert time.monotonic() < deadline, response.text  # the replica loads it shortly
+            await anyio.sleep(0.2)
+        assert response.status_code == 200, response.text
+        body = response.json()
+    assert sorted(t["text"] for t in body["near_known"]) == sorted(alarms)
+    [weather] = body["clusters"]
+    assert sorted(t["text"] for t in weather["texts"]) == sorted(WEATHER)
+    assert "weather" in weather["proposed_label"].split("_") and body["unclustered"] == []
 
 
 async def test_labelling_stores_feedback_on_every_id_and_empties_the_queue(

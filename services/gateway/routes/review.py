@@ -26,17 +26,20 @@ async def review_queue(
         name: str, registry: RegistryDep, service: ServiceDep, client: AdminClient,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
-        max_confidence: Annotated[float, Query(ge=0, le=1)] = 0.5,
+        max_confidence: Annotated[float, Query(ge=0, le=1)] = review.DEFAULT_MAX_CONFIDENCE,
         limit: Annotated[int, Query(ge=1, le=MAX_REVIEW_TEXTS)] = 500) -> ReviewResponse:
     """What the model was unsure of, grouped into candidate new intents (admin): the
     inferences of the window (default the last 7 days) that abstained or answered with a top
-    probability under ``max_confidence``, answered to callers (not a shadow's) and without
-    feedback yet, newest first, as at most ``limit`` distinct texts, each with the ids of all
-    its inferences. A classifier replica clusters them by meaning: each cluster has its
-    distinctive words and the production version's nearest label (cosine to its prototypes).
+    probability under ``max_confidence`` (default 0.7), answered to callers (not a shadow's)
+    and without feedback yet, newest first, as at most ``limit`` distinct texts, each with the
+    ids of all its inferences. A classifier replica sets apart the texts nearer a known
+    label's examples than to the other texts (``near_known``: corrections, not new intents)
+    and clusters the rest by meaning in the production version's intent map: each cluster has
+    its distinctive words, a proposed name and the version's nearest label (cosine to its
+    prototypes).
 
     ```
-    curl -s 'localhost:8000/v1/models/intents/review?max_confidence=0.5&limit=500' \\
+    curl -s 'localhost:8000/v1/models/intents/review?max_confidence=0.7&limit=500' \\
          -H "Authorization: Bearer $ADMIN_KEY"
     ```
     Only the newest ``scan_limit`` inferences of the window are read (``scanned`` says how

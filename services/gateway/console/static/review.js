@@ -40,15 +40,16 @@ function clusterCard(cluster, index, boxes, labelWith) {
     ` · nearest label ${cluster.nearest_label}` +
     (cluster.similarity === null ? "" : ` (${number(cluster.similarity, 2)})`);
   return h("section", { class: "card cluster", "data-cluster": index },
-    h("h2", {}, `${cluster.texts.length} texts · ${cluster.inferences} inferences`),
+    h("h2", {}, `${cluster.proposed_label} · ${cluster.texts.length} texts · ` +
+      `${cluster.inferences} inferences`),
     h("p", { class: "keywords" }, cluster.keywords.map((word) => h("span", { class: "chip" }, word))),
     h("p", { class: "muted nearest" }, `Candidate intent${nearest}`),
     list, all);
 }
 
-function unclusteredCard(entries, boxes) {
-  return h("section", { class: "card cluster unclustered", id: "unclustered" },
-    h("h2", {}, `${entries.length} texts like no other`),
+function listCard(id, title, note, entries, boxes) {
+  return h("section", { class: "card cluster unclustered", id },
+    h("h2", {}, title), note ? h("p", { class: "muted" }, note) : null,
     h("ul", { class: "review-texts" }, entries.map((entry) => textRow(entry, boxes))));
 }
 
@@ -87,7 +88,7 @@ function filters(reload) {
     [["1", "last 24 h"], ["7", "last 7 days"], ["30", "last 30 days"]].map(([value, text]) =>
       h("option", { value, selected: value === "7" }, text)));
   const below = h("input", { id: "review-below", type: "number", min: 0, max: 1, step: "any",
-                             value: 0.5, "aria-label": "Confidence below" });
+                             value: 0.7, "aria-label": "Confidence below" });
   const form = h("form", { class: "filters", id: "review-filters" },
     h("label", {}, "Inferences of the ", days), " ",
     h("label", {}, " answered below confidence ", below), " ",
@@ -105,7 +106,7 @@ async function queuePart(name, days, below) {
   const queue = await api(`/v1/models/${part(name)}/review?from=${encodeURIComponent(since)}` +
                           `&max_confidence=${below}`);
   const head = [summary(queue)];
-  if (!queue.clusters.length && !queue.unclustered.length) {
+  if (!queue.clusters.length && !queue.unclustered.length && !queue.near_known.length) {
     return [...head, h("p", { id: "review-empty" }, "Nothing to review: the model was sure " +
       "of every answer in the window, or every unsure one has feedback."), retrainCard(name)];
   }
@@ -145,12 +146,18 @@ async function queuePart(name, days, below) {
   return [...head, bar,
           h("div", { id: "clusters" },
             queue.clusters.map((cluster, i) => clusterCard(cluster, i, boxes, labelWith)),
-            queue.unclustered.length ? unclusteredCard(queue.unclustered, boxes) : null),
+            queue.unclustered.length ? listCard("unclustered",
+              `${queue.unclustered.length} texts like no other`, "", queue.unclustered, boxes)
+              : null,
+            queue.near_known.length ? listCard("near-known",
+              `${queue.near_known.length} texts like a known label's`, "Nearer the examples " +
+              "of a label the model knows than any other text here: unsure answers to " +
+              "correct, not new intents.", queue.near_known, boxes) : null),
           retrainCard(name)];
 }
 
 export async function reviewPage(name) {
-  const content = h("div", { id: "review-queue" }, ...await queuePart(name, 7, 0.5));
+  const content = h("div", { id: "review-queue" }, ...await queuePart(name, 7, 0.7));
   const reload = async (days, below) => {
     content.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
