@@ -4,10 +4,11 @@ whether labelling its clusters teaches them.
 Starts an embedder, a trainer, a classifier and a gateway as processes (a fresh PostgreSQL
 schema, a fresh Redis namespace), then, as a team would:
 
-1. trains ``discovery`` on CLINC150's ``train.csv`` without 25% of its intents (``--leave-out``
-   38 of 150, a seeded choice) through the trainer, with its defaults;
-2. predicts every in-scope ``test.csv`` text through the gateway (4,500 texts, 150 intents),
-   and waits until the inference log has shipped all of them;
+1. trains ``discovery`` on CLINC150's ``train.csv`` without 25% of its intents (38 of 150, a
+   seeded choice; ``--dataset hwu64``: HWU64's, 16 of 64) through the trainer, with its
+   defaults;
+2. predicts every in-scope ``test.csv`` text through the gateway (4,500 texts, 150 intents;
+   HWU64 1,076 and 64), and waits until the inference log has shipped all of them;
 3. reads the review queue (``GET /v1/models/discovery/review``, the defaults but ``limit``
    2000) and scores its candidate new intents (its clusters and unclustered texts, not the
    texts it sets apart as ``near_known``) on the left-out intents' test texts:
@@ -23,8 +24,8 @@ schema, a fresh Redis namespace), then, as a team would:
 4. labels each cluster as a reviewer reading it would: all its texts with its most common
    true intent (``POST .../review/labels``; ``new_label`` for a left-out one), retrains from
    feedback (``POST /v1/jobs/feedback``), and predicts the left-out intents' ``val.csv``
-   texts (never labelled, never trained on) with the new version through the gateway:
-   ``retrained_accuracy`` (the top label, abstentions ignored) and
+   (HWU64: ``valid.csv``) texts (never labelled, never trained on) with the new version
+   through the gateway: ``retrained_accuracy`` (the top label, abstentions ignored) and
    ``retrained_abstained`` (the share it abstained on).
 
 Also printed: ``clusters``, ``unclustered``, ``queue_texts``, ``named_as_truth`` (the share
@@ -163,13 +164,16 @@ def train(trainer: httpx.Client, rows: list[tuple[str, str]] | None) -> tuple[in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--leave-out", type=int, default=38, help="intents left out of training")
+    parser.add_argument("--dataset", choices=("clinc150", "hwu64"), default="clinc150")
+    parser.add_argument("--leave-out", type=float, default=0.25,
+                        help="share of the intents left out of training")
     parser.add_argument("--seed", type=int, default=7, help="which intents are left out")
     args = parser.parse_args()
-    folder = ROOT / "data/clinc150"
+    folder = ROOT / "data" / args.dataset
     training, test = read(folder / "train.csv"), read(folder / "test.csv")
     intents = sorted({label for _, label in training})
-    left_out = set(random.Random(args.seed).sample(intents, args.leave_out))
+    left_out = set(random.Random(args.seed).sample(intents,
+                                                    round(args.leave_out * len(intents))))
     truth = {clean(t): label for t, label in test}
     work = Path(tempfile.mkdtemp(prefix="polyhead-discovery-"))
     print(f"work folder (service logs): {work}", file=sys.stderr)
@@ -198,7 +202,8 @@ def main() -> None:
                 result["labelled_clusters"], result["named_as_truth"] = label_clusters(
                     gateway, review.json(), truth, left_out)
                 version, result["retrain_s"] = train(trainer, None)
-                unseen = [(t, label) for t, label in read(folder / "val.csv")
+                validation = "val.csv" if args.dataset == "clinc150" else "valid.csv"
+                unseen = [(t, label) for t, label in read(folder / validation)
                           if label in left_out]
                 answers = predict(gateway, [t for t, _ in unseen], version)
                 result["retrained_accuracy"] = round(float(np.mean(
@@ -212,7 +217,8 @@ def main() -> None:
                 proc.wait(30)
     result = {k: round(v, 2) if isinstance(v, float) and k.endswith("_s") else v
               for k, v in result.items()}
-    print(json.dumps(result | {"left_out": args.leave_out, "seed": args.seed,
+    print(json.dumps(result | {"dataset": args.dataset, "left_out": len(left_out),
+                               "seed": args.seed,
                                "cpus": __import__("os").cpu_count(), "machine": cpu_model()}))
 
 
