@@ -3,9 +3,9 @@
 The score's two terms are measured on out-of-fold predictions (each fold's head and prototypes
 never saw the rows they score), so their mean and spread, and the threshold, describe texts
 the served head has not memorised. No out-of-scope rows are needed: the threshold is the
-highest one that costs at most ``max_accuracy_drop`` of held-out in-scope accuracy, which
-abstains first on the in-scope texts the head gets wrong anyway. Out-of-scope rows, when the
-data has some, measure the recall that threshold reaches.
+highest one that costs at most ``max_accuracy_drop`` of in-scope accuracy at 95% confidence
+(:func:`calibrate`), which abstains first on the in-scope texts the head gets wrong anyway.
+Out-of-scope rows, when the data has some, measure the recall that threshold reaches.
 
 The score's nonsense gate (:mod:`shared.in_scope`) compares each text with embeddings of
 :func:`nonsense_texts`; its margin is the largest gap of a correctly answered held-out text,
@@ -19,12 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta
 
 from shared.contracts.training import TrainOptions
 from shared.heads import Head
 from shared.in_scope import NONSENSE_SCORE, InScopeScore, nonsense_gap
 
 PROTOTYPES_PER_LABEL = 8
+CONFIDENCE = 0.95  # that the threshold's cost stays within its bound (calibrate)
 SCORE = ("top probability + cosine to the nearest label prototype, each standardised on "
          "out-of-fold in-scope predictions")
 _ROUNDS = 10
@@ -103,19 +105,29 @@ def _own_gaps(nonsense: np.ndarray, bank: np.ndarray) -> np.ndarray:
 
 def calibrate(scores: np.ndarray, correct: np.ndarray, oos_scores: np.ndarray | None, *,
               max_accuracy_drop: float) -> dict[str, Any]:
-    """The highest threshold whose held-out in-scope accuracy (an abstention counted as an
-    error) stays within ``max_accuracy_drop`` of answering everything."""
+    """The highest threshold whose cost in in-scope accuracy (the share of the rows answered
+    correctly that it abstains on) stays within ``max_accuracy_drop`` at ``CONFIDENCE`` on
+    texts like the held-out ones: its one-sided Clopper-Pearson upper bound, not the share
+    measured on these rows, which a few hundred rows (five or ten a label) measure too coarsely
+    to promise it. With too few rows to promise the bound for any threshold (under about
+    3 / ``max_accuracy_drop``: 1,000 rows for 0.003), it abstains only below the lowest
+    held-out score (and through the nonsense gate)."""
     order = np.argsort(scores, kind="stable")
     ranked = scores[order]
     lost = np.concatenate([[0], np.cumsum(correct[order])])  # correct answers below each cut
-    accuracy = (correct.sum() - lost) / len(scores)  # abstaining on the i lowest
-    base = float(correct.mean())
-    cut = int(np.flatnonzero(accuracy >= base - max_accuracy_drop - 1e-12).max())
+    n = len(scores)
+    bound = np.where(lost < n, beta.ppf(CONFIDENCE, lost + 1, np.maximum(n - lost, 1)), 1.0)
+    allowed = np.flatnonzero(bound <= max_accuracy_drop + 1e-12)
+    cut = int(allowed.max()) if len(allowed) else 0
     # Abstaining on the i lowest is a threshold of ranked[i] (ties with it are kept, which
     # only helps); rounded down, which keeps a few more at most.
     threshold = float(ranked[cut]) if cut < len(ranked) else float(ranked[-1]) + 1e-6
+    # Above the nonsense gate's score, whatever the rows: what the gate stops always abstains.
+    threshold = max(threshold, NONSENSE_SCORE + 1e-3)
     return at(float(np.floor(threshold * 1e6) / 1e6), scores, correct, oos_scores) | {
-        "in_scope_accuracy_without": round(base, 5), "max_accuracy_drop": max_accuracy_drop}
+        "in_scope_accuracy_without": round(float(correct.mean()), 5),
+        "max_accuracy_drop": max_accuracy_drop,
+        "cost_upper_bound": round(float(bound[cut]), 5), "confidence": CONFIDENCE}
 
 
 def at(threshold: float, scores: np.ndarray, correct: np.ndarray,

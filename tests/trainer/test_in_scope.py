@@ -45,6 +45,37 @@ def test_the_threshold_costs_at_most_the_allowed_accuracy() -> None:
     nothing = calibrate(scores, correct, None, max_accuracy_drop=0.0)
     assert nothing["in_scope_accuracy"] == round(float(correct.mean()), 5)
     assert "oos_recall" not in nothing
+    assert correct.mean() - (correct & kept).mean() <= result["cost_upper_bound"] <= 0.01
+
+
+def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of ``n`` in-scope texts and whether each is answered right (low: often wrong)."""
+    scores = rng.normal(size=n)
+    return scores, rng.random(n) < 1 / (1 + np.exp(-3 * scores - 2))
+
+
+def test_the_bound_holds_on_texts_the_threshold_never_saw() -> None:
+    """Calibrated on 3,000 held-out rows, the threshold abstains, and costs more than the bound
+    on fresh texts of the same kind in about 5% of draws at most (the bound's confidence)."""
+    rng = np.random.default_rng(0)
+    exceeded, abstained = 0, 0.0
+    for _ in range(200):
+        scores, correct = draw(rng, 3000)
+        threshold = calibrate(scores, correct, None, max_accuracy_drop=0.003)["threshold"]
+        fresh, right = draw(rng, 20_000)
+        exceeded += float(right.mean() - (right & (fresh >= threshold)).mean()) > 0.003
+        abstained += float((fresh < threshold).mean()) / 200
+    assert exceeded <= 0.08 * 200, exceeded
+    assert abstained > 0.03  # it does abstain: on the low scores, mostly wrong answers
+
+
+def test_too_few_rows_to_promise_the_bound_abstain_below_the_lowest_score_only() -> None:
+    """640 rows (ten examples of 64 labels) cannot show a cost of at most 0.003 at 95%
+    confidence for any threshold: even none of them abstained on leaves 0.0047 possible."""
+    scores, correct = draw(np.random.default_rng(2), 640)
+    result = calibrate(scores, correct, None, max_accuracy_drop=0.003)
+    assert result["threshold"] == np.floor(scores.min() * 1e6) / 1e6
+    assert (result["in_scope_abstain_rate"], result["cost_upper_bound"]) == (0.0, 0.00467)
 
 
 def _embed(backend: Backend, texts: list[str]) -> np.ndarray:
