@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from services.trainer.runtime import build_runtime
+from shared.clients.embedder import EmbedderClient
+from shared.contracts.training import TrainOptions
 from shared.db import make_engine
 from shared.db.models import Inference
+from shared.settings import EmbedderClientSettings
 from tests.conftest import clinc_rows, free_port, running, to_csv
 from tests.trainer.helpers import submit, trainer_app, trainer_settings, wait_job
 
@@ -105,3 +109,28 @@ async def test_jobs_left_unfinished_by_a_restart_run_again(tmp_path: Path,
     async with running(trainer_app(settings, embedder_url)) as client:
         job = await wait_job(client, "orphan")
         assert job["status"] == "succeeded", job["error"]
+
+
+@pytest.mark.parametrize(("source", "upload", "message"), [
+    ("csv", b"text,label\nhi,a\nho,a\n", "need at least 2 labels"),
+    ("csv", b"phrase,intent\nhi,a\n", "missing column(s) 'text', 'label'"),
+    ("feedback", None, "no inferences of model 'intents' have feedback yet"),
+])
+def test_a_job_that_fails_for_its_data_is_not_retried(
+        tmp_path: Path, source: str, upload: bytes | None, message: str) -> None:
+    """Data that turns out bad only when the job runs (an upload checked by an older trainer,
+    feedback gone since the job was queued): failed on its first attempt, saying why, though
+    attempts were left."""
+    settings = trainer_settings(f"sqlite:///{tmp_path}/db.sqlite", tmp_path, max_attempts=3)
+    runtime = build_runtime(settings, EmbedderClient(EmbedderClientSettings(
+        url=f"http://127.0.0.1:{free_port()}")))  # never reached
+    try:
+        uri = runtime.store.put("_uploads/bad.csv", upload) if upload is not None else None
+        job = runtime.jobs.create(model_name="intents", options=TrainOptions().model_dump(),
+                                  source=source, upload_uri=uri)
+        runtime.run(job.id)
+        done = runtime.jobs.get(job.id)
+    finally:
+        runtime.close()
+    assert (done.status, done.attempts) == ("failed", 1), done
+    assert done.error is not None and message in done.error and "unexpected" not in done.error
