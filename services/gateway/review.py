@@ -5,8 +5,9 @@ The queue reads only the newest ``SCAN_ROWS`` inferences of the window (the inde
 ``(model_name, created_at)``, read backwards, stops there), so a review costs the same with a
 thousand inferences as with a billion. Texts are de-duplicated after the cleaning heads apply
 (:func:`shared.text.clean`), keeping every inference id of each, so labelling a text labels
-all its inferences. A classifier replica clusters them (``POST /v1/cluster/{model}``): the
-production version's embedder and labels. Labels from the queue go in as feedback
+all its inferences. A classifier replica sets apart the texts like a known label's and
+clusters the rest (``POST /v1/cluster/{model}``, :mod:`services.classifier.clusters`): the
+production version's embedder, labels and intent map. Labels from the queue go in as feedback
 (:func:`label`). No FastAPI here.
 """
 
