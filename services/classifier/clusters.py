@@ -18,9 +18,8 @@ intent texts and leaves 71-86% of the out-of-scope texts alone; a wider cut clus
 mixes intents, which labelling a whole cluster must not. HDBSCAN (minimum cluster size 3)
 scored alike but left more intent texts out.
 
-Each cluster is described by its most distinctive words, class-based TF-IDF (each cluster's
-texts are one document, the unclustered texts another, English stop words dropped), a name
-proposed from them (:func:`proposed_label`), and the head's label whose prototypes
+Each cluster is described by its most distinctive words and a name proposed from them
+(:mod:`services.classifier.cluster_names`), and the head's label whose prototypes
 (:mod:`shared.in_scope`) lie nearest the cluster's centre (each prototype's label:
 :meth:`shared.heads.Head.prototype_owners`). No FastAPI here.
 """
@@ -31,14 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
+from services.classifier.cluster_names import keywords, proposed_label
 from shared.heads import Head
 from shared.intent_map import IntentMap
 
 DISTANCE_THRESHOLD = 0.55  # average cosine distance within a cluster, at most
-KEYWORDS = 5
-NAME_WORDS = 2  # distinctive words in a proposed name
 NEIGHBOURS = 3  # other texts whose mean cosine to a text says how alike its peers are
 
 
@@ -113,30 +110,6 @@ def assign(vectors: np.ndarray, distance: float = DISTANCE_THRESHOLD) -> np.ndar
     clustering = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
                                          distance_threshold=distance)
     return np.asarray(clustering.fit_predict(vectors), dtype=int)
-
-
-def keywords(documents: list[str], top: int = KEYWORDS) -> list[list[str]]:
-    """Each document's most distinctive words against the others (class-based TF-IDF)."""
-    try:
-        counts = CountVectorizer(stop_words="english").fit(documents)
-    except ValueError:  # nothing but stop words (or no words at all)
-        return [[] for _ in documents]
-    matrix = counts.transform(documents)
-    weights = TfidfTransformer().fit_transform(matrix).toarray()
-    vocabulary = counts.get_feature_names_out()
-    return [[str(vocabulary[j]) for j in np.argsort(-row, kind="stable")[:top] if row[j] > 0]
-            for row in weights]
-
-
-def proposed_label(keywords: list[str], texts: list[str]) -> str:
-    """A name for a cluster: its ``NAME_WORDS`` most distinctive words, in the order they first
-    come in its texts (nearest the centre first), joined by ``_`` ("credit_score");
-    ``"unnamed"`` when it has no distinctive word."""
-    words = keywords[:NAME_WORDS]
-    if not words:
-        return "unnamed"
-    said = " ".join(texts).lower().split()
-    return "_".join(sorted(words, key=lambda w: said.index(w) if w in said else len(said)))
 
 
 def nearest_label(centre: np.ndarray, head: Head, owners: np.ndarray | None,

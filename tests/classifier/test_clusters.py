@@ -11,13 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.classifier.clusters import (
-    Clustering,
-    Group,
-    cluster_texts,
-    keywords,
-    proposed_label,
-)
+from services.classifier.clusters import Clustering, Group, cluster_texts
 from services.trainer.fitters import FitSpec, fit
 from services.trainer.in_scope import prototypes
 from shared.clients.embedder import EmbedderClient
@@ -114,19 +108,6 @@ def test_texts_like_a_known_labels_examples_are_set_apart(embedder_url: str) -> 
     assert reservations.nearest_label == "accept_reservations"
     assert weather.similarity is not None and reservations.similarity is not None
     assert weather.similarity < reservations.similarity
-
-
-def test_keywords_of_only_stop_words_are_none() -> None:
-    assert keywords(["the a an", "and or"]) == [[], []]
-    assert keywords(["set an alarm", "alarm tomorrow", "the weather"], top=1) == [
-        ["set"], ["tomorrow"], ["weather"]]
-
-
-def test_a_proposed_label_is_two_distinctive_words_in_the_order_texts_say_them() -> None:
-    texts = ["what is my credit score", "tell me my credit score please"]
-    assert proposed_label(["score", "credit", "tell"], texts) == "credit_score"
-    assert proposed_label(["alarm"], ["set an alarm"]) == "alarm"
-    assert proposed_label([], ["the a an"]) == "unnamed"
 
 
 @pytest.mark.anyio
