@@ -33,6 +33,7 @@ from shared.text import clean
 
 log = logging.getLogger(__name__)
 
+
 class ClassifierService:
     def __init__(self, heads: HeadSet, embedder: AsyncEmbedderClient,
                  settings: ClassifierSettings) -> None:

@@ -52,9 +52,10 @@ def fit_intent_map(x: np.ndarray, y: np.ndarray, *, seed: int
             rows = np.concatenate([rng.choice(np.flatnonzero(y == c),
                                               min(int(counts[c]), ROWS_PER_LABEL), replace=False)
                                    for c in held])
+            mean, within, between = scatter(x, y, fitted)
             for i, shrink in enumerate(spaces):
-                mapped = (sentence_map(x[rows]) if shrink is None else
-                          IntentMap(*discriminant(x, y, fitted, dims, shrink), 0.0).rows(x[rows]))
+                mapped = (IntentMap(mean, None, 0.0) if shrink is None else IntentMap(
+                    mean, directions(within, between, shrink, dims), 0.0)).rows(x[rows])
                 tree = linkage(mapped, method="average", metric="cosine")
                 agreement[i] += [adjusted_rand_score(y[rows], fcluster(tree, d, "distance"))
                                  for d in DISTANCES]
@@ -66,17 +67,15 @@ def fit_intent_map(x: np.ndarray, y: np.ndarray, *, seed: int
     if shrink is None:
         return IntentMap(np.zeros(x.shape[1], np.float32), None, distance), report | {
             "space": "sentence vectors: no discriminant did better on held-out labels"}
-    return IntentMap(*discriminant(x, y, usable, dims, shrink), distance), report | {
+    mean, within, between = scatter(x, y, usable)
+    return IntentMap(mean, directions(within, between, shrink, dims), distance), report | {
         "space": "linear discriminant of the sentence vectors", "dims": dims, "shrink": shrink}
 
 
-def sentence_map(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
-
-
-def discriminant(x: np.ndarray, y: np.ndarray, labels: np.ndarray, dims: int, shrink: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and ``dims`` leading discriminant directions of the rows of ``labels``."""
+def scatter(x: np.ndarray, y: np.ndarray, labels: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean of the rows of ``labels``, and their within-label and between-label
+    covariances."""
     kept = np.isin(y, labels)
     rows, owners = np.asarray(x[kept], dtype=np.float64), y[kept]
     means = np.zeros((int(y.max()) + 1, rows.shape[1]))
@@ -84,7 +83,14 @@ def discriminant(x: np.ndarray, y: np.ndarray, labels: np.ndarray, dims: int, sh
         means[c] = rows[owners == c].mean(axis=0)
     mean = rows.mean(axis=0)
     within = np.cov(rows - means[owners], rowvar=False)
-    within += shrink * np.trace(within) / len(within) * np.eye(len(within))
     between = np.cov(means[labels] - mean, rowvar=False)
-    _, vectors = eigh(between, within)  # ascending eigenvalues
-    return mean.astype(np.float32), vectors[:, ::-1][:, :dims].astype(np.float32)
+    return mean.astype(np.float32), within, between
+
+
+def directions(within: np.ndarray, between: np.ndarray, shrink: float, dims: int
+               ) -> np.ndarray:
+    """The ``dims`` leading discriminant directions, the within-label covariance shrunk by
+    ``shrink`` times its mean variance towards the identity."""
+    shrunk = within + shrink * np.trace(within) / len(within) * np.eye(len(within))
+    _, vectors = eigh(between, shrunk)  # ascending eigenvalues
+    return np.asarray(vectors[:, ::-1][:, :dims], dtype=np.float32)
