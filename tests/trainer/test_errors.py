@@ -117,11 +117,11 @@ async def test_jobs_left_unfinished_by_a_restart_run_again(tmp_path: Path,
     ("feedback", None, "no inferences of model 'intents' have feedback yet"),
 ])
 def test_a_job_that_fails_for_its_data_is_not_retried(
-        tmp_path: Path, source: str, upload: bytes | None, message: str) -> None:
+        pg_url: str, tmp_path: Path, source: str, upload: bytes | None, message: str) -> None:
     """Data that turns out bad only when the job runs (an upload checked by an older trainer,
     feedback gone since the job was queued): failed on its first attempt, saying why, though
     attempts were left."""
-    settings = trainer_settings(f"sqlite:///{tmp_path}/db.sqlite", tmp_path, max_attempts=3)
+    settings = trainer_settings(pg_url, tmp_path, max_attempts=3)
     runtime = build_runtime(settings, EmbedderClient(EmbedderClientSettings(
         url=f"http://127.0.0.1:{free_port()}")))  # never reached
     try:
